@@ -1,0 +1,689 @@
+//! k-means (Euclidean; Lloyd 1982) and spherical k-means (cosine; Dhillon and Modha 2001)
+//! with greedy k-means++ initialization (Arthur and Vassilvitskii 2007).
+//!
+//! # Assignment
+//! Rows are split into at most [`MAX_CHUNKS`] chunks whose boundaries depend only on
+//! `n_samples`; chunks run in parallel (rayon) and each walks its rows in tiles of
+//! [`TILE_ROWS`]: one GEMM `X_tile C^T` (faer, sequential inside the task) into a
+//! `TILE_ROWS x k` buffer, then a fused argmin over that buffer, never an `n x k` matrix.
+//! Squared distances are `|x|^2 - 2 x.c + |c|^2` (clamped at 0); for the cosine metric rows
+//! and centroids are unit vectors and the best centroid maximizes `x.c`.
+//!
+//! # Update
+//! Each chunk accumulates its members' sums in f64 and its counts, in row order; chunk
+//! results are reduced in chunk order. Since neither the chunks nor the tiles depend on the
+//! number of threads, the same seed gives the same labels and centroids, bit for bit, with
+//! any thread count. Empty clusters are re-seeded from the points farthest from their
+//! centroid (as scikit-learn). Euclidean centroids are member means; spherical centroids are
+//! the normalized member sums.
+//!
+//! # Stopping
+//! After `max_iter` Lloyd iterations, when no label changes, or when the squared centroid
+//! shift `sum_j |c_j' - c_j|^2` is at most `tol * mean(var(X, axis=0))` (scikit-learn's
+//! definition of a relative tolerance); in the last case a final assignment makes the labels
+//! consistent with the returned centroids. `n_init` restarts keep the lowest objective.
+//!
+//! # Objective
+//! Euclidean: inertia `sum_i |x_i - c_{l_i}|^2`. Cosine: `sum_i (1 - cos(x_i, c_{l_i}))`,
+//! i.e. half the inertia on the unit sphere. Both decrease at every Lloyd iteration.
+//!
+//! # Peak memory
+//! Data (`n * d * s`, caller's) + labels (`4 n`) + distances (`s n`) + row norms (`s n`) +
+//! centroids (`2 * k * d * s`) + chunk accumulators (`MAX_CHUNKS * k * (d + 1) * 8`) +
+//! per-thread tiles (`TILE_ROWS * k * s`); k-means++ adds `(2 + ln k) * n * s + 8 n`.
+
+use crate::error::{Error, Result};
+use crate::linalg::gemm_nt;
+use crate::preprocessing::Moments;
+use crate::real::Real;
+use faer::Par;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+/// Rows per GEMM tile in the assignment kernel.
+pub const TILE_ROWS: usize = 256;
+/// Upper bound on the number of row chunks reduced in a fixed order.
+pub const MAX_CHUNKS: usize = 16;
+/// Smallest chunk (rows) worth a task of its own.
+const MIN_CHUNK_ROWS: usize = 4096;
+
+/// The dissimilarity k-means minimizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Squared Euclidean distance (classic k-means).
+    Euclidean,
+    /// Cosine dissimilarity on unit vectors (spherical k-means). Rows must be unit-norm.
+    Cosine,
+}
+
+impl std::str::FromStr for Metric {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "euclidean" | "l2" => Ok(Metric::Euclidean),
+            "cosine" => Ok(Metric::Cosine),
+            _ => Err(Error::parameter(format!(
+                "unknown metric {s:?} (expected euclidean or cosine)"
+            ))),
+        }
+    }
+}
+
+/// How initial centroids are chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Init {
+    /// Greedy k-means++ with `2 + ln k` local trials per centroid (as scikit-learn).
+    KMeansPlusPlus,
+    /// Given centroids, `n_clusters x n_features` row-major (f64). Forces `n_init = 1`.
+    Centroids(Vec<f64>),
+}
+
+/// Parameters of a k-means fit (names as scikit-learn's `KMeans`).
+#[derive(Debug, Clone)]
+pub struct KMeansParams {
+    pub n_clusters: usize,
+    pub metric: Metric,
+    pub init: Init,
+    pub n_init: usize,
+    pub max_iter: usize,
+    pub tol: f64,
+    pub seed: u64,
+}
+
+impl Default for KMeansParams {
+    fn default() -> Self {
+        KMeansParams {
+            n_clusters: 8,
+            metric: Metric::Euclidean,
+            init: Init::KMeansPlusPlus,
+            n_init: 1,
+            max_iter: 300,
+            tol: 1e-4,
+            seed: 0,
+        }
+    }
+}
+
+impl KMeansParams {
+    /// Checks the parameters against the data shape.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] when `n_clusters` is 0 or above `n_samples`, `n_init` or
+    /// `max_iter` is 0, `tol` is negative or not finite, or given centroids have the wrong
+    /// shape or are not finite.
+    pub fn check(&self, n_samples: usize, n_features: usize) -> Result<()> {
+        if self.n_clusters < 1 {
+            return Err(Error::parameter("n_clusters must be at least 1"));
+        }
+        if self.n_clusters > n_samples {
+            return Err(Error::parameter(format!(
+                "n_clusters = {} is larger than n_samples = {n_samples}",
+                self.n_clusters
+            )));
+        }
+        if self.n_init < 1 {
+            return Err(Error::parameter("n_init must be at least 1"));
+        }
+        if self.max_iter < 1 {
+            return Err(Error::parameter("max_iter must be at least 1"));
+        }
+        if !(self.tol >= 0.0 && self.tol.is_finite()) {
+            return Err(Error::parameter(format!("tol = {} must be >= 0", self.tol)));
+        }
+        if let Init::Centroids(c) = &self.init {
+            if c.len() != self.n_clusters * n_features {
+                return Err(Error::parameter(format!(
+                    "init centroids have {} values, expected n_clusters x n_features = {} x {n_features}",
+                    c.len(),
+                    self.n_clusters
+                )));
+            }
+            if c.iter().any(|v| !v.is_finite()) {
+                return Err(Error::parameter("init centroids must be finite"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A fitted k-means model.
+#[derive(Debug, Clone)]
+pub struct KMeans<T> {
+    pub n_clusters: usize,
+    pub n_features: usize,
+    pub metric: Metric,
+    /// `n_clusters x n_features`, row-major.
+    pub cluster_centers: Vec<T>,
+    /// Cluster of each training row.
+    pub labels: Vec<i32>,
+    /// Per training row: cosine similarity (cosine) or squared distance (Euclidean) to its
+    /// centroid.
+    pub scores: Vec<f32>,
+    /// Objective of the returned labels and centroids (see module docs).
+    pub inertia: f64,
+    /// Lloyd iterations run by the best restart.
+    pub n_iter: usize,
+    /// Objective after each assignment step of the best restart.
+    pub objective_history: Vec<f64>,
+    /// Whether the best restart stopped on `tol` or stable labels rather than `max_iter`.
+    pub converged: bool,
+    /// Rows per cluster.
+    pub counts: Vec<u64>,
+}
+
+/// Shape-checked view of a data matrix with its squared row norms.
+struct Data<'a, T> {
+    x: &'a [T],
+    n: usize,
+    d: usize,
+    norms: Vec<T>,
+    chunk_rows: usize,
+}
+
+impl<'a, T: Real> Data<'a, T> {
+    fn new(x: &'a [T], d: usize) -> Self {
+        let n = x.len() / d;
+        let mut norms = Vec::new();
+        crate::linalg::row_sq_norms(x, d, &mut norms);
+        Data {
+            x,
+            n,
+            d,
+            norms,
+            chunk_rows: chunk_rows(n),
+        }
+    }
+}
+
+/// Rows per chunk: a function of `n` only (never of the thread count).
+fn chunk_rows(n: usize) -> usize {
+    let chunks = n.div_ceil(MIN_CHUNK_ROWS).clamp(1, MAX_CHUNKS);
+    n.div_ceil(chunks).max(1)
+}
+
+/// Assigns rows `x` (`rows x d`) to their nearest centroid: writes labels and the distance
+/// (squared Euclidean, or `1 - cos` for the cosine metric), using `tile` as scratch.
+/// This is the fused GEMM + argmin kernel; it never holds more than `TILE_ROWS x k` values.
+#[allow(clippy::too_many_arguments)]
+fn assign_rows<T: Real>(
+    x: &[T],
+    x_norms: &[T],
+    centers: &[T],
+    c_norms: &[T],
+    k: usize,
+    d: usize,
+    metric: Metric,
+    labels: &mut [i32],
+    dists: &mut [T],
+    tile: &mut Vec<T>,
+) {
+    let rows = x.len() / d;
+    tile.resize(TILE_ROWS * k, T::ZERO);
+    let mut start = 0;
+    while start < rows {
+        let m = TILE_ROWS.min(rows - start);
+        let t = &mut tile[..m * k];
+        gemm_nt(
+            t,
+            &x[start * d..(start + m) * d],
+            centers,
+            m,
+            k,
+            d,
+            T::ONE,
+            false,
+            Par::Seq,
+        );
+        for r in 0..m {
+            let dots = &t[r * k..(r + 1) * k];
+            let (best, dist) = match metric {
+                Metric::Cosine => {
+                    let mut best = 0;
+                    let mut bv = dots[0];
+                    for (j, &v) in dots.iter().enumerate().skip(1) {
+                        if v > bv {
+                            bv = v;
+                            best = j;
+                        }
+                    }
+                    (best, T::ONE - bv)
+                }
+                Metric::Euclidean => {
+                    let two = T::from_f64(2.0);
+                    let mut best = 0;
+                    let mut bv = c_norms[0] - two * dots[0];
+                    for j in 1..k {
+                        let v = c_norms[j] - two * dots[j];
+                        if v < bv {
+                            bv = v;
+                            best = j;
+                        }
+                    }
+                    let dist = x_norms[start + r] + bv;
+                    (best, if dist > T::ZERO { dist } else { T::ZERO })
+                }
+            };
+            labels[start + r] = best as i32;
+            dists[start + r] = dist;
+        }
+        start += m;
+    }
+}
+
+/// Per-chunk result of a Lloyd step.
+struct ChunkStats {
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+    objective: f64,
+    changed: u64,
+}
+
+/// One assignment step over all rows with the chunk-parallel kernel; labels and dists are
+/// updated in place. Returns the centroid sums and counts (f64, reduced in chunk order),
+/// the objective and the number of labels that changed.
+fn lloyd_step<T: Real>(
+    data: &Data<'_, T>,
+    centers: &[T],
+    k: usize,
+    metric: Metric,
+    labels: &mut [i32],
+    dists: &mut [T],
+) -> (Vec<f64>, Vec<u64>, f64, u64) {
+    let d = data.d;
+    let mut c_norms = Vec::new();
+    crate::linalg::row_sq_norms(centers, d, &mut c_norms);
+    let cr = data.chunk_rows;
+    let stats: Vec<ChunkStats> = labels
+        .par_chunks_mut(cr)
+        .zip(dists.par_chunks_mut(cr))
+        .enumerate()
+        .map(|(ci, (lab, dis))| {
+            let start = ci * cr;
+            let rows = lab.len();
+            let x = &data.x[start * d..(start + rows) * d];
+            let old: Vec<i32> = lab.to_vec();
+            let mut tile = Vec::new();
+            assign_rows(
+                x,
+                &data.norms[start..start + rows],
+                centers,
+                &c_norms,
+                k,
+                d,
+                metric,
+                lab,
+                dis,
+                &mut tile,
+            );
+            let mut sums = vec![0.0f64; k * d];
+            let mut counts = vec![0u64; k];
+            let mut objective = 0.0;
+            let mut changed = 0;
+            for r in 0..rows {
+                let j = lab[r] as usize;
+                counts[j] += 1;
+                objective += dis[r].to_f64();
+                changed += (lab[r] != old[r]) as u64;
+                let s = &mut sums[j * d..(j + 1) * d];
+                for (acc, &v) in s.iter_mut().zip(&x[r * d..(r + 1) * d]) {
+                    *acc += v.to_f64();
+                }
+            }
+            ChunkStats {
+                sums,
+                counts,
+                objective,
+                changed,
+            }
+        })
+        .collect();
+    let mut it = stats.into_iter();
+    let first = it.next().expect("at least one chunk");
+    let (mut sums, mut counts, mut objective, mut changed) =
+        (first.sums, first.counts, first.objective, first.changed);
+    for s in it {
+        sums.iter_mut().zip(&s.sums).for_each(|(a, b)| *a += b);
+        counts.iter_mut().zip(&s.counts).for_each(|(a, b)| *a += b);
+        objective += s.objective;
+        changed += s.changed;
+    }
+    (sums, counts, objective, changed)
+}
+
+/// Moves the farthest points into empty clusters (scikit-learn's relocation): each empty
+/// cluster takes the next point, by decreasing distance to its centroid, whose own cluster
+/// keeps at least one member.
+fn relocate_empty<T: Real>(
+    data: &Data<'_, T>,
+    labels: &mut [i32],
+    dists: &mut [T],
+    sums: &mut [f64],
+    counts: &mut [u64],
+) {
+    let empty: Vec<usize> = (0..counts.len()).filter(|&j| counts[j] == 0).collect();
+    if empty.is_empty() {
+        return;
+    }
+    let d = data.d;
+    let mut order: Vec<usize> = (0..data.n).collect();
+    order.sort_by(|&a, &b| {
+        dists[b]
+            .partial_cmp(&dists[a])
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(&b))
+    });
+    let mut next = 0;
+    for j in empty {
+        while next < order.len() && counts[labels[order[next]] as usize] <= 1 {
+            next += 1;
+        }
+        if next == order.len() {
+            break; // fewer distinct movable points than clusters: leave it empty
+        }
+        let i = order[next];
+        next += 1;
+        let old = labels[i] as usize;
+        let row = &data.x[i * d..(i + 1) * d];
+        for (f, &v) in row.iter().enumerate() {
+            sums[old * d + f] -= v.to_f64();
+            sums[j * d + f] = v.to_f64();
+        }
+        counts[old] -= 1;
+        counts[j] = 1;
+        labels[i] = j as i32;
+        dists[i] = T::ZERO;
+    }
+}
+
+/// New centroids from sums and counts; an empty cluster keeps its previous centroid.
+fn centers_from_sums<T: Real>(
+    sums: &[f64],
+    counts: &[u64],
+    prev: &[T],
+    d: usize,
+    metric: Metric,
+) -> Vec<T> {
+    let mut out = prev.to_vec();
+    for (j, c) in counts.iter().enumerate() {
+        let s = &sums[j * d..(j + 1) * d];
+        let dst = &mut out[j * d..(j + 1) * d];
+        if *c == 0 {
+            continue;
+        }
+        let scale = match metric {
+            Metric::Euclidean => 1.0 / *c as f64,
+            Metric::Cosine => {
+                let norm = s.iter().map(|v| v * v).sum::<f64>().sqrt();
+                if norm == 0.0 {
+                    continue;
+                }
+                1.0 / norm
+            }
+        };
+        for (o, &v) in dst.iter_mut().zip(s) {
+            *o = T::from_f64(v * scale);
+        }
+    }
+    out
+}
+
+/// Greedy k-means++ (Arthur and Vassilvitskii 2007; scikit-learn's variant with
+/// `2 + floor(ln k)` local trials per step, keeping the candidate that lowers the potential
+/// most). Distances are squared Euclidean (on unit vectors for the cosine metric).
+fn kmeans_plusplus<T: Real>(data: &Data<'_, T>, k: usize, rng: &mut rand::rngs::StdRng) -> Vec<T> {
+    let (n, d) = (data.n, data.d);
+    let trials = 2 + (k as f64).ln().floor() as usize;
+    let mut centers: Vec<T> = Vec::with_capacity(k * d);
+    let first = rng.random_range(0..n);
+    centers.extend_from_slice(&data.x[first * d..(first + 1) * d]);
+    let mut closest = vec![T::ZERO; n];
+    candidate_distances(data, &centers, 1, &mut closest);
+    let mut cand_d = vec![T::ZERO; n * trials];
+    let mut cumsum = vec![0.0f64; n];
+    for _ in 1..k {
+        let mut acc = 0.0;
+        for (c, &v) in cumsum.iter_mut().zip(&closest) {
+            acc += v.to_f64();
+            *c = acc;
+        }
+        let pot = acc;
+        let mut cand_rows = Vec::with_capacity(trials * d);
+        for _ in 0..trials {
+            let r = rng.random::<f64>() * pot;
+            let idx = cumsum.partition_point(|&c| c < r).min(n - 1);
+            cand_rows.extend_from_slice(&data.x[idx * d..(idx + 1) * d]);
+        }
+        candidate_distances(data, &cand_rows, trials, &mut cand_d);
+        // potential of each candidate, summed per fixed chunk then in chunk order
+        let cr = data.chunk_rows;
+        let partial: Vec<Vec<f64>> = closest
+            .par_chunks(cr)
+            .zip(cand_d.par_chunks(cr * trials))
+            .map(|(cl, cd)| {
+                let mut p = vec![0.0f64; trials];
+                for (i, &c) in cl.iter().enumerate() {
+                    for t in 0..trials {
+                        let v = cd[i * trials + t];
+                        p[t] += if v < c { v } else { c }.to_f64();
+                    }
+                }
+                p
+            })
+            .collect();
+        let mut pots = vec![0.0f64; trials];
+        for p in partial {
+            pots.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        let best = (0..trials).fold(0, |b, t| if pots[t] < pots[b] { t } else { b });
+        centers.extend_from_slice(&cand_rows[best * d..(best + 1) * d]);
+        for (i, c) in closest.iter_mut().enumerate() {
+            let v = cand_d[i * trials + best];
+            if v < *c {
+                *c = v;
+            }
+        }
+    }
+    centers
+}
+
+/// Squared distances of every row to `m` candidate rows: `out[i * m + t]`.
+fn candidate_distances<T: Real>(data: &Data<'_, T>, cand: &[T], m: usize, out: &mut [T]) {
+    let d = data.d;
+    let mut c_norms = Vec::new();
+    crate::linalg::row_sq_norms(cand, d, &mut c_norms);
+    let cr = data.chunk_rows;
+    out.par_chunks_mut(cr * m).enumerate().for_each(|(ci, o)| {
+        let start = ci * cr;
+        let rows = o.len() / m;
+        let mut tstart = 0;
+        while tstart < rows {
+            let tr = TILE_ROWS.min(rows - tstart);
+            let a = start + tstart;
+            let t = &mut o[tstart * m..(tstart + tr) * m];
+            gemm_nt(
+                t,
+                &data.x[a * d..(a + tr) * d],
+                cand,
+                tr,
+                m,
+                d,
+                T::ONE,
+                false,
+                Par::Seq,
+            );
+            for r in 0..tr {
+                for j in 0..m {
+                    let v = data.norms[a + r] - T::from_f64(2.0) * t[r * m + j] + c_norms[j];
+                    t[r * m + j] = if v > T::ZERO { v } else { T::ZERO };
+                }
+            }
+            tstart += tr;
+        }
+    });
+}
+
+/// Seed of restart `r` (SplitMix64 of the user seed and the restart index).
+fn restart_seed(seed: u64, r: usize) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(r as u64 + 1));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Fits k-means on `x` (`n_samples x n_features` row-major, in memory). For
+/// [`Metric::Cosine`] the rows must already be unit vectors.
+///
+/// # Errors
+/// [`Error::Parameter`] from [`KMeansParams::check`] or if `x.len()` is not a multiple
+/// of `n_features`.
+pub fn fit<T: Real>(params: &KMeansParams, x: &[T], n_features: usize) -> Result<KMeans<T>> {
+    if n_features == 0 || x.len() % n_features != 0 {
+        return Err(Error::parameter(format!(
+            "data of {} values is not a multiple of n_features = {n_features}",
+            x.len()
+        )));
+    }
+    let n = x.len() / n_features;
+    params.check(n, n_features)?;
+    let data = Data::new(x, n_features);
+    let tol_abs = {
+        let mut m = Moments::new(n_features);
+        for chunk in x.chunks(data.chunk_rows * n_features) {
+            m.merge(&Moments::partial(chunk, n_features));
+        }
+        params.tol * m.var().iter().sum::<f64>() / n_features as f64
+    };
+    let n_init = match params.init {
+        Init::Centroids(_) => 1,
+        Init::KMeansPlusPlus => params.n_init,
+    };
+    let mut best: Option<KMeans<T>> = None;
+    for r in 0..n_init {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(restart_seed(params.seed, r));
+        let init = match &params.init {
+            Init::Centroids(c) => c.iter().map(|&v| T::from_f64(v)).collect(),
+            Init::KMeansPlusPlus => kmeans_plusplus(&data, params.n_clusters, &mut rng),
+        };
+        let run = lloyd(&data, init, params, tol_abs);
+        if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
+            best = Some(run);
+        }
+    }
+    Ok(best.expect("n_init >= 1"))
+}
+
+fn lloyd<T: Real>(
+    data: &Data<'_, T>,
+    mut centers: Vec<T>,
+    p: &KMeansParams,
+    tol_abs: f64,
+) -> KMeans<T> {
+    let (n, d, k) = (data.n, data.d, p.n_clusters);
+    let mut labels = vec![-1i32; n];
+    let mut dists = vec![T::ZERO; n];
+    let mut history = Vec::new();
+    let mut converged = false;
+    let mut needs_final = true;
+    let mut counts = vec![0u64; k];
+    let mut n_iter = 0;
+    for it in 0..p.max_iter {
+        let (mut sums, mut cnt, objective, changed) =
+            lloyd_step(data, &centers, k, p.metric, &mut labels, &mut dists);
+        history.push(objective);
+        n_iter = it + 1;
+        counts = cnt.clone();
+        if it > 0 && changed == 0 {
+            // Labels are stable, so the centroids already are their members' means.
+            converged = true;
+            needs_final = false;
+            break;
+        }
+        relocate_empty(data, &mut labels, &mut dists, &mut sums, &mut cnt);
+        let new = centers_from_sums(&sums, &cnt, &centers, d, p.metric);
+        let shift: f64 = new
+            .iter()
+            .zip(&centers)
+            .map(|(a, b)| {
+                let x = a.to_f64() - b.to_f64();
+                x * x
+            })
+            .sum();
+        centers = new;
+        if shift <= tol_abs {
+            converged = true;
+            break;
+        }
+    }
+    if needs_final {
+        let (_, cnt, objective, _) =
+            lloyd_step(data, &centers, k, p.metric, &mut labels, &mut dists);
+        counts = cnt;
+        history.push(objective);
+    }
+    let inertia = *history.last().expect("at least one step");
+    let scores = dists
+        .iter()
+        .map(|&v| match p.metric {
+            Metric::Cosine => (1.0 - v.to_f64()) as f32,
+            Metric::Euclidean => v.to_f64() as f32,
+        })
+        .collect();
+    KMeans {
+        n_clusters: k,
+        n_features: d,
+        metric: p.metric,
+        cluster_centers: centers,
+        labels,
+        scores,
+        inertia,
+        n_iter,
+        objective_history: history,
+        converged,
+        counts,
+    }
+}
+
+impl<T: Real> KMeans<T> {
+    /// Assigns rows `x` (`rows x n_features`) to the nearest centroid; returns labels and
+    /// scores (cosine similarity, or squared distance). Holds `TILE_ROWS x k` scratch per
+    /// chunk of rows; parallel over fixed chunks.
+    pub fn predict(&self, x: &[T]) -> (Vec<i32>, Vec<f32>) {
+        let d = self.n_features;
+        let data = Data::new(x, d);
+        let mut labels = vec![0i32; data.n];
+        let mut dists = vec![T::ZERO; data.n];
+        let mut c_norms = Vec::new();
+        crate::linalg::row_sq_norms(&self.cluster_centers, d, &mut c_norms);
+        let cr = data.chunk_rows;
+        labels
+            .par_chunks_mut(cr)
+            .zip(dists.par_chunks_mut(cr))
+            .enumerate()
+            .for_each(|(ci, (lab, dis))| {
+                let start = ci * cr;
+                let rows = lab.len();
+                let mut tile = Vec::new();
+                assign_rows(
+                    &x[start * d..(start + rows) * d],
+                    &data.norms[start..start + rows],
+                    &self.cluster_centers,
+                    &c_norms,
+                    self.n_clusters,
+                    d,
+                    self.metric,
+                    lab,
+                    dis,
+                    &mut tile,
+                );
+            });
+        let scores = dists
+            .iter()
+            .map(|&v| match self.metric {
+                Metric::Cosine => (1.0 - v.to_f64()) as f32,
+                Metric::Euclidean => v.to_f64() as f32,
+            })
+            .collect();
+        (labels, scores)
+    }
+}

@@ -1,0 +1,250 @@
+//! Streaming readers and atomic writers.
+//!
+//! [`EmbeddingSource`] opens a Parquet file (an embedding column of `list<float32>`,
+//! `large_list<float32>`, `fixed_size_list<float32>[d]` or the float64 variants) or a
+//! `.npy` file (float32/float64, C order, 2-D, memory-mapped). Neither is ever resident:
+//! [`EmbeddingSource::blocks`] yields row blocks of at most `batch_rows` rows copied into
+//! one reusable buffer, and may be called again for a second pass.
+//!
+//! Peak memory of a pass: `batch_rows * n_features * size_of::<T>()` for the block, plus
+//! for Parquet one Arrow batch of at most [`ARROW_BATCH_ROWS`] rows and the pages being
+//! decoded; for `.npy` the pages of the mapping the kernel keeps (reclaimable cache).
+//!
+//! Every value is checked as it is copied: NaN or infinity, null rows, null elements and
+//! ragged rows are reported with file, row (0-based over the file) and column.
+
+mod npy;
+mod output;
+mod parquet_source;
+
+pub use npy::{write_npy_header, NpyHeader};
+pub use output::{AtomicFile, OutputWriter};
+
+use crate::error::{Error, Result};
+use crate::real::{DType, Real};
+use std::path::{Path, PathBuf};
+
+/// Rows per Arrow batch decoded from Parquet; blocks are assembled from these batches so
+/// that the Arrow side of a pass stays small whatever `batch_rows` is.
+pub const ARROW_BATCH_ROWS: usize = 2048;
+
+/// The on-disk format of an [`EmbeddingSource`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Parquet,
+    Npy,
+}
+
+impl Format {
+    /// Guesses the format from the file extension (`.parquet`/`.pq`, `.npy`).
+    pub fn from_path(path: &Path) -> Result<Format> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("parquet") | Some("pq") => Ok(Format::Parquet),
+            Some("npy") => Ok(Format::Npy),
+            _ => Err(Error::format(
+                path,
+                "unknown file type (expected .parquet or .npy)",
+            )),
+        }
+    }
+}
+
+/// A re-iterable, streamed matrix of embeddings on disk.
+#[derive(Debug)]
+pub struct EmbeddingSource {
+    path: PathBuf,
+    column: String,
+    n_samples: usize,
+    n_features: usize,
+    dtype: DType,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Parquet(parquet_source::ParquetInfo),
+    Npy(npy::NpyFile),
+}
+
+impl EmbeddingSource {
+    /// Opens `path`; for Parquet, `column` names the embedding column (ignored for `.npy`).
+    ///
+    /// Reads only metadata (and, for `list` columns, the first row to learn the dimension).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be opened, [`Error::Format`] if it is not a valid
+    /// Parquet/`.npy` file, [`Error::Column`] if the column is missing or not a list of
+    /// floats, [`Error::Empty`] if it has no rows, [`Error::Null`] if the first row is null.
+    pub fn open(path: impl AsRef<Path>, column: &str) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        match Format::from_path(&path)? {
+            Format::Parquet => {
+                let info = parquet_source::ParquetInfo::open(&path, column)?;
+                Ok(EmbeddingSource {
+                    n_samples: info.n_samples,
+                    n_features: info.n_features,
+                    dtype: info.dtype,
+                    column: column.to_string(),
+                    path,
+                    inner: Inner::Parquet(info),
+                })
+            }
+            Format::Npy => {
+                let file = npy::NpyFile::open(&path)?;
+                Ok(EmbeddingSource {
+                    n_samples: file.header.shape.0,
+                    n_features: file.header.shape.1,
+                    dtype: file.header.dtype,
+                    column: "npy".to_string(),
+                    path,
+                    inner: Inner::Npy(file),
+                })
+            }
+        }
+    }
+
+    /// Path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// Name of the embedding column (`npy` for `.npy` files).
+    pub fn column(&self) -> &str {
+        &self.column
+    }
+    /// Number of rows, from the file's metadata.
+    pub fn n_samples(&self) -> usize {
+        self.n_samples
+    }
+    /// Dimension of the vectors.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+    /// Element type of the stored vectors.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    /// The file's format.
+    pub fn format(&self) -> Format {
+        match self.inner {
+            Inner::Parquet(_) => Format::Parquet,
+            Inner::Npy(_) => Format::Npy,
+        }
+    }
+
+    /// Starts a pass over the rows in blocks of at most `batch_rows` rows, converted to `T`.
+    pub fn blocks<T: Real>(&self, batch_rows: usize) -> Result<BlockReader<'_, T>> {
+        if batch_rows == 0 {
+            return Err(Error::parameter("batch_rows must be at least 1"));
+        }
+        let inner = match &self.inner {
+            Inner::Parquet(info) => ReaderInner::Parquet(info.reader(batch_rows)?),
+            Inner::Npy(f) => ReaderInner::Npy { file: f, next: 0 },
+        };
+        Ok(BlockReader {
+            source: self,
+            inner,
+            buf: Vec::new(),
+            batch_rows,
+            next_row: 0,
+        })
+    }
+
+    /// Streams the columns other than the embedding column, for the output file (Parquet
+    /// only; `None` for `.npy` or when there are no other columns).
+    pub fn other_columns(&self, batch_rows: usize) -> Result<Option<parquet_source::OtherColumns>> {
+        match &self.inner {
+            Inner::Parquet(info) => info.other_columns(batch_rows),
+            Inner::Npy(_) => Ok(None),
+        }
+    }
+}
+
+pub use parquet_source::OtherColumns;
+
+enum ReaderInner<'a> {
+    Parquet(parquet_source::ParquetBlocks<'a>),
+    Npy { file: &'a npy::NpyFile, next: usize },
+}
+
+/// One pass over an [`EmbeddingSource`]; see [`EmbeddingSource::blocks`].
+pub struct BlockReader<'a, T> {
+    source: &'a EmbeddingSource,
+    inner: ReaderInner<'a>,
+    buf: Vec<T>,
+    batch_rows: usize,
+    next_row: u64,
+}
+
+/// A block of rows: `data` is row-major, `rows x n_features`.
+pub struct Block<'b, T> {
+    /// Index of the block's first row within the file.
+    pub start_row: u64,
+    /// Number of rows in the block.
+    pub rows: usize,
+    /// Row-major values, `rows * n_features` long. Mutable so that in-place
+    /// preprocessing (normalization) needs no second buffer.
+    pub data: &'b mut [T],
+}
+
+impl<'a, T: Real> BlockReader<'a, T> {
+    /// Reads the next block, or `None` at the end of the file.
+    pub fn next_block(&mut self) -> Result<Option<Block<'_, T>>> {
+        let d = self.source.n_features;
+        let start_row = self.next_row;
+        self.buf.clear();
+        let rows = match &mut self.inner {
+            ReaderInner::Parquet(p) => p.fill(&mut self.buf, self.batch_rows, start_row)?,
+            ReaderInner::Npy { file, next } => {
+                let rows = self.batch_rows.min(file.header.shape.0 - *next);
+                file.read_rows(*next, rows, &mut self.buf)?;
+                *next += rows;
+                rows
+            }
+        };
+        if rows == 0 {
+            return Ok(None);
+        }
+        debug_assert_eq!(self.buf.len(), rows * d);
+        self.next_row += rows as u64;
+        Ok(Some(Block {
+            start_row,
+            rows,
+            data: &mut self.buf[..],
+        }))
+    }
+
+    /// Rows read so far in this pass.
+    pub fn rows_read(&self) -> u64 {
+        self.next_row
+    }
+}
+
+/// Checks that every value of `row` is finite; reports the first that is not.
+#[inline]
+pub(crate) fn check_finite<T: Real>(
+    path: &Path,
+    column: &str,
+    row: u64,
+    values: &[T],
+) -> Result<()> {
+    if values.iter().all(|v| v.is_finite()) {
+        return Ok(());
+    }
+    let (index, v) = values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite())
+        .expect("a non-finite value exists");
+    Err(Error::NonFinite {
+        path: path.to_path_buf(),
+        row,
+        column: column.to_string(),
+        index,
+        value: v.to_f64(),
+    })
+}

@@ -1,0 +1,32 @@
+//! # embedcluster
+//!
+//! Reduce and cluster millions of embedding vectors in bounded memory.
+//!
+//! * [`io`]: streaming Parquet and memory-mapped `.npy` readers, atomic writers.
+//! * [`preprocessing`]: row L2 normalization, mergeable per-feature moments.
+//! * [`decomposition`]: PCA by streaming covariance or randomized SVD; Matryoshka.
+//! * [`cluster`]: k-means and spherical k-means over blocked GEMM with fused argmin.
+//! * [`metrics`]: ARI and NMI.
+//! * [`memory`]: per-stage wall/CPU time and peak RSS.
+//! * [`persist`]: safetensors + JSON models.
+//! * [`datasets`]: the synthetic benchmark generator.
+//! * [`pipeline`]: the main job (`embedcluster run`).
+//!
+//! Every fit that streams is `partial(block) -> state`, `merge(state, state)`,
+//! `finish(state)`; results do not depend on the number of threads.
+
+pub mod cluster;
+pub mod datasets;
+pub mod decomposition;
+pub mod error;
+pub mod io;
+pub mod linalg;
+pub mod memory;
+pub mod metrics;
+pub mod persist;
+pub mod pipeline;
+pub mod preprocessing;
+pub mod real;
+
+pub use error::{Error, Result};
+pub use real::{DType, Real};

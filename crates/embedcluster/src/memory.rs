@@ -1,0 +1,191 @@
+//! Per-stage time and memory accounting.
+//!
+//! A [`StageRecorder`] measures, for each named stage of a run: wall seconds, CPU seconds
+//! (user + system, all threads, from `getrusage`), rows processed, and the process's peak
+//! resident set size *during that stage* in bytes. On Linux the kernel's high-water mark is
+//! reset at the start of each stage by writing `5` to `/proc/self/clear_refs`, and read back
+//! as `VmHWM` from `/proc/self/status` at its end. Because the reset also lowers what
+//! `getrusage` reports as `ru_maxrss`, the whole run's peak is the maximum over stages
+//! (and over the time before the first stage).
+//!
+//! On other systems, where `clear_refs` cannot be written, or with
+//! `EMBEDCLUSTER_RSS_RESET=0`, the figures are the process's peak so far (monotone),
+//! which is still an upper bound per stage.
+
+use std::time::Instant;
+
+/// The measurements of one stage.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StageReport {
+    /// Stage name (`read_fit`, `pca_fit`, `transform`, `kmeans`, `write`, ...).
+    pub name: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// CPU seconds (user + system) of all threads of the process.
+    pub cpu_seconds: f64,
+    /// Rows processed by the stage.
+    pub rows: u64,
+    /// Peak resident set size of the process during the stage, in bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// Current peak RSS (`VmHWM`) of this process in bytes, or 0 where unknown.
+pub fn peak_rss_bytes() -> u64 {
+    read_status_kib("VmHWM:").map(|k| k * 1024).unwrap_or(0)
+}
+
+/// Current RSS (`VmRSS`) of this process in bytes, or 0 where unknown.
+pub fn current_rss_bytes() -> u64 {
+    read_status_kib("VmRSS:").map(|k| k * 1024).unwrap_or(0)
+}
+
+fn read_status_kib(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Resets the kernel's peak-RSS high-water mark to the current RSS. Returns false where
+/// that is not possible (non-Linux, or `/proc/self/clear_refs` not writable), or when the
+/// environment variable `EMBEDCLUSTER_RSS_RESET=0` turns resets off (so that an outside
+/// tool such as `/usr/bin/time -v`, which reads the same mark, sees the whole run's peak;
+/// per-stage figures are then the peak so far).
+pub fn reset_peak_rss() -> bool {
+    if std::env::var_os("EMBEDCLUSTER_RSS_RESET").is_some_and(|v| v == "0") {
+        return false;
+    }
+    std::fs::write("/proc/self/clear_refs", b"5").is_ok()
+}
+
+/// CPU seconds (user + system) used so far by all threads of this process.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass; no other invariants.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return 0.0;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+        tv(usage.ru_utime) + tv(usage.ru_stime)
+    }
+}
+
+/// Records stages one after the other.
+#[derive(Debug)]
+pub struct StageRecorder {
+    stages: Vec<StageReport>,
+    /// Peak seen before the first stage started (process start-up, argument parsing).
+    baseline_peak: u64,
+    current: Option<(String, Instant, f64)>,
+}
+
+impl Default for StageRecorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StageRecorder {
+    /// Creates a recorder; remembers the peak RSS so far as the baseline.
+    pub fn new() -> Self {
+        StageRecorder {
+            stages: Vec::new(),
+            baseline_peak: peak_rss_bytes(),
+            current: None,
+        }
+    }
+
+    /// Starts a stage (ending the current one, with 0 rows, if any).
+    pub fn start(&mut self, name: &str) {
+        if self.current.is_some() {
+            self.finish(0);
+        }
+        let before = peak_rss_bytes();
+        self.baseline_peak = self.baseline_peak.max(before);
+        reset_peak_rss();
+        self.current = Some((name.to_string(), Instant::now(), cpu_seconds()));
+    }
+
+    /// Ends the current stage, recording `rows`. Returns its report.
+    pub fn finish(&mut self, rows: u64) -> Option<&StageReport> {
+        let (name, t0, c0) = self.current.take()?;
+        self.stages.push(StageReport {
+            name,
+            seconds: t0.elapsed().as_secs_f64(),
+            cpu_seconds: (cpu_seconds() - c0).max(0.0),
+            rows,
+            peak_rss_bytes: peak_rss_bytes(),
+        });
+        self.stages.last()
+    }
+
+    /// Runs `f` as a stage named `name`; `f` returns its value and the rows it processed.
+    pub fn stage<R, E>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() -> Result<(R, u64), E>,
+    ) -> Result<R, E> {
+        self.start(name);
+        match f() {
+            Ok((value, rows)) => {
+                self.finish(rows);
+                Ok(value)
+            }
+            Err(e) => {
+                self.current = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// The finished stages, in order.
+    pub fn stages(&self) -> &[StageReport] {
+        &self.stages
+    }
+
+    /// The whole run's peak RSS in bytes: the maximum over stages and the baseline.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        self.stages
+            .iter()
+            .map(|s| s.peak_rss_bytes)
+            .fold(self.baseline_peak, u64::max)
+    }
+}
+
+/// Formats a byte count as MiB with one decimal.
+pub fn format_mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_grows_with_allocation_and_resets() {
+        let mut rec = StageRecorder::new();
+        rec.start("alloc");
+        let v = vec![1u8; 64 << 20];
+        std::hint::black_box(&v);
+        let big = rec.finish(1).unwrap().peak_rss_bytes;
+        drop(v);
+        rec.start("small");
+        let small = rec.finish(1).unwrap().peak_rss_bytes;
+        assert!(
+            big >= 64 << 20,
+            "peak {big} should include the 64 MiB buffer"
+        );
+        if reset_peak_rss() {
+            assert!(
+                small + (32 << 20) < big,
+                "reset did not lower the mark: {small} vs {big}"
+            );
+        }
+        assert_eq!(rec.peak_rss_bytes(), big.max(rec.baseline_peak));
+    }
+}

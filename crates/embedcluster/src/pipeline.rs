@@ -1,0 +1,585 @@
+//! The main job, end to end: stream a file, fit the reduction, project, cluster, write.
+//!
+//! Stages and their peak memory (`n` rows, `d` features, `D` components, `k` clusters,
+//! `b` = `batch_rows`, `s` = bytes per element of the input dtype):
+//!
+//! | stage | holds |
+//! |---|---|
+//! | `pca_fit` (pass 1, exact) | block `b d s` + Arrow batch + covariance state (`2 d^2 8 + d^2 s`) |
+//! | `pca_fit` (pass 1, sample:N) | block `b d s` + sample `N d s` + moments `2 d 8` |
+//! | `pca_solve` | covariance + eigensolver workspace (`~5 d^2 8`), or the randomized SVD's `2 N l s` |
+//! | `transform` (pass 2) | block `b d s` + reduced data `n D s` |
+//! | `kmeans` | reduced data + labels, distances, norms (`n (4 + 2 s)`) + `16 k D 8` |
+//! | `write` (pass 3) | reduced data + one batch of the other columns |
+//!
+//! So the whole run holds the reduced data and one block, never the `n x d` input.
+
+use crate::cluster::{self, Init, KMeansParams, Metric};
+use crate::decomposition::{
+    randomized_pca, CovarianceAccumulator, Pca, RandomizedOptions, ReservoirSampler,
+};
+use crate::error::{Error, Result};
+use crate::io::{EmbeddingSource, OutputWriter};
+use crate::memory::{StageRecorder, StageReport};
+use crate::metrics::{adjusted_rand_score, normalized_mutual_info_score};
+use crate::preprocessing::{l2_normalize_rows, Moments};
+use crate::real::{DType, Real};
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// How to reduce the dimension before clustering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Reduce {
+    None,
+    /// PCA to this many components.
+    Pca(usize),
+    /// First this many columns, then L2 renormalization.
+    Matryoshka(usize),
+}
+
+impl std::str::FromStr for Reduce {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::parameter(format!(
+                "--reduce {s:?}: expected none, pca:D or matryoshka:D"
+            ))
+        };
+        if s == "none" {
+            return Ok(Reduce::None);
+        }
+        let (kind, n) = s.split_once(':').ok_or_else(bad)?;
+        let n: usize = n.parse().map_err(|_| bad())?;
+        match kind {
+            "pca" => Ok(Reduce::Pca(n)),
+            "matryoshka" => Ok(Reduce::Matryoshka(n)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// How PCA is fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum PcaFit {
+    /// Streaming covariance over all rows, then an eigendecomposition.
+    Exact,
+    /// Randomized SVD on a uniform sample of this many rows.
+    Sample(usize),
+}
+
+impl std::str::FromStr for PcaFit {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "exact" {
+            return Ok(PcaFit::Exact);
+        }
+        match s.split_once(':') {
+            Some(("sample", n)) => n
+                .parse()
+                .ok()
+                .filter(|&n: &usize| n >= 2)
+                .map(PcaFit::Sample)
+                .ok_or_else(|| {
+                    Error::parameter(format!("--pca-fit {s:?}: N must be an integer >= 2"))
+                }),
+            _ => Err(Error::parameter(format!(
+                "--pca-fit {s:?}: expected exact or sample:N"
+            ))),
+        }
+    }
+}
+
+/// Everything `embedcluster run` takes.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub input: PathBuf,
+    pub column: String,
+    pub n_clusters: usize,
+    pub reduce: Reduce,
+    pub pca_fit: PcaFit,
+    pub metric: Metric,
+    pub n_init: usize,
+    pub max_iter: usize,
+    pub tol: f64,
+    pub seed: u64,
+    pub batch_rows: usize,
+    pub output: Option<PathBuf>,
+    pub model: Option<PathBuf>,
+    /// A column of true labels to score the clustering against (ARI, NMI).
+    pub labels_column: Option<String>,
+}
+
+impl RunConfig {
+    /// A configuration with the CLI's defaults.
+    pub fn new(input: impl Into<PathBuf>, n_clusters: usize) -> Self {
+        RunConfig {
+            input: input.into(),
+            column: "embedding".into(),
+            n_clusters,
+            reduce: Reduce::Pca(128),
+            pca_fit: PcaFit::Exact,
+            metric: Metric::Cosine,
+            n_init: 1,
+            max_iter: 300,
+            tol: 1e-4,
+            seed: 0,
+            batch_rows: 16384,
+            output: None,
+            model: None,
+            labels_column: None,
+        }
+    }
+}
+
+/// Progress of long stages (implemented by the CLI with indicatif).
+pub trait Progress: Sync {
+    /// A stage starts; `total` rows if known.
+    fn begin(&self, _stage: &str, _total: Option<u64>) {}
+    /// `rows` more rows are done.
+    fn advance(&self, _rows: u64) {}
+    /// The stage ended.
+    fn end(&self) {}
+}
+
+/// No progress display.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What a run did, as written to the report JSON.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    pub input: String,
+    pub dtype: DType,
+    pub n_samples: usize,
+    pub n_features: usize,
+    pub n_components: usize,
+    pub n_clusters: usize,
+    pub metric: Metric,
+    pub reduce: String,
+    pub pca_fit: Option<String>,
+    pub n_init: usize,
+    pub n_iter: usize,
+    pub converged: bool,
+    pub objective: f64,
+    pub objective_history: Vec<f64>,
+    pub explained_variance_ratio_sum: Option<f64>,
+    pub cluster_sizes: Vec<u64>,
+    pub ari: Option<f64>,
+    pub nmi: Option<f64>,
+    pub threads: usize,
+    pub seed: u64,
+    pub batch_rows: usize,
+    pub stages: Vec<StageReport>,
+    pub peak_rss_bytes: u64,
+}
+
+/// Runs the job described by `cfg`. See the module docs for stages and memory.
+///
+/// # Errors
+/// Any [`Error`] from reading (with file, row and column), bad parameters (checked before
+/// any data is read), or writing. No output file is left behind on error.
+pub fn run(cfg: &RunConfig, progress: &dyn Progress) -> Result<RunReport> {
+    let mut rec = StageRecorder::new();
+    let source = rec.stage("open", || {
+        let s = EmbeddingSource::open(&cfg.input, &cfg.column)?;
+        let n = s.n_samples() as u64;
+        Ok::<_, Error>((s, n))
+    })?;
+    check_config(cfg, &source)?;
+    match source.dtype() {
+        DType::Float32 => run_typed::<f32>(cfg, &source, rec, progress),
+        DType::Float64 => run_typed::<f64>(cfg, &source, rec, progress),
+    }
+}
+
+fn check_config(cfg: &RunConfig, source: &EmbeddingSource) -> Result<()> {
+    let (n, d) = (source.n_samples(), source.n_features());
+    match cfg.reduce {
+        Reduce::Pca(k) | Reduce::Matryoshka(k) if k == 0 || k > d => {
+            return Err(Error::parameter(format!(
+                "cannot reduce to {k} components: must be between 1 and n_features = {d}"
+            )))
+        }
+        _ => {}
+    }
+    let dim = match cfg.reduce {
+        Reduce::None => d,
+        Reduce::Pca(k) | Reduce::Matryoshka(k) => k,
+    };
+    KMeansParams {
+        n_clusters: cfg.n_clusters,
+        n_init: cfg.n_init,
+        max_iter: cfg.max_iter,
+        tol: cfg.tol,
+        ..Default::default()
+    }
+    .check(n, dim)?;
+    if cfg.batch_rows == 0 {
+        return Err(Error::parameter("batch_rows must be at least 1"));
+    }
+    if let (Reduce::Pca(_), PcaFit::Exact) = (cfg.reduce, cfg.pca_fit) {
+        if n < 2 {
+            return Err(Error::parameter("PCA needs at least 2 rows"));
+        }
+    }
+    Ok(())
+}
+
+fn zero_row(source: &EmbeddingSource, row: u64, what: &str) -> Error {
+    Error::InvalidRow {
+        path: source.path().to_path_buf(),
+        row,
+        column: source.column().to_string(),
+        message: format!("{what} is all zeros and cannot be normalized for the cosine metric"),
+    }
+}
+
+/// Reads every block, normalizing rows for the cosine metric, and hands it to `f`.
+fn pass<T: Real>(
+    cfg: &RunConfig,
+    source: &EmbeddingSource,
+    progress: &dyn Progress,
+    stage: &str,
+    mut f: impl FnMut(u64, &mut [T]) -> Result<()>,
+) -> Result<u64> {
+    let d = source.n_features();
+    progress.begin(stage, Some(source.n_samples() as u64));
+    let mut reader = source.blocks::<T>(cfg.batch_rows)?;
+    while let Some(block) = reader.next_block()? {
+        if cfg.metric == Metric::Cosine {
+            if let Err(i) = l2_normalize_rows(block.data, d) {
+                return Err(zero_row(source, block.start_row + i as u64, "the vector"));
+            }
+        }
+        f(block.start_row, block.data)?;
+        progress.advance(block.rows as u64);
+    }
+    progress.end();
+    Ok(reader.rows_read())
+}
+
+fn run_typed<T: Real>(
+    cfg: &RunConfig,
+    source: &EmbeddingSource,
+    mut rec: StageRecorder,
+    progress: &dyn Progress,
+) -> Result<RunReport> {
+    let (n, d) = (source.n_samples(), source.n_features());
+    // 1. Fit the reduction.
+    let pca: Option<Pca> = match cfg.reduce {
+        Reduce::Pca(k) => Some(match cfg.pca_fit {
+            PcaFit::Exact => {
+                let state = rec.stage("pca_fit", || {
+                    let mut acc = CovarianceAccumulator::<T>::new(d);
+                    let rows = pass::<T>(cfg, source, progress, "pca_fit", |_, b| {
+                        acc.push(b);
+                        Ok(())
+                    })?;
+                    Ok::<_, Error>((acc.finish(), rows))
+                })?;
+                rec.stage("pca_solve", || Ok::<_, Error>((state.finish(k)?, 0)))?
+            }
+            PcaFit::Sample(size) => {
+                let (sample, moments) = rec.stage("pca_fit", || {
+                    let mut sampler = ReservoirSampler::<T>::new(size, d, cfg.seed);
+                    let mut moments = Moments::new(d);
+                    let rows = pass::<T>(cfg, source, progress, "pca_fit", |_, b| {
+                        sampler.push(b);
+                        moments.merge(&Moments::partial(b, d));
+                        Ok(())
+                    })?;
+                    Ok::<_, Error>(((sampler.into_sample(), moments), rows))
+                })?;
+                let opts = RandomizedOptions {
+                    seed: cfg.seed,
+                    ..Default::default()
+                };
+                rec.stage("pca_solve", || {
+                    let rows = (sample.len() / d) as u64;
+                    Ok::<_, Error>((randomized_pca(&sample, d, &moments, k, &opts)?, rows))
+                })?
+            }
+        }),
+        _ => None,
+    };
+    let dim = match cfg.reduce {
+        Reduce::None => d,
+        Reduce::Pca(k) | Reduce::Matryoshka(k) => k,
+    };
+    // 2. Project every row into the reduced matrix (n x dim, input dtype).
+    let reduced: Vec<T> = rec.stage("transform", || {
+        let mut reduced = vec![T::ZERO; n * dim];
+        let transform = pca.as_ref().map(|p| p.transformer::<T>());
+        let rows = pass::<T>(cfg, source, progress, "transform", |start, b| {
+            let rows = b.len() / d;
+            let s = start as usize;
+            if s + rows > n {
+                return Err(Error::format(
+                    source.path(),
+                    "file has more rows than its metadata says",
+                ));
+            }
+            let out = &mut reduced[s * dim..(s + rows) * dim];
+            match (cfg.reduce, &transform) {
+                (Reduce::Pca(_), Some(t)) => {
+                    t.transform(b, out);
+                    if cfg.metric == Metric::Cosine {
+                        if let Err(i) = l2_normalize_rows(out, dim) {
+                            return Err(zero_row(source, start + i as u64, "the PCA projection"));
+                        }
+                    }
+                }
+                (Reduce::Matryoshka(k), _) => {
+                    if let Err(i) = crate::decomposition::matryoshka(b, d, k, out) {
+                        return Err(zero_row(source, start + i as u64, "the truncated vector"));
+                    }
+                }
+                _ => out.copy_from_slice(b),
+            }
+            Ok(())
+        })?;
+        if rows as usize != n {
+            return Err(Error::format(
+                source.path(),
+                format!("file has {rows} rows but its metadata says {n}"),
+            ));
+        }
+        Ok((reduced, rows))
+    })?;
+    // 3. Cluster.
+    let params = KMeansParams {
+        n_clusters: cfg.n_clusters,
+        metric: cfg.metric,
+        init: Init::KMeansPlusPlus,
+        n_init: cfg.n_init,
+        max_iter: cfg.max_iter,
+        tol: cfg.tol,
+        seed: cfg.seed,
+    };
+    progress.begin("kmeans", None);
+    let km = rec.stage("kmeans", || {
+        Ok::<_, Error>((cluster::fit(&params, &reduced, dim)?, n as u64))
+    })?;
+    progress.end();
+    drop(reduced);
+    // 4. Write the output and score against true labels.
+    let mut truth: Option<Vec<i64>> = None;
+    if cfg.output.is_some() || cfg.labels_column.is_some() {
+        truth = rec.stage("write", || {
+            let t = write_output(cfg, source, &km.labels, &km.scores, progress)?;
+            Ok::<_, Error>((t, n as u64))
+        })?;
+    }
+    if let Some(dir) = &cfg.model {
+        rec.stage("save_model", || {
+            let manifest = serde_json::json!({
+                "steps": steps(cfg),
+                "metric": cfg.metric,
+                "n_features": d,
+                "n_components": dim,
+                "n_clusters": cfg.n_clusters,
+                "dtype": T::DTYPE,
+                "n_samples_seen": n,
+                "params": {
+                    "column": cfg.column, "reduce": format!("{:?}", cfg.reduce),
+                    "pca_fit": format!("{:?}", cfg.pca_fit), "n_init": cfg.n_init,
+                    "max_iter": cfg.max_iter, "tol": cfg.tol, "seed": cfg.seed,
+                    "batch_rows": cfg.batch_rows,
+                },
+                "explained_variance_ratio": pca.as_ref().map(|p| p.explained_variance_ratio.clone()),
+                "inertia": km.inertia,
+                "n_iter": km.n_iter,
+            });
+            crate::persist::save_model(dir, pca.as_ref(), &km.cluster_centers, km.n_clusters, manifest)?;
+            Ok::<_, Error>(((), 0))
+        })?;
+    }
+    let pred: Vec<i64> = km.labels.iter().map(|&l| l as i64).collect();
+    let (ari, nmi) = match &truth {
+        Some(t) => (
+            Some(adjusted_rand_score(t, &pred)),
+            Some(normalized_mutual_info_score(t, &pred)),
+        ),
+        None => (None, None),
+    };
+    Ok(RunReport {
+        input: cfg.input.display().to_string(),
+        dtype: T::DTYPE,
+        n_samples: n,
+        n_features: d,
+        n_components: dim,
+        n_clusters: cfg.n_clusters,
+        metric: cfg.metric,
+        reduce: match cfg.reduce {
+            Reduce::None => "none".into(),
+            Reduce::Pca(k) => format!("pca:{k}"),
+            Reduce::Matryoshka(k) => format!("matryoshka:{k}"),
+        },
+        pca_fit: pca.as_ref().map(|_| match cfg.pca_fit {
+            PcaFit::Exact => "exact".to_string(),
+            PcaFit::Sample(s) => format!("sample:{s}"),
+        }),
+        n_init: cfg.n_init,
+        n_iter: km.n_iter,
+        converged: km.converged,
+        objective: km.inertia,
+        objective_history: km.objective_history.clone(),
+        explained_variance_ratio_sum: pca
+            .as_ref()
+            .map(|p| p.explained_variance_ratio.iter().sum()),
+        cluster_sizes: km.counts.clone(),
+        ari,
+        nmi,
+        threads: rayon::current_num_threads(),
+        seed: cfg.seed,
+        batch_rows: cfg.batch_rows,
+        peak_rss_bytes: rec.peak_rss_bytes(),
+        stages: rec.stages().to_vec(),
+    })
+}
+
+fn steps(cfg: &RunConfig) -> Vec<String> {
+    let mut s = Vec::new();
+    if cfg.metric == Metric::Cosine {
+        s.push("normalize".to_string());
+    }
+    match cfg.reduce {
+        Reduce::Pca(k) => s.push(format!("pca:{k}")),
+        Reduce::Matryoshka(k) => s.push(format!("matryoshka:{k}")),
+        Reduce::None => {}
+    }
+    if cfg.metric == Metric::Cosine && cfg.reduce != Reduce::None {
+        s.push("normalize".to_string());
+    }
+    s
+}
+
+/// Pass 3: streams the other columns into the output and collects the true labels.
+fn write_output(
+    cfg: &RunConfig,
+    source: &EmbeddingSource,
+    labels: &[i32],
+    scores: &[f32],
+    progress: &dyn Progress,
+) -> Result<Option<Vec<i64>>> {
+    let n = labels.len();
+    let others = source.other_columns(cfg.batch_rows)?;
+    if let Some(col) = &cfg.labels_column {
+        let has = others
+            .as_ref()
+            .map(|o| o.schema().index_of(col).is_ok())
+            .unwrap_or(false);
+        if !has {
+            return Err(Error::column(
+                source.path(),
+                col,
+                "no such column (for --labels)",
+            ));
+        }
+    }
+    let mut writer = match &cfg.output {
+        Some(p) => Some(OutputWriter::create(
+            p,
+            others.as_ref().map(|o| o.schema()),
+        )?),
+        None => None,
+    };
+    let mut truth = cfg.labels_column.as_ref().map(|_| Vec::with_capacity(n));
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    progress.begin("write", Some(n as u64));
+    match others {
+        Some(batches) => {
+            let mut at = 0usize;
+            for batch in batches {
+                let batch = batch?;
+                let rows = batch.num_rows();
+                if at + rows > n {
+                    return Err(Error::format(
+                        source.path(),
+                        "other columns have more rows than the embedding column",
+                    ));
+                }
+                if let (Some(t), Some(col)) = (truth.as_mut(), &cfg.labels_column) {
+                    collect_labels(source.path(), &batch, col, at, t, &mut ids)?;
+                }
+                if let Some(w) = writer.as_mut() {
+                    w.write(Some(&batch), &labels[at..at + rows], &scores[at..at + rows])?;
+                }
+                at += rows;
+                progress.advance(rows as u64);
+            }
+            if at != n {
+                return Err(Error::format(
+                    source.path(),
+                    "other columns have fewer rows than the embedding column",
+                ));
+            }
+        }
+        None => {
+            if let Some(w) = writer.as_mut() {
+                for (l, s) in labels.chunks(65536).zip(scores.chunks(65536)) {
+                    w.write(None, l, s)?;
+                    progress.advance(l.len() as u64);
+                }
+            }
+        }
+    }
+    progress.end();
+    if let Some(w) = writer {
+        w.finish()?;
+    }
+    Ok(truth)
+}
+
+/// Appends the label column of `batch` as integer ids (strings get dense ids by first
+/// appearance; nulls get id -1).
+fn collect_labels(
+    path: &Path,
+    batch: &RecordBatch,
+    col: &str,
+    first_row: usize,
+    out: &mut Vec<i64>,
+    ids: &mut HashMap<String, i64>,
+) -> Result<()> {
+    let a = batch.column(batch.schema().index_of(col).expect("checked"));
+    let mut by_str = |s: Option<&str>| match s {
+        None => -1,
+        Some(s) => {
+            let next = ids.len() as i64;
+            *ids.entry(s.to_string()).or_insert(next)
+        }
+    };
+    macro_rules! ints {
+        ($t:ty) => {{
+            let p = a.as_primitive::<$t>();
+            out.extend((0..p.len()).map(|i| if p.is_null(i) { -1 } else { p.value(i) as i64 }));
+        }};
+    }
+    match a.data_type() {
+        DataType::Int8 => ints!(Int8Type),
+        DataType::Int16 => ints!(Int16Type),
+        DataType::Int32 => ints!(Int32Type),
+        DataType::Int64 => ints!(Int64Type),
+        DataType::UInt8 => ints!(UInt8Type),
+        DataType::UInt16 => ints!(UInt16Type),
+        DataType::UInt32 => ints!(UInt32Type),
+        DataType::UInt64 => ints!(UInt64Type),
+        DataType::Utf8 => out.extend(a.as_string::<i32>().iter().map(&mut by_str)),
+        DataType::LargeUtf8 => out.extend(a.as_string::<i64>().iter().map(&mut by_str)),
+        DataType::Utf8View => out.extend(a.as_string_view().iter().map(&mut by_str)),
+        other => {
+            return Err(Error::Column {
+                path: path.to_path_buf(),
+                column: col.to_string(),
+                message: format!(
+                    "labels must be integers or strings, found {other} (row {first_row})"
+                ),
+            })
+        }
+    }
+    Ok(())
+}
