@@ -5,7 +5,7 @@
 //! [`CovarianceAccumulator`] consumes blocks of any size. Rows are grouped into chunks of
 //! [`COV_CHUNK_ROWS`] rows *by their global row index*, so the result is the same bit for
 //! bit whatever block size the reader uses. Each chunk is centered by its own mean into a
-//! scratch buffer in the data's dtype and its Gram matrix is one GEMM (faer); chunk states
+//! scratch buffer in the data's dtype and its Gram matrix is one symmetric rank-k update (faer's triangular GEMM, lower half); chunk states
 //! `(count, mean, co-moment)` are merged into f64 accumulators with the pairwise update of
 //! Chan, Golub and LeVeque (1979), which stays accurate when the mean is far from zero.
 //! [`CovarianceState`] is the mergeable state (`partial` / `merge` / `finish`).
@@ -28,7 +28,7 @@
 //! row offset, never materializing `X - mu`. Output keeps the input dtype.
 
 use crate::error::{Error, Result};
-use crate::linalg::{gemm_nn, gemm_nt, gemm_tn, par};
+use crate::linalg::{gemm_nn, gemm_tn, par, syrk_lower_tn};
 use crate::preprocessing::Moments;
 use crate::real::Real;
 use faer::{Mat, Side};
@@ -210,24 +210,26 @@ impl<T: Real> CovarianceAccumulator<T> {
             self.centered
                 .extend(r.iter().zip(&mean_t).map(|(&x, &mu)| x - mu));
         }
-        gemm_tn(
-            &mut self.gram,
-            &self.centered,
-            &self.centered,
-            d,
-            d,
-            m,
-            T::ONE,
-            false,
-            par(),
-        );
-        let chunk = CovarianceState {
-            n_features: d,
-            n: m as u64,
-            mean,
-            comoment: self.gram.iter().map(|g| g.to_f64()).collect(),
-        };
-        self.state.merge(&chunk);
+        syrk_lower_tn(&mut self.gram, &self.centered, d, m, T::ONE, par());
+        // Chan et al.'s merge of (m, mean, gram) into the state, on the lower triangle only
+        // (the upper one is filled in by `finish`).
+        let st = &mut self.state;
+        let (na, nb) = (st.n as f64, m as f64);
+        let n = na + nb;
+        let w = na * nb / n;
+        let delta: Vec<f64> = (0..d).map(|j| mean[j] - st.mean[j]).collect();
+        for i in 0..d {
+            let row = &mut st.comoment[i * d..i * d + i + 1];
+            let g = &self.gram[i * d..i * d + i + 1];
+            let di = delta[i] * w;
+            for j in 0..=i {
+                row[j] += g[j].to_f64() + di * delta[j];
+            }
+        }
+        for j in 0..d {
+            st.mean[j] += delta[j] * nb / n;
+        }
+        st.n += m as u64;
     }
 
     /// Rows seen so far.
@@ -239,6 +241,13 @@ impl<T: Real> CovarianceAccumulator<T> {
     pub fn finish(mut self) -> CovarianceState {
         let pending = std::mem::take(&mut self.pending);
         self.add_chunk(&pending);
+        let d = self.state.n_features;
+        let c = &mut self.state.comoment;
+        for i in 0..d {
+            for j in i + 1..d {
+                c[i * d + j] = c[j * d + i];
+            }
+        }
         self.state
     }
 }
@@ -560,11 +569,4 @@ fn orthonormalize<T: Real>(a: &mut [T], rows: usize, cols: usize) {
             a[i * cols + j] = q[(i, j)];
         }
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send<T: Real>() {
-    fn is_send<S: Send>() {}
-    is_send::<PcaTransform<T>>();
-    let _ = gemm_nt::<T>;
 }

@@ -15,6 +15,9 @@
 //! Every fit that streams is `partial(block) -> state`, `merge(state, state)`,
 //! `finish(state)`; results do not depend on the number of threads.
 
+// Index loops and BLAS-style argument lists are the clearest form for numeric kernels.
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+
 pub mod cluster;
 pub mod datasets;
 pub mod decomposition;

@@ -81,6 +81,27 @@ pub fn gemm_tn<T: Real>(
     matmul(cm, accum(accumulate), am, bm, alpha, par);
 }
 
+/// Lower triangle (with diagonal) of `C (m x m) = alpha * A^T A`, with `A` given as `k x m`
+/// row-major (a symmetric rank-k update: half the flops of [`gemm_tn`]). The strict upper
+/// triangle of `c` is left untouched; read it from the lower one.
+pub fn syrk_lower_tn<T: Real>(c: &mut [T], a: &[T], m: usize, k: usize, alpha: T, par: Par) {
+    use faer::linalg::matmul::triangular::{matmul as tri, BlockStructure};
+    let cm = MatMut::from_row_major_slice_mut(c, m, m);
+    let at = MatRef::from_row_major_slice(a, k, m).transpose();
+    let am = MatRef::from_row_major_slice(a, k, m);
+    tri(
+        cm,
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        at,
+        BlockStructure::Rectangular,
+        am,
+        BlockStructure::Rectangular,
+        alpha,
+        par,
+    );
+}
+
 /// Squared L2 norm of each row of `a` (`rows x d`), accumulated in f64.
 pub fn row_sq_norms<T: Real>(a: &[T], d: usize, out: &mut Vec<T>) {
     out.clear();

@@ -18,7 +18,7 @@ use std::path::Path;
 pub const FORMAT_VERSION: u32 = 1;
 
 fn to_bytes<T: Real>(v: &[T]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * std::mem::size_of::<T>());
+    let mut out = Vec::with_capacity(std::mem::size_of_val(v));
     for &x in v {
         match T::DTYPE {
             crate::real::DType::Float32 => out.extend((x.to_f64() as f32).to_le_bytes()),

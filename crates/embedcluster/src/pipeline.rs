@@ -190,6 +190,24 @@ pub fn run(cfg: &RunConfig, progress: &dyn Progress) -> Result<RunReport> {
         Ok::<_, Error>((s, n))
     })?;
     check_config(cfg, &source)?;
+    // Fail before the work, not after it, when an output cannot be written.
+    if let Some(out) = &cfg.output {
+        drop(crate::io::AtomicFile::create(out)?);
+    }
+    if let Some(dir) = &cfg.model {
+        match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => {
+                return Err(Error::Io {
+                    path: dir.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("directory {} does not exist", parent.display()),
+                    ),
+                })
+            }
+            _ => {}
+        }
+    }
     match source.dtype() {
         DType::Float32 => run_typed::<f32>(cfg, &source, rec, progress),
         DType::Float64 => run_typed::<f64>(cfg, &source, rec, progress),

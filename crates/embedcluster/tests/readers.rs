@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop, clippy::type_complexity)]
 //! Every reader column type, block sizes, and each bad input, with the exact error.
 
 mod common;

@@ -192,6 +192,9 @@ impl Iterator for OtherColumns {
     }
 }
 
+/// `(start, len)` of row `i` in the child values array.
+type RowSpans<'a> = Box<dyn Fn(usize) -> (usize, usize) + 'a>;
+
 /// One pass over the embedding column.
 pub(crate) struct ParquetBlocks<'a> {
     info: &'a ParquetInfo,
@@ -251,30 +254,29 @@ impl ParquetBlocks<'_> {
         let info = self.info;
         let d = info.n_features;
         // (start, len) of each row in the child values array.
-        let (values, spans): (&ArrayRef, Box<dyn Fn(usize) -> (usize, usize)>) =
-            match info.list_kind {
-                ListKind::FixedSize => {
-                    let a = array.as_fixed_size_list();
-                    let n = a.value_length() as usize;
-                    (a.values(), Box::new(move |i| (i * n, n)))
-                }
-                ListKind::List => {
-                    let a = array.as_list::<i32>();
-                    let offs = a.value_offsets();
-                    (
-                        a.values(),
-                        Box::new(move |i| (offs[i] as usize, (offs[i + 1] - offs[i]) as usize)),
-                    )
-                }
-                ListKind::LargeList => {
-                    let a = array.as_list::<i64>();
-                    let offs = a.value_offsets();
-                    (
-                        a.values(),
-                        Box::new(move |i| (offs[i] as usize, (offs[i + 1] - offs[i]) as usize)),
-                    )
-                }
-            };
+        let (values, spans): (&ArrayRef, RowSpans<'_>) = match info.list_kind {
+            ListKind::FixedSize => {
+                let a = array.as_fixed_size_list();
+                let n = a.value_length() as usize;
+                (a.values(), Box::new(move |i| (i * n, n)))
+            }
+            ListKind::List => {
+                let a = array.as_list::<i32>();
+                let offs = a.value_offsets();
+                (
+                    a.values(),
+                    Box::new(move |i| (offs[i] as usize, (offs[i + 1] - offs[i]) as usize)),
+                )
+            }
+            ListKind::LargeList => {
+                let a = array.as_list::<i64>();
+                let offs = a.value_offsets();
+                (
+                    a.values(),
+                    Box::new(move |i| (offs[i] as usize, (offs[i + 1] - offs[i]) as usize)),
+                )
+            }
+        };
         let has_null_rows = array.null_count() > 0;
         let has_null_values = values.null_count() > 0;
         for i in offset..offset + take {
