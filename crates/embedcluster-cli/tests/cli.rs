@@ -509,7 +509,14 @@ fn report_of(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn shipped_debian_sample_clusters_like_its_labels() {
-    let rep = report_of(&["run", "data/debian_sample.parquet", "--n-clusters", "53", "--labels", "label"]);
+    let rep = report_of(&[
+        "run",
+        "data/debian_sample.parquet",
+        "--n-clusters",
+        "53",
+        "--labels",
+        "label",
+    ]);
     assert_eq!(rep["n_samples"], 4000);
     let (ari, nmi) = (rep["ari"].as_f64().unwrap(), rep["nmi"].as_f64().unwrap());
     assert!(ari > 0.15 && nmi > 0.38, "ARI {ari}, NMI {nmi}");
@@ -524,8 +531,24 @@ fn shared_debian_set_reaches_reference_quality() {
         return;
     }
     let p = path.to_str().unwrap();
-    let rep = report_of(&["run", p, "--n-clusters", "53", "--reduce", "pca:128", "--metric", "cosine", "--n-init", "10", "--labels", "label"]);
+    let rep = report_of(&[
+        "run",
+        p,
+        "--n-clusters",
+        "53",
+        "--reduce",
+        "pca:128",
+        "--metric",
+        "cosine",
+        "--n-init",
+        "10",
+        "--labels",
+        "label",
+    ]);
     let (ari, nmi) = (rep["ari"].as_f64().unwrap(), rep["nmi"].as_f64().unwrap());
-    assert!(ari >= 0.185 && nmi >= 0.40, "ARI {ari}, NMI {nmi} (scikit-learn: 0.200, 0.411)");
+    assert!(
+        ari >= 0.185 && nmi >= 0.40,
+        "ARI {ari}, NMI {nmi} (scikit-learn: 0.200, 0.411)"
+    );
     assert_eq!(rep["n_samples"], 29797);
 }

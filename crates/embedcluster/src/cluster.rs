@@ -39,6 +39,7 @@ use crate::real::Real;
 use faer::Par;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Rows per GEMM tile in the assignment kernel.
 pub const TILE_ROWS: usize = 256;
@@ -431,7 +432,12 @@ fn centers_from_sums<T: Real>(
 /// Greedy k-means++ (Arthur and Vassilvitskii 2007; scikit-learn's variant with
 /// `2 + floor(ln k)` local trials per step, keeping the candidate that lowers the potential
 /// most). Distances are squared Euclidean (on unit vectors for the cosine metric).
-fn kmeans_plusplus<T: Real>(data: &Data<'_, T>, k: usize, rng: &mut rand::rngs::StdRng) -> Vec<T> {
+fn kmeans_plusplus<T: Real>(
+    data: &Data<'_, T>,
+    k: usize,
+    rng: &mut rand::rngs::StdRng,
+    cancel: &AtomicBool,
+) -> Result<Vec<T>> {
     let (n, d) = (data.n, data.d);
     let trials = 2 + (k as f64).ln().floor() as usize;
     let mut centers: Vec<T> = Vec::with_capacity(k * d);
@@ -442,6 +448,9 @@ fn kmeans_plusplus<T: Real>(data: &Data<'_, T>, k: usize, rng: &mut rand::rngs::
     let mut cand_d = vec![T::ZERO; n * trials];
     let mut cumsum = vec![0.0f64; n];
     for _ in 1..k {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
         let mut acc = 0.0;
         for (c, &v) in cumsum.iter_mut().zip(&closest) {
             acc += v.to_f64();
@@ -484,7 +493,7 @@ fn kmeans_plusplus<T: Real>(data: &Data<'_, T>, k: usize, rng: &mut rand::rngs::
             }
         }
     }
-    centers
+    Ok(centers)
 }
 
 /// Squared distances of every row to `m` candidate rows: `out[i * m + t]`.
@@ -538,6 +547,17 @@ fn restart_seed(seed: u64, r: usize) -> u64 {
 /// [`Error::Parameter`] from [`KMeansParams::check`] or if `x.len()` is not a multiple
 /// of `n_features`.
 pub fn fit<T: Real>(params: &KMeansParams, x: &[T], n_features: usize) -> Result<KMeans<T>> {
+    fit_cancellable(params, x, n_features, &AtomicBool::new(false))
+}
+
+/// [`fit`] that stops with [`Error::Interrupted`] at the next k-means++ step or Lloyd
+/// iteration after `cancel` becomes true.
+pub fn fit_cancellable<T: Real>(
+    params: &KMeansParams,
+    x: &[T],
+    n_features: usize,
+    cancel: &AtomicBool,
+) -> Result<KMeans<T>> {
     if n_features == 0 || x.len() % n_features != 0 {
         return Err(Error::parameter(format!(
             "data of {} values is not a multiple of n_features = {n_features}",
@@ -563,9 +583,9 @@ pub fn fit<T: Real>(params: &KMeansParams, x: &[T], n_features: usize) -> Result
         let mut rng = rand::rngs::StdRng::seed_from_u64(restart_seed(params.seed, r));
         let init = match &params.init {
             Init::Centroids(c) => c.iter().map(|&v| T::from_f64(v)).collect(),
-            Init::KMeansPlusPlus => kmeans_plusplus(&data, params.n_clusters, &mut rng),
+            Init::KMeansPlusPlus => kmeans_plusplus(&data, params.n_clusters, &mut rng, cancel)?,
         };
-        let run = lloyd(&data, init, params, tol_abs);
+        let run = lloyd(&data, init, params, tol_abs, cancel)?;
         if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
             best = Some(run);
         }
@@ -578,7 +598,8 @@ fn lloyd<T: Real>(
     mut centers: Vec<T>,
     p: &KMeansParams,
     tol_abs: f64,
-) -> KMeans<T> {
+    cancel: &AtomicBool,
+) -> Result<KMeans<T>> {
     let (n, d, k) = (data.n, data.d, p.n_clusters);
     let mut labels = vec![-1i32; n];
     let mut dists = vec![T::ZERO; n];
@@ -588,6 +609,9 @@ fn lloyd<T: Real>(
     let mut counts = vec![0u64; k];
     let mut n_iter = 0;
     for it in 0..p.max_iter {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
         let (mut sums, mut cnt, objective, changed) =
             lloyd_step(data, &centers, k, p.metric, &mut labels, &mut dists);
         history.push(objective);
@@ -629,7 +653,7 @@ fn lloyd<T: Real>(
             Metric::Euclidean => v.to_f64() as f32,
         })
         .collect();
-    KMeans {
+    Ok(KMeans {
         n_clusters: k,
         n_features: d,
         metric: p.metric,
@@ -641,7 +665,7 @@ fn lloyd<T: Real>(
         objective_history: history,
         converged,
         counts,
-    }
+    })
 }
 
 impl<T: Real> KMeans<T> {

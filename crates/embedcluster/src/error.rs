@@ -73,6 +73,9 @@ pub enum Error {
     /// A numerical routine failed (for example the eigensolver did not converge).
     #[error("numerical error: {0}")]
     Numerical(String),
+    /// The computation was cancelled (for example by Ctrl-C in Python).
+    #[error("interrupted")]
+    Interrupted,
     /// A saved model is missing, truncated or inconsistent.
     #[error("{path}: invalid model: {message}")]
     Model { path: PathBuf, message: String },

@@ -177,12 +177,36 @@ pub struct RunReport {
     pub peak_rss_bytes: u64,
 }
 
+/// Everything a run produces, for callers that keep the results in memory (Python).
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub report: RunReport,
+    /// Cluster of each row, in file order.
+    pub labels: Vec<i32>,
+    /// Cosine similarity (cosine) or squared distance (Euclidean) to the row's centroid.
+    pub scores: Vec<f32>,
+    /// The fitted PCA, for `--reduce pca:D`.
+    pub pca: Option<Pca>,
+    /// `n_clusters x n_components` centroids (as f64, whatever the data dtype).
+    pub cluster_centers: Vec<f64>,
+}
+
 /// Runs the job described by `cfg`. See the module docs for stages and memory.
 ///
 /// # Errors
 /// Any [`Error`] from reading (with file, row and column), bad parameters (checked before
 /// any data is read), or writing. No output file is left behind on error.
 pub fn run(cfg: &RunConfig, progress: &dyn Progress) -> Result<RunReport> {
+    run_full(cfg, progress, &std::sync::atomic::AtomicBool::new(false)).map(|o| o.report)
+}
+
+/// [`run`], returning labels, scores and the model too; stops with [`Error::Interrupted`]
+/// between k-means iterations once `cancel` is set.
+pub fn run_full(
+    cfg: &RunConfig,
+    progress: &dyn Progress,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<RunOutput> {
     let mut rec = StageRecorder::new();
     let source = rec.stage("open", || {
         let s = EmbeddingSource::open(&cfg.input, &cfg.column)?;
@@ -209,8 +233,8 @@ pub fn run(cfg: &RunConfig, progress: &dyn Progress) -> Result<RunReport> {
         }
     }
     match source.dtype() {
-        DType::Float32 => run_typed::<f32>(cfg, &source, rec, progress),
-        DType::Float64 => run_typed::<f64>(cfg, &source, rec, progress),
+        DType::Float32 => run_typed::<f32>(cfg, &source, rec, progress, cancel),
+        DType::Float64 => run_typed::<f64>(cfg, &source, rec, progress, cancel),
     }
 }
 
@@ -285,7 +309,8 @@ fn run_typed<T: Real>(
     source: &EmbeddingSource,
     mut rec: StageRecorder,
     progress: &dyn Progress,
-) -> Result<RunReport> {
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<RunOutput> {
     let (n, d) = (source.n_samples(), source.n_features());
     // 1. Fit the reduction.
     let pca: Option<Pca> = match cfg.reduce {
@@ -380,7 +405,10 @@ fn run_typed<T: Real>(
     };
     progress.begin("kmeans", None);
     let km = rec.stage("kmeans", || {
-        Ok::<_, Error>((cluster::fit(&params, &reduced, dim)?, n as u64))
+        Ok::<_, Error>((
+            cluster::fit_cancellable(&params, &reduced, dim, cancel)?,
+            n as u64,
+        ))
     })?;
     progress.end();
     drop(reduced);
@@ -424,7 +452,7 @@ fn run_typed<T: Real>(
         ),
         None => (None, None),
     };
-    Ok(RunReport {
+    let report = RunReport {
         input: cfg.input.display().to_string(),
         dtype: T::DTYPE,
         n_samples: n,
@@ -457,6 +485,13 @@ fn run_typed<T: Real>(
         batch_rows: cfg.batch_rows,
         peak_rss_bytes: rec.peak_rss_bytes(),
         stages: rec.stages().to_vec(),
+    };
+    Ok(RunOutput {
+        report,
+        cluster_centers: km.cluster_centers.iter().map(|v| v.to_f64()).collect(),
+        labels: km.labels,
+        scores: km.scores,
+        pca,
     })
 }
 

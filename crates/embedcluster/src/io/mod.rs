@@ -13,10 +13,12 @@
 //! Every value is checked as it is copied: NaN or infinity, null rows, null elements and
 //! ragged rows are reported with file, row (0-based over the file) and column.
 
+mod arrow_column;
 mod npy;
 mod output;
 mod parquet_source;
 
+pub use arrow_column::VectorColumn;
 pub use npy::{write_npy_header, NpyHeader};
 pub use output::{AtomicFile, OutputWriter};
 

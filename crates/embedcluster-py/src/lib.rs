@@ -1,0 +1,811 @@
+//! `embedcluster._core`: the PyO3 bindings of the embedcluster core.
+//!
+//! Stateless functions over NumPy arrays; the scikit-learn style estimators live in the
+//! Python package (`python/embedcluster`). Conventions:
+//!
+//! * Arrays are 2-D, C-contiguous, float32 or float64, and are used in place (no copy);
+//!   results keep the input dtype. The Python layer makes the one documented copy for
+//!   other layouts.
+//! * Computation runs on a rayon pool owned by this process (re-created after `fork`), with
+//!   the GIL released; the calling thread polls for signals, so Ctrl-C stops a k-means fit
+//!   between iterations with `KeyboardInterrupt`.
+//! * Errors go through [`to_py`], the one mapping from core errors to Python exceptions;
+//!   a panic becomes `RuntimeError`, never `PanicException`.
+
+use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
+use arrow_array::{Array, RecordBatchReader};
+use embedcluster::cluster::{self, Init, KMeansParams, Metric};
+use embedcluster::decomposition::{randomized_pca, CovarianceState, Pca, RandomizedOptions};
+use embedcluster::io::VectorColumn;
+use embedcluster::pipeline::{self, NoProgress, PcaFit, Reduce, RunConfig};
+use embedcluster::preprocessing::Moments;
+use embedcluster::{Error, Real};
+use numpy::{
+    Element, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
+use pyo3::create_exception;
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyCapsule, PyCapsuleMethods, PyDict};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+create_exception!(
+    embedcluster,
+    EmbedclusterError,
+    PyValueError,
+    "Bad input data or parameters (a ValueError)."
+);
+
+/// The one mapping from core errors to Python exceptions.
+fn to_py(e: Error) -> PyErr {
+    match &e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            PyFileNotFoundError::new_err(e.to_string())
+        }
+        Error::Io { .. } => PyOSError::new_err(e.to_string()),
+        Error::Interrupted => PyKeyboardInterrupt::new_err("interrupted"),
+        _ => EmbedclusterError::new_err(e.to_string()),
+    }
+}
+
+/// This process's pool: rebuilt when the thread count changes or after a fork (a forked
+/// child inherits the pool's memory but not its threads, and would wait forever).
+fn pool(n_threads: Option<usize>) -> PyResult<Arc<rayon::ThreadPool>> {
+    static POOL: Mutex<Option<(u32, usize, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+    let n = n_threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let pid = std::process::id();
+    let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((p, k, pool)) = guard.as_ref() {
+        if *p == pid && *k == n {
+            return Ok(pool.clone());
+        }
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start threads: {e}")))?,
+    );
+    *guard = Some((pid, n, pool.clone()));
+    Ok(pool)
+}
+
+/// Runs `f` on the pool without the GIL; the calling thread checks for signals every 50 ms
+/// and sets the cancel flag on Ctrl-C.
+fn compute<R: Send>(
+    py: Python<'_>,
+    n_threads: Option<usize>,
+    f: impl FnOnce(&AtomicBool) -> Result<R, Error> + Send,
+) -> PyResult<R> {
+    let pool = pool(n_threads)?;
+    let cancel = AtomicBool::new(false);
+    let (result, signal) = py.detach(|| {
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::channel();
+            let cancel = &cancel;
+            let pool = &pool;
+            s.spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    pool.install(|| f(cancel))
+                }));
+                let _ = tx.send(r);
+            });
+            let mut signal: Option<PyErr> = None;
+            loop {
+                match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok(r) => return (r, signal),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if signal.is_none() {
+                            if let Err(e) = Python::attach(|py| py.check_signals()) {
+                                signal = Some(e);
+                                cancel.store(true, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        return (
+                            Err(Box::new("worker vanished") as Box<dyn std::any::Any + Send>),
+                            signal,
+                        )
+                    }
+                }
+            }
+        })
+    });
+    if let Some(e) = signal {
+        return Err(e);
+    }
+    match result {
+        Ok(r) => r.map_err(to_py),
+        Err(_) => Err(PyRuntimeError::new_err(
+            "internal error in embedcluster (a bug: please report it with a small example)",
+        )),
+    }
+}
+
+/// A 2-D float array borrowed from NumPy.
+enum Arr<'py> {
+    F32(PyReadonlyArray2<'py, f32>),
+    F64(PyReadonlyArray2<'py, f64>),
+}
+
+fn arr<'py>(x: &Bound<'py, PyAny>, name: &str) -> PyResult<Arr<'py>> {
+    let a = if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f32>>() {
+        Arr::F32(a)
+    } else if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f64>>() {
+        Arr::F64(a)
+    } else {
+        return Err(EmbedclusterError::new_err(format!(
+            "{name} must be a 2-D numpy array of float32 or float64"
+        )));
+    };
+    let contiguous = match &a {
+        Arr::F32(a) => a.is_c_contiguous(),
+        Arr::F64(a) => a.is_c_contiguous(),
+    };
+    if !contiguous {
+        return Err(EmbedclusterError::new_err(format!(
+            "{name} must be C-contiguous"
+        )));
+    }
+    Ok(a)
+}
+
+fn slice<'a, T: Element>(a: &'a PyReadonlyArray2<'_, T>) -> (&'a [T], usize, usize) {
+    let shape = a.shape();
+    (
+        a.as_slice().expect("checked contiguous"),
+        shape[0],
+        shape[1],
+    )
+}
+
+fn vec1<'py, T: Element>(py: Python<'py>, v: Vec<T>) -> Bound<'py, PyArray1<T>> {
+    PyArray1::from_vec(py, v)
+}
+
+fn vec2<'py, T: Element>(
+    py: Python<'py>,
+    v: Vec<T>,
+    rows: usize,
+    cols: usize,
+) -> PyResult<Bound<'py, PyArray2<T>>> {
+    PyArray1::from_vec(py, v).reshape([rows, cols])
+}
+
+fn metric(s: &str) -> PyResult<Metric> {
+    s.parse::<Metric>().map_err(to_py)
+}
+
+/// k-means / spherical k-means on a C-contiguous float32/float64 array.
+///
+/// Returns a dict: `cluster_centers` (k, d) same dtype, `labels` int32 (n,), `scores`
+/// float32 (n,), `inertia`, `n_iter`, `objective_history`, `converged`, `counts`.
+#[pyfunction]
+#[pyo3(signature = (x, n_clusters, metric_name, init=None, n_init=1, max_iter=300, tol=1e-4, seed=0, n_threads=None))]
+fn kmeans_fit<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    n_clusters: usize,
+    metric_name: &str,
+    init: Option<PyReadonlyArray2<'py, f64>>,
+    n_init: usize,
+    max_iter: usize,
+    tol: f64,
+    seed: u64,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let params = KMeansParams {
+        n_clusters,
+        metric: metric(metric_name)?,
+        init: match &init {
+            Some(c) => Init::Centroids(c.as_array().iter().copied().collect()),
+            None => Init::KMeansPlusPlus,
+        },
+        n_init,
+        max_iter,
+        tol,
+        seed,
+    };
+    match arr(x, "X")? {
+        Arr::F32(a) => kmeans_out(py, &a, &params, n_threads),
+        Arr::F64(a) => kmeans_out(py, &a, &params, n_threads),
+    }
+}
+
+fn kmeans_out<'py, T: Real + Element>(
+    py: Python<'py>,
+    a: &PyReadonlyArray2<'py, T>,
+    params: &KMeansParams,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (x, _, d) = slice(a);
+    let m = compute(py, n_threads, |cancel| {
+        cluster::fit_cancellable(params, x, d, cancel)
+    })?;
+    let out = PyDict::new(py);
+    out.set_item(
+        "cluster_centers",
+        vec2(py, m.cluster_centers, m.n_clusters, d)?,
+    )?;
+    out.set_item("labels", vec1(py, m.labels))?;
+    out.set_item("scores", vec1(py, m.scores))?;
+    out.set_item("inertia", m.inertia)?;
+    out.set_item("n_iter", m.n_iter)?;
+    out.set_item("objective_history", m.objective_history)?;
+    out.set_item("converged", m.converged)?;
+    out.set_item("counts", m.counts)?;
+    Ok(out)
+}
+
+/// Nearest centroid of each row: `(labels int32, scores float32)`.
+#[pyfunction]
+#[pyo3(signature = (x, centers, metric_name, n_threads=None))]
+fn kmeans_predict<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    centers: &Bound<'py, PyAny>,
+    metric_name: &str,
+    n_threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<f32>>)> {
+    let metric = metric(metric_name)?;
+    fn go<'py, T: Real + Element>(
+        py: Python<'py>,
+        a: &PyReadonlyArray2<'py, T>,
+        c: &PyReadonlyArray2<'py, T>,
+        metric: Metric,
+        n_threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<f32>>)> {
+        let (x, _, d) = slice(a);
+        let (centers, k, dc) = slice(c);
+        if d != dc {
+            return Err(EmbedclusterError::new_err(format!(
+                "X has {d} features, but the model expects {dc}"
+            )));
+        }
+        let model = cluster::KMeans::<T> {
+            n_clusters: k,
+            n_features: d,
+            metric,
+            cluster_centers: centers.to_vec(),
+            labels: vec![],
+            scores: vec![],
+            inertia: 0.0,
+            n_iter: 0,
+            objective_history: vec![],
+            converged: true,
+            counts: vec![],
+        };
+        let (labels, scores) = compute(py, n_threads, |_| Ok(model.predict(x)))?;
+        Ok((vec1(py, labels), vec1(py, scores)))
+    }
+    match (arr(x, "X")?, arr(centers, "cluster_centers")?) {
+        (Arr::F32(a), Arr::F32(c)) => go(py, &a, &c, metric, n_threads),
+        (Arr::F64(a), Arr::F64(c)) => go(py, &a, &c, metric, n_threads),
+        _ => Err(EmbedclusterError::new_err(
+            "X and cluster_centers must have the same dtype",
+        )),
+    }
+}
+
+/// Covariance state `(n, mean, comoment)` of a block (streaming PCA's `partial`).
+#[pyfunction]
+#[pyo3(signature = (x, n_threads=None))]
+fn cov_partial<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    n_threads: Option<usize>,
+) -> PyResult<(u64, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray2<f64>>)> {
+    let st = match arr(x, "X")? {
+        Arr::F32(a) => {
+            let (s, _, d) = slice(&a);
+            compute(py, n_threads, |_| Ok(CovarianceState::partial(s, d)))?
+        }
+        Arr::F64(a) => {
+            let (s, _, d) = slice(&a);
+            compute(py, n_threads, |_| Ok(CovarianceState::partial(s, d)))?
+        }
+    };
+    state_out(py, st)
+}
+
+fn state_out<'py>(
+    py: Python<'py>,
+    st: CovarianceState,
+) -> PyResult<(u64, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray2<f64>>)> {
+    let d = st.n_features;
+    Ok((st.n, vec1(py, st.mean), vec2(py, st.comoment, d, d)?))
+}
+
+fn state_in(
+    n: u64,
+    mean: PyReadonlyArray1<'_, f64>,
+    comoment: PyReadonlyArray2<'_, f64>,
+) -> PyResult<CovarianceState> {
+    let mean: Vec<f64> = mean.as_array().iter().copied().collect();
+    let d = mean.len();
+    let comoment: Vec<f64> = comoment.as_array().iter().copied().collect();
+    if comoment.len() != d * d {
+        return Err(EmbedclusterError::new_err("inconsistent covariance state"));
+    }
+    Ok(CovarianceState {
+        n_features: d,
+        n,
+        mean,
+        comoment,
+    })
+}
+
+/// Merges two covariance states (Chan, Golub and LeVeque).
+#[pyfunction]
+fn cov_merge<'py>(
+    py: Python<'py>,
+    a: (u64, PyReadonlyArray1<'py, f64>, PyReadonlyArray2<'py, f64>),
+    b: (u64, PyReadonlyArray1<'py, f64>, PyReadonlyArray2<'py, f64>),
+) -> PyResult<(u64, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray2<f64>>)> {
+    let mut sa = state_in(a.0, a.1, a.2)?;
+    let sb = state_in(b.0, b.1, b.2)?;
+    if sa.n_features != sb.n_features {
+        return Err(EmbedclusterError::new_err(format!(
+            "X has {} features, but the state has {}",
+            sb.n_features, sa.n_features
+        )));
+    }
+    sa.merge(&sb);
+    state_out(py, sa)
+}
+
+fn pca_out<'py>(py: Python<'py>, p: Pca) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item(
+        "components",
+        vec2(py, p.components, p.n_components, p.n_features)?,
+    )?;
+    out.set_item("mean", vec1(py, p.mean))?;
+    out.set_item("explained_variance", vec1(py, p.explained_variance))?;
+    out.set_item(
+        "explained_variance_ratio",
+        vec1(py, p.explained_variance_ratio),
+    )?;
+    out.set_item("n_samples_seen", p.n_samples_seen)?;
+    Ok(out)
+}
+
+/// PCA from a covariance state: dict of `components` (D, d), `mean`, `explained_variance`,
+/// `explained_variance_ratio`, `n_samples_seen`.
+#[pyfunction]
+fn cov_finish<'py>(
+    py: Python<'py>,
+    n: u64,
+    mean: PyReadonlyArray1<'py, f64>,
+    comoment: PyReadonlyArray2<'py, f64>,
+    n_components: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let st = state_in(n, mean, comoment)?;
+    let p = compute(py, None, |_| st.finish(n_components))?;
+    pca_out(py, p)
+}
+
+/// Per-feature moments `(n, mean, m2)` of a block.
+#[pyfunction]
+fn moments_partial<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<(u64, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+    let m = match arr(x, "X")? {
+        Arr::F32(a) => {
+            let (s, _, d) = slice(&a);
+            py.detach(|| Moments::partial(s, d))
+        }
+        Arr::F64(a) => {
+            let (s, _, d) = slice(&a);
+            py.detach(|| Moments::partial(s, d))
+        }
+    };
+    Ok((m.n, vec1(py, m.mean), vec1(py, m.m2)))
+}
+
+fn moments_in(m: (u64, PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, f64>)) -> Moments {
+    Moments {
+        n: m.0,
+        mean: m.1.as_array().iter().copied().collect(),
+        m2: m.2.as_array().iter().copied().collect(),
+    }
+}
+
+/// Merges two moment states (Chan, Golub and LeVeque).
+#[pyfunction]
+fn moments_merge<'py>(
+    py: Python<'py>,
+    a: (u64, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>),
+    b: (u64, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>),
+) -> PyResult<(u64, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+    let mut ma = moments_in(a);
+    let mb = moments_in(b);
+    if ma.mean.len() != mb.mean.len() {
+        return Err(EmbedclusterError::new_err(
+            "moment states have different n_features",
+        ));
+    }
+    ma.merge(&mb);
+    Ok((ma.n, vec1(py, ma.mean), vec1(py, ma.m2)))
+}
+
+/// Randomized PCA (Halko et al.) of `sample`, centered with the full data's moments.
+#[pyfunction]
+#[pyo3(signature = (sample, moments, n_components, n_oversamples=10, n_iter=None, seed=0, n_threads=None))]
+fn pca_randomized<'py>(
+    py: Python<'py>,
+    sample: &Bound<'py, PyAny>,
+    moments: (u64, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>),
+    n_components: usize,
+    n_oversamples: usize,
+    n_iter: Option<usize>,
+    seed: u64,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let m = moments_in(moments);
+    let opts = RandomizedOptions {
+        n_oversamples,
+        n_iter,
+        seed,
+    };
+    let p = match arr(sample, "X")? {
+        Arr::F32(a) => {
+            let (s, _, d) = slice(&a);
+            compute(py, n_threads, |_| {
+                randomized_pca(s, d, &m, n_components, &opts)
+            })?
+        }
+        Arr::F64(a) => {
+            let (s, _, d) = slice(&a);
+            compute(py, n_threads, |_| {
+                randomized_pca(s, d, &m, n_components, &opts)
+            })?
+        }
+    };
+    pca_out(py, p)
+}
+
+fn pca_from(mean: &PyReadonlyArray1<'_, f64>, components: &PyReadonlyArray2<'_, f64>) -> Pca {
+    let shape = components.shape();
+    Pca {
+        n_features: shape[1],
+        n_components: shape[0],
+        mean: mean.as_array().iter().copied().collect(),
+        components: components.as_array().iter().copied().collect(),
+        explained_variance: vec![],
+        explained_variance_ratio: vec![],
+        n_samples_seen: 0,
+        fit_method: String::new(),
+    }
+}
+
+/// `(X - mean) components^T` computed as `X W^T - mean W^T`; output keeps X's dtype.
+#[pyfunction]
+#[pyo3(signature = (x, mean, components, n_threads=None))]
+fn pca_transform<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    mean: PyReadonlyArray1<'py, f64>,
+    components: PyReadonlyArray2<'py, f64>,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let p = pca_from(&mean, &components);
+    fn go<'py, T: Real + Element>(
+        py: Python<'py>,
+        a: &PyReadonlyArray2<'py, T>,
+        p: &Pca,
+        n_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (x, n, d) = slice(a);
+        if d != p.n_features {
+            return Err(EmbedclusterError::new_err(format!(
+                "X has {d} features, but PCA is expecting {} features as input",
+                p.n_features
+            )));
+        }
+        let k = p.n_components;
+        let t = p.transformer::<T>();
+        let out = compute(py, n_threads, |_| {
+            let mut out = vec![T::ZERO; n * k];
+            t.transform(x, &mut out);
+            Ok(out)
+        })?;
+        Ok(vec2(py, out, n, k)?.into_any())
+    }
+    match arr(x, "X")? {
+        Arr::F32(a) => go(py, &a, &p, n_threads),
+        Arr::F64(a) => go(py, &a, &p, n_threads),
+    }
+}
+
+/// Streams the float-vector column of any object with `__arrow_c_stream__` (pyarrow
+/// Table/RecordBatchReader, polars DataFrame, DuckDB results, ...) as NumPy blocks, one per
+/// Arrow batch, without Python objects per value. `column=None` picks the only list column
+/// of floats, or the one named `embedding`.
+#[pyclass(unsendable, module = "embedcluster._core")]
+struct ArrowVectorReader {
+    reader: RecordBatchStreamReader,
+    index: usize,
+    column: VectorColumn,
+    rows: u64,
+}
+
+#[pymethods]
+impl ArrowVectorReader {
+    #[new]
+    #[pyo3(signature = (obj, column=None))]
+    fn new(obj: &Bound<'_, PyAny>, column: Option<String>) -> PyResult<Self> {
+        if !obj.hasattr("__arrow_c_stream__")? {
+            return Err(EmbedclusterError::new_err(
+                "object has no __arrow_c_stream__ (not an Arrow stream)",
+            ));
+        }
+        let capsule = obj.call_method0("__arrow_c_stream__")?;
+        let capsule = capsule.cast::<PyCapsule>().map_err(|_| {
+            EmbedclusterError::new_err("__arrow_c_stream__ did not return a capsule")
+        })?;
+        let ptr = capsule.pointer_checked(Some(c"arrow_array_stream"))?;
+        // SAFETY: the capsule holds an FFI_ArrowArrayStream (checked by name); from_raw moves
+        // the stream out and leaves a released one for the capsule's destructor.
+        let reader =
+            unsafe { RecordBatchStreamReader::from_raw(ptr.as_ptr() as *mut FFI_ArrowArrayStream) }
+                .map_err(|e| EmbedclusterError::new_err(format!("<arrow stream>: {e}")))?;
+        let schema = reader.schema();
+        let src = Path::new("<arrow stream>");
+        let index = match &column {
+            Some(c) => schema.index_of(c).map_err(|_| {
+                to_py(Error::Column {
+                    path: src.into(),
+                    column: c.clone(),
+                    message: "no such column".into(),
+                })
+            })?,
+            None => {
+                let lists: Vec<usize> = (0..schema.fields().len())
+                    .filter(|&i| VectorColumn::new(schema.field(i).data_type(), src, "").is_ok())
+                    .collect();
+                match (lists.as_slice(), schema.index_of("embedding")) {
+                    (_, Ok(i)) => i,
+                    ([i], _) => *i,
+                    _ => {
+                        return Err(EmbedclusterError::new_err(format!(
+                            "<arrow stream>: cannot tell which column holds the vectors ({} list columns of floats); pass column=",
+                            lists.len()
+                        )))
+                    }
+                }
+            }
+        };
+        let name = schema.field(index).name().clone();
+        let column =
+            VectorColumn::new(schema.field(index).data_type(), src, &name).map_err(to_py)?;
+        Ok(ArrowVectorReader {
+            reader,
+            index,
+            column,
+            rows: 0,
+        })
+    }
+
+    /// Dimension, once known (`None` for a list column before the first batch).
+    #[getter]
+    fn n_features(&self) -> Option<usize> {
+        self.column.n_features
+    }
+
+    /// `"float32"` or `"float64"`.
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        self.column.dtype.name()
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        loop {
+            let batch = match self.reader.next() {
+                None => return Ok(None),
+                Some(b) => {
+                    b.map_err(|e| EmbedclusterError::new_err(format!("<arrow stream>: {e}")))?
+                }
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let array = batch.column(self.index).clone();
+            let d = self.column.learn_dimension(&array).map_err(to_py)?;
+            let n = array.len();
+            let first = self.rows;
+            self.rows += n as u64;
+            return match self.column.dtype {
+                embedcluster::DType::Float32 => {
+                    let mut buf = Vec::<f32>::new();
+                    self.column
+                        .append_rows(&array, 0, n, first, &mut buf)
+                        .map_err(to_py)?;
+                    Ok(Some(vec2(py, buf, n, d)?.into_any()))
+                }
+                embedcluster::DType::Float64 => {
+                    let mut buf = Vec::<f64>::new();
+                    self.column
+                        .append_rows(&array, 0, n, first, &mut buf)
+                        .map_err(to_py)?;
+                    Ok(Some(vec2(py, buf, n, d)?.into_any()))
+                }
+            };
+        }
+    }
+}
+
+/// The main job on a file (`embedcluster run`). Returns a dict with `report` (JSON text),
+/// `labels` int32, `scores` float32, `cluster_centers` float64 (k, D), and `pca` (dict or None).
+#[pyfunction]
+#[pyo3(signature = (path, n_clusters, column="embedding", reduce="pca:128", pca_fit="exact", metric_name="cosine", n_init=1, max_iter=300, tol=1e-4, seed=0, batch_rows=16384, output=None, model=None, labels_column=None, n_threads=None))]
+fn run_pipeline<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    n_clusters: usize,
+    column: &str,
+    reduce: &str,
+    pca_fit: &str,
+    metric_name: &str,
+    n_init: usize,
+    max_iter: usize,
+    tol: f64,
+    seed: u64,
+    batch_rows: usize,
+    output: Option<PathBuf>,
+    model: Option<PathBuf>,
+    labels_column: Option<String>,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let cfg = RunConfig {
+        input: path,
+        column: column.to_string(),
+        n_clusters,
+        reduce: reduce.parse::<Reduce>().map_err(to_py)?,
+        pca_fit: pca_fit.parse::<PcaFit>().map_err(to_py)?,
+        metric: metric(metric_name)?,
+        n_init,
+        max_iter,
+        tol,
+        seed,
+        batch_rows,
+        output,
+        model,
+        labels_column,
+    };
+    let o = compute(py, n_threads, |cancel| {
+        pipeline::run_full(&cfg, &NoProgress, cancel)
+    })?;
+    let out = PyDict::new(py);
+    let k = o.report.n_clusters;
+    let dim = o.report.n_components;
+    out.set_item(
+        "report",
+        serde_json::to_string(&o.report).expect("report serializes"),
+    )?;
+    out.set_item("labels", vec1(py, o.labels))?;
+    out.set_item("scores", vec1(py, o.scores))?;
+    out.set_item("cluster_centers", vec2(py, o.cluster_centers, k, dim)?)?;
+    match o.pca {
+        Some(p) => out.set_item("pca", pca_out(py, p)?)?,
+        None => out.set_item("pca", py.None())?,
+    }
+    Ok(out)
+}
+
+/// Writes a model directory (the CLI's `--model` format).
+#[pyfunction]
+#[pyo3(signature = (path, cluster_centers, manifest_json, pca_mean=None, pca_components=None))]
+fn save_model(
+    py: Python<'_>,
+    path: PathBuf,
+    cluster_centers: &Bound<'_, PyAny>,
+    manifest_json: &str,
+    pca_mean: Option<PyReadonlyArray1<'_, f64>>,
+    pca_components: Option<PyReadonlyArray2<'_, f64>>,
+) -> PyResult<()> {
+    let manifest: serde_json::Value = serde_json::from_str(manifest_json)
+        .map_err(|e| EmbedclusterError::new_err(format!("manifest: {e}")))?;
+    let pca = match (&pca_mean, &pca_components) {
+        (Some(m), Some(c)) => Some(pca_from(m, c)),
+        (None, None) => None,
+        _ => {
+            return Err(EmbedclusterError::new_err(
+                "pca_mean and pca_components go together",
+            ))
+        }
+    };
+    let r = match arr(cluster_centers, "cluster_centers")? {
+        Arr::F32(a) => {
+            let (c, k, _) = slice(&a);
+            py.detach(|| embedcluster::persist::save_model(&path, pca.as_ref(), c, k, manifest))
+        }
+        Arr::F64(a) => {
+            let (c, k, _) = slice(&a);
+            py.detach(|| embedcluster::persist::save_model(&path, pca.as_ref(), c, k, manifest))
+        }
+    };
+    r.map_err(to_py)
+}
+
+/// Reads a model directory: dict with `manifest` (JSON text), `cluster_centers` float64
+/// (k, D), and `pca_mean` / `pca_components` (or None).
+#[pyfunction]
+fn load_model<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let m = py
+        .detach(|| embedcluster::persist::load_model(&path))
+        .map_err(to_py)?;
+    let out = PyDict::new(py);
+    out.set_item("manifest", m.manifest.to_string())?;
+    let (c, k, d) = m.cluster_centers;
+    out.set_item("cluster_centers", vec2(py, c, k, d)?)?;
+    match (m.pca_mean, m.pca_components) {
+        (Some(mean), Some((comp, nc, nf))) => {
+            out.set_item("pca_mean", vec1(py, mean))?;
+            out.set_item("pca_components", vec2(py, comp, nc, nf)?)?;
+        }
+        _ => {
+            out.set_item("pca_mean", py.None())?;
+            out.set_item("pca_components", py.None())?;
+        }
+    }
+    Ok(out)
+}
+
+/// Peak RSS of this process in bytes (`VmHWM`).
+#[pyfunction]
+fn peak_rss_bytes() -> u64 {
+    embedcluster::memory::peak_rss_bytes()
+}
+
+/// Resets the peak-RSS high-water mark; False where not possible.
+#[pyfunction]
+fn reset_peak_rss() -> bool {
+    embedcluster::memory::reset_peak_rss()
+}
+
+/// CPU seconds used so far by this process (all threads).
+#[pyfunction]
+fn cpu_seconds() -> f64 {
+    embedcluster::memory::cpu_seconds()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("EmbedclusterError", m.py().get_type::<EmbedclusterError>())?;
+    m.add_function(wrap_pyfunction!(kmeans_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(kmeans_predict, m)?)?;
+    m.add_function(wrap_pyfunction!(cov_partial, m)?)?;
+    m.add_function(wrap_pyfunction!(cov_merge, m)?)?;
+    m.add_function(wrap_pyfunction!(cov_finish, m)?)?;
+    m.add_function(wrap_pyfunction!(moments_partial, m)?)?;
+    m.add_function(wrap_pyfunction!(moments_merge, m)?)?;
+    m.add_function(wrap_pyfunction!(pca_randomized, m)?)?;
+    m.add_function(wrap_pyfunction!(pca_transform, m)?)?;
+    m.add_function(wrap_pyfunction!(run_pipeline, m)?)?;
+    m.add_function(wrap_pyfunction!(save_model, m)?)?;
+    m.add_function(wrap_pyfunction!(load_model, m)?)?;
+    m.add_function(wrap_pyfunction!(peak_rss_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(reset_peak_rss, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_seconds, m)?)?;
+    m.add_class::<ArrowVectorReader>()?;
+    Ok(())
+}

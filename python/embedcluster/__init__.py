@@ -1,0 +1,29 @@
+"""embedcluster: reduce and cluster millions of embeddings in bounded memory.
+
+scikit-learn style estimators (:class:`KMeans`, :class:`PCA`, :class:`StandardScaler`) and a
+one-call pipeline (:func:`cluster_embeddings`) over a Rust core that streams its input,
+keeps float32 as float32, never builds an ``n_samples x n_clusters`` distance matrix, and
+reports the time and peak memory of every stage (``fit_report_``).
+"""
+
+from ._core import EmbedclusterError
+from ._estimators import KMeans, PCA, StandardScaler, normalize
+from ._io import iter_batches, to_numpy
+from ._pipeline import ClusterModel, ClusterResult, cluster_embeddings, load
+from sklearn.exceptions import NotFittedError
+
+__all__ = [
+    "ClusterModel",
+    "ClusterResult",
+    "EmbedclusterError",
+    "KMeans",
+    "NotFittedError",
+    "PCA",
+    "StandardScaler",
+    "cluster_embeddings",
+    "iter_batches",
+    "load",
+    "normalize",
+    "to_numpy",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,81 @@
+"""Arrow and NumPy inputs.
+
+Any object with the Arrow PyCapsule stream interface (``__arrow_c_stream__``: pyarrow
+``Table`` and ``RecordBatchReader``, polars ``DataFrame``, DuckDB results, Spark's
+``toArrow()``) is read batch by batch from its ``list`` / ``large_list`` /
+``fixed_size_list`` float column by the Rust core: no Python object per value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._core import ArrowVectorReader
+
+
+def is_arrow(obj) -> bool:
+    """True for objects that export an Arrow C stream (and are not NumPy arrays)."""
+    return hasattr(obj, "__arrow_c_stream__") and not isinstance(obj, np.ndarray)
+
+
+def is_one_shot(obj) -> bool:
+    """True for streams that can be read only once (pyarrow ``RecordBatchReader``)."""
+    return type(obj).__name__ == "RecordBatchReader"
+
+
+def num_rows(obj):
+    """Row count when the object knows it without reading (pyarrow Table, polars DataFrame)."""
+    for attr in ("num_rows", "height"):
+        n = getattr(obj, attr, None)
+        if isinstance(n, (int, np.integer)):
+            return int(n)
+    return None
+
+
+def iter_batches(source, column=None):
+    """Yield the vectors of an Arrow stream as 2-D float32/float64 arrays, one per batch.
+
+    Parameters
+    ----------
+    source : object with ``__arrow_c_stream__``
+    column : str, optional
+        The vector column; by default the column named ``embedding``, or the only list
+        column of floats.
+
+    Memory: one batch at a time (``batch_rows x n_features x itemsize`` bytes).
+    Raises ``EmbedclusterError`` (a ``ValueError``) naming the row and column of a null,
+    ragged or non-finite vector.
+    """
+    return iter(ArrowVectorReader(source, column))
+
+
+def to_numpy(source, column=None, n_rows=None):
+    """Fill one C-contiguous ``(n_samples, n_features)`` array from an Arrow stream.
+
+    The dtype is the column's (float32 stays float32). When the row count is known
+    (``n_rows``, a pyarrow Table's ``num_rows``, a polars DataFrame's ``height``) the array is
+    allocated once and filled batch by batch: peak memory is the array plus one batch.
+    Otherwise the batches are concatenated at the end, which briefly holds two copies.
+    """
+    if n_rows is None:
+        n_rows = num_rows(source)
+    reader = ArrowVectorReader(source, column)
+    if n_rows is None:
+        blocks = list(reader)
+        if not blocks:
+            raise ValueError("Found array with 0 sample(s) (the Arrow stream is empty)")
+        return np.ascontiguousarray(np.concatenate(blocks))
+    out = None
+    at = 0
+    for block in reader:
+        if out is None:
+            out = np.empty((n_rows, block.shape[1]), dtype=block.dtype)
+        if at + len(block) > n_rows:
+            raise ValueError(f"the Arrow stream has more than {n_rows} rows")
+        out[at : at + len(block)] = block
+        at += len(block)
+    if out is None:
+        raise ValueError("Found array with 0 sample(s) (the Arrow stream is empty)")
+    if at != n_rows:
+        raise ValueError(f"the Arrow stream has {at} rows, expected {n_rows}")
+    return out
