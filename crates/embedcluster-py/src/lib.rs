@@ -12,6 +12,9 @@
 //! * Errors go through [`to_py`], the one mapping from core errors to Python exceptions;
 //!   a panic becomes `RuntimeError`, never `PanicException`.
 
+// #[pyfunction] signatures mirror Python keyword arguments.
+#![allow(clippy::too_many_arguments, clippy::type_complexity)]
+
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::{Array, RecordBatchReader};
 use embedcluster::cluster::{self, Init, KMeansParams, Metric};
