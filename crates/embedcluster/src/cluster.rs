@@ -532,6 +532,17 @@ fn candidate_distances<T: Real>(data: &Data<'_, T>, cand: &[T], m: usize, out: &
     });
 }
 
+/// Per-row scores from distances: cosine similarity (`1 - d`) or the squared distance.
+fn scores_from_distances<T: Real>(metric: Metric, dists: &[T]) -> Vec<f32> {
+    dists
+        .iter()
+        .map(|&v| match metric {
+            Metric::Cosine => (1.0 - v.to_f64()) as f32,
+            Metric::Euclidean => v.to_f64() as f32,
+        })
+        .collect()
+}
+
 /// Seed of restart `r` (SplitMix64 of the user seed and the restart index).
 fn restart_seed(seed: u64, r: usize) -> u64 {
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(r as u64 + 1));
@@ -646,13 +657,7 @@ fn lloyd<T: Real>(
         history.push(objective);
     }
     let inertia = *history.last().expect("at least one step");
-    let scores = dists
-        .iter()
-        .map(|&v| match p.metric {
-            Metric::Cosine => (1.0 - v.to_f64()) as f32,
-            Metric::Euclidean => v.to_f64() as f32,
-        })
-        .collect();
+    let scores = scores_from_distances(p.metric, &dists);
     Ok(KMeans {
         n_clusters: k,
         n_features: d,
@@ -701,13 +706,7 @@ impl<T: Real> KMeans<T> {
                     &mut tile,
                 );
             });
-        let scores = dists
-            .iter()
-            .map(|&v| match self.metric {
-                Metric::Cosine => (1.0 - v.to_f64()) as f32,
-                Metric::Euclidean => v.to_f64() as f32,
-            })
-            .collect();
+        let scores = scores_from_distances(self.metric, &dists);
         (labels, scores)
     }
 }
