@@ -93,7 +93,10 @@ def test_pipeline_equals_cli_on_shared_debian_set(tmp_path):
     # a model saved by the CLI loads in Python and predicts the CLI's labels
     model = ec.load(tmp_path / "cli_model")
     X = ec.to_numpy(pq.read_table(SHARED, columns=["embedding"]))
-    assert (model.predict(X) == cli_labels).mean() > 0.999
+    np.testing.assert_array_equal(model.predict(X), cli_labels)  # bit for bit, through the Rust path
+    labels, scores, confidence = model.predict_with_scores(X, adaptive="p10")
+    assert 0.08 <= (labels == -1).mean() <= 0.12
+    assert scores.dtype == np.float32 and confidence.dtype == np.float32
 
 
 def test_threads_do_not_change_results():
@@ -134,3 +137,37 @@ def test_ctrl_c_interrupts_a_long_fit():
             ec.KMeans(256, tol=0, max_iter=100_000, random_state=0).fit(X)
     finally:
         timer.cancel()
+
+
+def _write_vectors(path, X):
+    pq.write_table(pa.table({"embedding": pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), X.shape[1])}), path)
+
+
+def test_drift_flags_other_distributions_but_not_a_fresh_sample(tmp_path):
+    cli = _cli()
+    gen = lambda seed, n, out: subprocess.run(
+        [cli, "generate", "--n-samples", str(n), "--n-features", "64", "--n-clusters", "10", "--seed", str(seed), "--output", str(out)],
+        check=True, capture_output=True)
+    gen(0, 40000, tmp_path / "g0.parquet")
+    gen(1, 20000, tmp_path / "g1.parquet")
+    t = pq.read_table(tmp_path / "g0.parquet")
+    odd = pa.compute.equal(pa.compute.bit_wise_and(t["id"], 1), 1)
+    pq.write_table(t.filter(pa.compute.invert(odd)), tmp_path / "train.parquet")
+    fresh = t.filter(odd)
+    pq.write_table(fresh, tmp_path / "fresh.parquet")
+    X = ec.to_numpy(fresh)
+    shift = np.random.default_rng(5).normal(size=64).astype(np.float32)
+    _write_vectors(tmp_path / "shifted.parquet", X + 0.6 * shift / np.linalg.norm(shift))
+    subprocess.run([cli, "run", str(tmp_path / "train.parquet"), "--n-clusters", "10", "--reduce", "pca:16", "--no-output", "--model", str(tmp_path / "m")], check=True, capture_output=True)
+
+    def drift(name):
+        report = tmp_path / f"{name}.json"
+        out = subprocess.run([cli, "drift", str(tmp_path / f"{name}.parquet"), "--model", str(tmp_path / "m"), "--report", str(report)], check=True, capture_output=True, text=True)
+        return json.loads(report.read_text()), out.stdout
+
+    r, text = drift("fresh")
+    assert not r["drift"] and text.startswith("no drift"), text
+    assert abs(r["rejection_rate_p10"] - 0.10) < 0.03
+    for name in ("g1", "shifted"):
+        r, text = drift(name)
+        assert r["drift"] and text.startswith("DRIFT"), (name, text)

@@ -20,10 +20,12 @@ class ClusterModel:
     ``manifest.json``); ``pca`` and ``kmeans`` are fitted estimators.
     """
 
-    def __init__(self, kmeans, pca=None, steps=None):
+    def __init__(self, kmeans, pca=None, steps=None, path=None):
         self.kmeans = kmeans
         self.pca = pca
         self.steps = list(steps if steps is not None else [])
+        self.path = path
+        """The model directory this model was loaded from, if any."""
 
     @property
     def metric(self):
@@ -45,11 +47,31 @@ class ClusterModel:
         return X
 
     def predict(self, X):
-        """Cluster (int32) of each row of X (n_samples, n_features)."""
+        """Cluster (int32) of each row of X (n_samples, n_features).
+
+        A model loaded from a directory runs the Rust path of ``embedcluster predict``, so its
+        labels are bit for bit the CLI's.
+        """
+        if self.path is not None:
+            return self.predict_with_scores(X)[0]
         return self.kmeans.predict(self.transform(X))
 
-    def predict_with_scores(self, X):
-        """``(labels int32, scores float32)`` for each row of X."""
+    def predict_with_scores(self, X, *, min_confidence=None, adaptive=None):
+        """Labels (int32; -1 for rejected rows), scores (float32) and, for a model loaded
+        from a directory, confidence (float32, the normalized top-2 margin in [0, 1)).
+
+        ``min_confidence`` rejects rows below a global confidence; ``adaptive="p10"`` rejects
+        rows below their cluster's training p10 confidence (about 10 % of in-distribution rows).
+        Returns ``(labels, scores)`` for an in-memory model, ``(labels, scores, confidence)``
+        for a loaded one.
+        """
+        if self.path is not None:
+            X = np.ascontiguousarray(X)
+            if X.dtype not in (np.float32, np.float64):
+                X = X.astype(np.float64)
+            return _core.model_predict(os.fspath(self.path), X, min_confidence, adaptive)
+        if min_confidence is not None or adaptive is not None:
+            raise ValueError("rejection needs a saved model: save() it and load() it back")
         return self.kmeans.predict_with_scores(self.transform(X))
 
     def save(self, path):
@@ -108,7 +130,7 @@ def load(path) -> ClusterModel:
         evr = manifest.get("explained_variance_ratio")
         pca.explained_variance_ratio_ = np.asarray(evr if evr is not None else [], dtype=np.float64)
         pca.n_samples_seen_ = int(manifest.get("n_samples_seen", 0))
-    return ClusterModel(kmeans=km, pca=pca, steps=manifest.get("steps", []))
+    return ClusterModel(kmeans=km, pca=pca, steps=manifest.get("steps", []), path=os.fspath(path))
 
 
 @dataclass

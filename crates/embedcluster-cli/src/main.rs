@@ -10,6 +10,7 @@ use embedcluster::datasets::{generate, GenerateParams};
 use embedcluster::io::AtomicFile;
 use embedcluster::memory::format_mib;
 use embedcluster::pipeline::{self, PcaFit, Progress, Reduce, RunConfig, RunReport};
+use embedcluster::predict::{drift, predict_file, PredictConfig, Rejection};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
@@ -33,6 +34,108 @@ enum Command {
     Run(RunArgs),
     /// Write a synthetic, labelled embedding-like set (the benchmark workload).
     Generate(GenerateArgs),
+    /// Assign new rows with a saved model (`run --model DIR`): cluster, score, confidence.
+    Predict(PredictArgs),
+    /// Compare new rows with a saved model's training distribution.
+    Drift(DriftArgs),
+}
+
+#[derive(clap::Args)]
+struct PredictArgs {
+    /// Input file (.parquet or .npy), with the model's number of features.
+    input: PathBuf,
+    /// Model directory written by `embedcluster run --model DIR`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Output Parquet: the input's other columns plus cluster (int32, -1 = rejected), score, confidence.
+    #[arg(long)]
+    output: PathBuf,
+    /// Reject rows whose confidence (normalized top-2 margin, 0..1) is below this.
+    #[arg(long, conflicts_with = "adaptive")]
+    min_confidence: Option<f32>,
+    /// Reject rows whose confidence is below their cluster's training quantile: p5, p10, p25 or p50.
+    #[arg(long)]
+    adaptive: Option<String>,
+    #[arg(long, default_value = "embedding")]
+    column: String,
+    #[arg(long, default_value_t = 16384)]
+    batch_rows: usize,
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the prediction report (rows/s, rejection rate, per-cluster counts) as JSON.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct DriftArgs {
+    /// New rows (.parquet or .npy).
+    input: PathBuf,
+    /// Model directory written by `embedcluster run --model DIR`.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, default_value = "embedding")]
+    column: String,
+    #[arg(long, default_value_t = 16384)]
+    batch_rows: usize,
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the drift report as JSON.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+fn write_json(path: &Option<PathBuf>, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(p) = path {
+        let mut f = AtomicFile::create(p)?;
+        serde_json::to_writer_pretty(f.file(), value)?;
+        f.file().write_all(b"\n")?;
+        f.commit()?;
+    }
+    Ok(())
+}
+
+fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
+    set_threads(a.threads)?;
+    let rejection = match (a.min_confidence, a.adaptive.as_deref()) {
+        (Some(c), _) => Rejection::MinConfidence(c),
+        (None, Some(q)) => q.parse::<Rejection>()?,
+        (None, None) => Rejection::None,
+    };
+    let cfg = PredictConfig {
+        model: a.model,
+        input: a.input,
+        column: a.column,
+        output: Some(a.output),
+        batch_rows: a.batch_rows,
+        rejection,
+    };
+    let r = predict_file(&cfg, &Bars(Mutex::new(None)))?;
+    write_json(&a.report, &r)?;
+    eprintln!(
+        "{} rows in {:.2} s ({:.0} rows/s), rejected {} ({:.2} %), peak RSS {}",
+        r.n_samples,
+        r.n_samples as f64 / r.rows_per_second.max(1e-9),
+        r.rows_per_second,
+        r.rejected,
+        100.0 * r.rejection_rate,
+        format_mib(r.peak_rss_bytes)
+    );
+    Ok(())
+}
+
+fn cmd_drift(a: DriftArgs) -> anyhow::Result<()> {
+    set_threads(a.threads)?;
+    let r = drift(
+        &a.model,
+        &a.input,
+        &a.column,
+        a.batch_rows,
+        &Bars(Mutex::new(None)),
+    )?;
+    write_json(&a.report, &r)?;
+    println!("{}", r.verdict);
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -284,6 +387,8 @@ fn main() -> ExitCode {
     let result = std::panic::catch_unwind(move || match cli.command {
         Command::Run(a) => cmd_run(a),
         Command::Generate(a) => cmd_generate(a),
+        Command::Predict(a) => cmd_predict(a),
+        Command::Drift(a) => cmd_drift(a),
     });
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,

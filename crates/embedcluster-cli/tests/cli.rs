@@ -552,3 +552,270 @@ fn shared_debian_set_reaches_reference_quality() {
     );
     assert_eq!(rep["n_samples"], 29797);
 }
+
+fn read_i32_f32(path: &Path, names: [&str; 3]) -> (Vec<i32>, Vec<f32>, Vec<f32>) {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let (mut l, mut s, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for b in reader {
+        let b = b.unwrap();
+        l.extend(
+            b.column_by_name(names[0])
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow_array::Int32Array>()
+                .unwrap()
+                .values()
+                .iter()
+                .copied(),
+        );
+        s.extend(
+            b.column_by_name(names[1])
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow_array::Float32Array>()
+                .unwrap()
+                .values()
+                .iter()
+                .copied(),
+        );
+        if let Some(col) = b.column_by_name(names[2]) {
+            c.extend(
+                col.as_any()
+                    .downcast_ref::<arrow_array::Float32Array>()
+                    .unwrap()
+                    .values()
+                    .iter()
+                    .copied(),
+            );
+        }
+    }
+    (l, s, c)
+}
+
+#[test]
+fn predict_with_a_saved_model_reproduces_run_and_rejects_by_calibration() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    assert_eq!(
+        run(
+            &[
+                "generate",
+                "--n-samples",
+                "20000",
+                "--n-features",
+                "40",
+                "--n-clusters",
+                "8",
+                "--output",
+                "g.parquet"
+            ],
+            p
+        )
+        .code,
+        0
+    );
+    let r = run(
+        &[
+            "run",
+            "g.parquet",
+            "--n-clusters",
+            "8",
+            "--reduce",
+            "pca:12",
+            "--output",
+            "run.parquet",
+            "--model",
+            "m",
+            "--batch-rows",
+            "3000",
+        ],
+        p,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.join("m/manifest.json")).unwrap()).unwrap();
+    let cal = manifest["calibration"].as_array().unwrap();
+    assert_eq!(cal.len(), 8);
+    assert_eq!(
+        cal.iter().map(|c| c["size"].as_u64().unwrap()).sum::<u64>(),
+        20000
+    );
+    // same rows, same clusters and scores, bit for bit
+    let r = run(
+        &[
+            "predict",
+            "g.parquet",
+            "--model",
+            "m",
+            "--output",
+            "pred.parquet",
+            "--batch-rows",
+            "3000",
+            "--report",
+            "pr.json",
+        ],
+        p,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (l_run, s_run, _) =
+        read_i32_f32(&p.join("run.parquet"), ["cluster", "score", "confidence"]);
+    let (l_pred, s_pred, conf) =
+        read_i32_f32(&p.join("pred.parquet"), ["cluster", "score", "confidence"]);
+    assert_eq!(l_run, l_pred);
+    assert_eq!(s_run, s_pred);
+    assert!(
+        conf.iter().all(|c| (0.0..1.0).contains(c)),
+        "confidence in [0, 1)"
+    );
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.join("pr.json")).unwrap()).unwrap();
+    assert!(rep["rows_per_second"].as_f64().unwrap() > 0.0);
+    // on its own training rows, the p10 rule rejects about 10 %
+    let r = run(
+        &[
+            "predict",
+            "g.parquet",
+            "--model",
+            "m",
+            "--output",
+            "p10.parquet",
+            "--adaptive",
+            "p10",
+        ],
+        p,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (l10, _, c10) = read_i32_f32(&p.join("p10.parquet"), ["cluster", "score", "confidence"]);
+    let rejected = l10.iter().filter(|&&l| l == -1).count() as f64 / l10.len() as f64;
+    assert!(
+        (0.08..=0.12).contains(&rejected),
+        "p10 rejection {rejected}"
+    );
+    for (l, lr) in l10.iter().zip(&l_run) {
+        assert!(*l == -1 || l == lr, "rejection only replaces a label by -1");
+    }
+    assert_eq!(c10, conf, "confidence does not depend on the rejection rule");
+    // a global threshold above every confidence rejects everything
+    let r = run(
+        &[
+            "predict",
+            "g.parquet",
+            "--model",
+            "m",
+            "--output",
+            "all.parquet",
+            "--min-confidence",
+            "1.0",
+        ],
+        p,
+    );
+    assert_eq!(r.code, 0);
+    assert!(
+        read_i32_f32(&p.join("all.parquet"), ["cluster", "score", "confidence"])
+            .0
+            .iter()
+            .all(|&l| l == -1)
+    );
+    // bad models and inputs
+    assert_eq!(
+        run(
+            &[
+                "generate",
+                "--n-samples",
+                "100",
+                "--n-features",
+                "8",
+                "--n-clusters",
+                "2",
+                "--output",
+                "small.parquet"
+            ],
+            p
+        )
+        .code,
+        0
+    );
+    let r = run(
+        &[
+            "predict",
+            "small.parquet",
+            "--model",
+            "m",
+            "--output",
+            "x.parquet",
+        ],
+        p,
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("vectors have 8 features but the model expects 40"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        &[
+            "predict",
+            "g.parquet",
+            "--model",
+            "nope",
+            "--output",
+            "x.parquet",
+        ],
+        p,
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("invalid model: manifest.json"),
+        "{}",
+        r.stderr
+    );
+    std::fs::create_dir(p.join("bad")).unwrap();
+    std::fs::copy(p.join("m/manifest.json"), p.join("bad/manifest.json")).unwrap();
+    let st = std::fs::read(p.join("m/model.safetensors")).unwrap();
+    std::fs::write(p.join("bad/model.safetensors"), &st[..st.len() / 2]).unwrap();
+    let r = run(
+        &[
+            "predict",
+            "g.parquet",
+            "--model",
+            "bad",
+            "--output",
+            "x.parquet",
+        ],
+        p,
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("model.safetensors"), "{}", r.stderr);
+    let m = std::fs::read_to_string(p.join("m/manifest.json"))
+        .unwrap()
+        .replace("\"format_version\": 1", "\"format_version\": 99");
+    std::fs::write(p.join("bad/manifest.json"), m).unwrap();
+    std::fs::copy(
+        p.join("m/model.safetensors"),
+        p.join("bad/model.safetensors"),
+    )
+    .unwrap();
+    let r = run(
+        &[
+            "predict",
+            "g.parquet",
+            "--model",
+            "bad",
+            "--output",
+            "x.parquet",
+        ],
+        p,
+    );
+    assert!(
+        r.code == 2
+            && r.stderr
+                .contains("format_version Some(99) is not supported"),
+        "{}",
+        r.stderr
+    );
+    assert!(!p.join("x.parquet").exists());
+}

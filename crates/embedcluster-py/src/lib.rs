@@ -21,6 +21,7 @@ use embedcluster::cluster::{self, Init, KMeansParams, Metric};
 use embedcluster::decomposition::{randomized_pca, CovarianceState, Pca, RandomizedOptions};
 use embedcluster::io::VectorColumn;
 use embedcluster::pipeline::{self, NoProgress, PcaFit, Reduce, RunConfig};
+use embedcluster::predict::{Model, Rejection};
 use embedcluster::preprocessing::Moments;
 use embedcluster::{Error, Real};
 use numpy::{
@@ -773,6 +774,71 @@ fn load_model<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict
     Ok(out)
 }
 
+/// Applies a saved model (directory) to rows of X, `batch_rows` at a time, exactly as
+/// `embedcluster predict` does: `(labels int32 (-1 = rejected), scores float32,
+/// confidence float32)`. X is not modified.
+#[pyfunction]
+#[pyo3(signature = (path, x, min_confidence=None, adaptive=None, batch_rows=16384, n_threads=None))]
+fn model_predict<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    x: &Bound<'py, PyAny>,
+    min_confidence: Option<f32>,
+    adaptive: Option<String>,
+    batch_rows: usize,
+    n_threads: Option<usize>,
+) -> PyResult<(
+    Bound<'py, PyArray1<i32>>,
+    Bound<'py, PyArray1<f32>>,
+    Bound<'py, PyArray1<f32>>,
+)> {
+    let rule = match (min_confidence, adaptive) {
+        (Some(c), _) => Rejection::MinConfidence(c),
+        (None, Some(q)) => q.parse::<Rejection>().map_err(to_py)?,
+        (None, None) => Rejection::None,
+    };
+    fn go<'py, T: Real + Element>(
+        py: Python<'py>,
+        path: &Path,
+        a: &PyReadonlyArray2<'py, T>,
+        rule: Rejection,
+        batch_rows: usize,
+        n_threads: Option<usize>,
+    ) -> PyResult<(Vec<i32>, Vec<f32>, Vec<f32>)> {
+        let (x, _, d) = slice(a);
+        compute(py, n_threads, |_| {
+            let model = Model::<T>::load(path)?;
+            if d != model.n_features {
+                return Err(Error::Parameter(format!(
+                    "X has {d} features, but the model expects {}",
+                    model.n_features
+                )));
+            }
+            let (mut l, mut s, mut c) = (Vec::new(), Vec::new(), Vec::new());
+            let mut block = Vec::new();
+            for (i, rows) in x.chunks(batch_rows.max(1) * d).enumerate() {
+                block.clear();
+                block.extend_from_slice(rows);
+                let mut asg = model.assign_block(
+                    &mut block,
+                    (Path::new("<array>"), "X"),
+                    (i * batch_rows) as u64,
+                )?;
+                model.reject(&mut asg, rule)?;
+                l.extend(asg.labels);
+                s.extend(asg.scores);
+                c.extend(asg.confidence);
+            }
+            Ok((l, s, c))
+        })
+    }
+    let (l, s, c) = match arr(x, "X")? {
+        Arr::F32(a) => go(py, &path, &a, rule, batch_rows, n_threads)?,
+        Arr::F64(a) => go(py, &path, &a, rule, batch_rows, n_threads)?,
+    };
+    Ok((vec1(py, l), vec1(py, s), vec1(py, c)))
+}
+
 /// Peak RSS of this process in bytes (`VmHWM`).
 #[pyfunction]
 fn peak_rss_bytes() -> u64 {
@@ -806,6 +872,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_pipeline, m)?)?;
     m.add_function(wrap_pyfunction!(save_model, m)?)?;
     m.add_function(wrap_pyfunction!(load_model, m)?)?;
+    m.add_function(wrap_pyfunction!(model_predict, m)?)?;
     m.add_function(wrap_pyfunction!(peak_rss_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(reset_peak_rss, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_seconds, m)?)?;

@@ -217,10 +217,12 @@ fn assign_rows<T: Real>(
     metric: Metric,
     labels: &mut [i32],
     dists: &mut [T],
+    mut second: Option<&mut [T]>,
     tile: &mut Vec<T>,
 ) {
     let rows = x.len() / d;
     tile.resize(TILE_ROWS * k, T::ZERO);
+    let two = T::from_f64(2.0);
     let mut start = 0;
     while start < rows {
         let m = TILE_ROWS.min(rows - start);
@@ -238,35 +240,40 @@ fn assign_rows<T: Real>(
         );
         for r in 0..m {
             let dots = &t[r * k..(r + 1) * k];
-            let (best, dist) = match metric {
-                Metric::Cosine => {
-                    let mut best = 0;
-                    let mut bv = dots[0];
-                    for (j, &v) in dots.iter().enumerate().skip(1) {
-                        if v > bv {
-                            bv = v;
-                            best = j;
-                        }
-                    }
-                    (best, T::ONE - bv)
+            // key to minimize: -x.c (cosine) or |c|^2 - 2 x.c (Euclidean)
+            let key = |j: usize| match metric {
+                Metric::Cosine => -dots[j],
+                Metric::Euclidean => c_norms[j] - two * dots[j],
+            };
+            let mut best = 0;
+            let mut bv = key(0);
+            let mut sv: Option<T> = None;
+            for j in 1..k {
+                let v = key(j);
+                if v < bv {
+                    sv = Some(bv);
+                    bv = v;
+                    best = j;
+                } else if sv.is_none_or(|s| v < s) {
+                    sv = Some(v);
                 }
+            }
+            let to_dist = |v: T| match metric {
+                Metric::Cosine => T::ONE + v,
                 Metric::Euclidean => {
-                    let two = T::from_f64(2.0);
-                    let mut best = 0;
-                    let mut bv = c_norms[0] - two * dots[0];
-                    for j in 1..k {
-                        let v = c_norms[j] - two * dots[j];
-                        if v < bv {
-                            bv = v;
-                            best = j;
-                        }
+                    let dist = x_norms[start + r] + v;
+                    if dist > T::ZERO {
+                        dist
+                    } else {
+                        T::ZERO
                     }
-                    let dist = x_norms[start + r] + bv;
-                    (best, if dist > T::ZERO { dist } else { T::ZERO })
                 }
             };
             labels[start + r] = best as i32;
-            dists[start + r] = dist;
+            dists[start + r] = to_dist(bv);
+            if let Some(sec) = second.as_deref_mut() {
+                sec[start + r] = sv.map(to_dist).unwrap_or(dists[start + r]);
+            }
         }
         start += m;
     }
@@ -315,6 +322,7 @@ fn lloyd_step<T: Real>(
                 metric,
                 lab,
                 dis,
+                None,
                 &mut tile,
             );
             let mut sums = vec![0.0f64; k * d];
@@ -673,23 +681,56 @@ fn lloyd<T: Real>(
     })
 }
 
+/// Per-row results of assigning new rows to fitted centroids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// Nearest centroid.
+    pub labels: Vec<i32>,
+    /// Cosine similarity (cosine) or squared distance (Euclidean) to it.
+    pub scores: Vec<f32>,
+    /// Top-2 margin normalized to [0, 1): `(d2 - d1) / (d2 + d1)` with `d1 <= d2` the
+    /// dissimilarities (`1 - cos`, or squared distance) to the best and second-best
+    /// centroids. 0 is a tie; it tends to 1 as the row sits on its centroid.
+    pub confidence: Vec<f32>,
+}
+
+/// Normalized top-2 margin; see [`Assignment::confidence`].
+pub fn confidence_from_distances(d1: f64, d2: f64) -> f32 {
+    let (d1, d2) = (d1.max(0.0), d2.max(0.0));
+    ((d2 - d1).max(0.0) / (d2 + d1 + 1e-12)) as f32
+}
+
 impl<T: Real> KMeans<T> {
-    /// Assigns rows `x` (`rows x n_features`) to the nearest centroid; returns labels and
-    /// scores (cosine similarity, or squared distance). Holds `TILE_ROWS x k` scratch per
-    /// chunk of rows; parallel over fixed chunks.
-    pub fn predict(&self, x: &[T]) -> (Vec<i32>, Vec<f32>) {
+    /// Assigns rows `x` (`rows x n_features`): labels, distances and, with `top2`, the
+    /// second-best distances. Parallel over fixed chunks; `TILE_ROWS x k` scratch per task.
+    fn assign(&self, x: &[T], top2: bool) -> (Vec<i32>, Vec<T>, Option<Vec<T>>) {
         let d = self.n_features;
         let data = Data::new(x, d);
         let mut labels = vec![0i32; data.n];
         let mut dists = vec![T::ZERO; data.n];
+        let mut second = if top2 {
+            vec![T::ZERO; data.n]
+        } else {
+            Vec::new()
+        };
         let mut c_norms = Vec::new();
         crate::linalg::row_sq_norms(&self.cluster_centers, d, &mut c_norms);
         let cr = data.chunk_rows;
+        let sec_chunks: Vec<&mut [T]> = if top2 {
+            second.chunks_mut(cr).collect()
+        } else {
+            Vec::new()
+        };
+        let mut sec_iter = sec_chunks.into_iter().map(Some).collect::<Vec<_>>();
+        if !top2 {
+            sec_iter = (0..data.n.div_ceil(cr).max(1)).map(|_| None).collect();
+        }
         labels
             .par_chunks_mut(cr)
             .zip(dists.par_chunks_mut(cr))
+            .zip(sec_iter.into_par_iter())
             .enumerate()
-            .for_each(|(ci, (lab, dis))| {
+            .for_each(|(ci, ((lab, dis), sec))| {
                 let start = ci * cr;
                 let rows = lab.len();
                 let mut tile = Vec::new();
@@ -703,10 +744,37 @@ impl<T: Real> KMeans<T> {
                     self.metric,
                     lab,
                     dis,
+                    sec,
                     &mut tile,
                 );
             });
-        let scores = scores_from_distances(self.metric, &dists);
-        (labels, scores)
+        (labels, dists, if top2 { Some(second) } else { None })
+    }
+
+    /// Assigns rows `x` (`rows x n_features`) to the nearest centroid; returns labels and
+    /// scores (cosine similarity, or squared distance).
+    pub fn predict(&self, x: &[T]) -> (Vec<i32>, Vec<f32>) {
+        let (labels, dists, _) = self.assign(x, false);
+        (labels, scores_from_distances(self.metric, &dists))
+    }
+
+    /// [`predict`](Self::predict) plus the normalized top-2 margin of each row.
+    pub fn predict_with_confidence(&self, x: &[T]) -> Assignment {
+        let (labels, dists, second) = self.assign(x, true);
+        let second = second.expect("top2");
+        let confidence = if self.n_clusters < 2 {
+            vec![1.0 - f32::EPSILON; labels.len()]
+        } else {
+            dists
+                .iter()
+                .zip(&second)
+                .map(|(&a, &b)| confidence_from_distances(a.to_f64(), b.to_f64()))
+                .collect()
+        };
+        Assignment {
+            labels,
+            scores: scores_from_distances(self.metric, &dists),
+            confidence,
+        }
     }
 }

@@ -28,6 +28,7 @@ pub mod memory;
 pub mod metrics;
 pub mod persist;
 pub mod pipeline;
+pub mod predict;
 pub mod preprocessing;
 pub mod real;
 

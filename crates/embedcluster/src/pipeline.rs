@@ -411,6 +411,14 @@ fn run_typed<T: Real>(
         ))
     })?;
     progress.end();
+    // Calibration of the saved model: the training rows' scores and top-2 margins.
+    let calibration = match &cfg.model {
+        Some(_) => Some(crate::predict::calibrate(
+            &km.predict_with_confidence(&reduced),
+            km.n_clusters,
+        )),
+        None => None,
+    };
     drop(reduced);
     // 4. Write the output and score against true labels.
     let mut truth: Option<Vec<i64>> = None;
@@ -439,6 +447,7 @@ fn run_typed<T: Real>(
                 "explained_variance_ratio": pca.as_ref().map(|p| p.explained_variance_ratio.clone()),
                 "inertia": km.inertia,
                 "n_iter": km.n_iter,
+                "calibration": calibration,
             });
             crate::persist::save_model(dir, pca.as_ref(), &km.cluster_centers, km.n_clusters, manifest)?;
             Ok::<_, Error>(((), 0))

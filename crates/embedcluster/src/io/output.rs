@@ -120,10 +120,19 @@ pub struct OutputWriter {
 impl OutputWriter {
     /// Starts an output with the given schema of other columns (if any).
     pub fn create(path: impl AsRef<Path>, others: Option<SchemaRef>) -> Result<Self> {
+        Self::create_with(path, others, false)
+    }
+
+    /// Like [`create`](Self::create), with a `confidence` (float32) column when asked.
+    pub fn create_with(
+        path: impl AsRef<Path>,
+        others: Option<SchemaRef>,
+        confidence: bool,
+    ) -> Result<Self> {
         let mut fields: Vec<Arc<Field>> = others
             .map(|s| s.fields().iter().cloned().collect())
             .unwrap_or_default();
-        for name in ["cluster", "score"] {
+        for name in ["cluster", "score", "confidence"] {
             if fields.iter().any(|f| f.name() == name) {
                 return Err(Error::parameter(format!(
                     "the input already has a column named `{name}`; rename it first"
@@ -132,6 +141,9 @@ impl OutputWriter {
         }
         fields.push(Arc::new(Field::new("cluster", DataType::Int32, false)));
         fields.push(Arc::new(Field::new("score", DataType::Float32, false)));
+        if confidence {
+            fields.push(Arc::new(Field::new("confidence", DataType::Float32, false)));
+        }
         let schema = Arc::new(Schema::new(fields));
         let atomic = AtomicFile::create(path)?;
         let props = WriterProperties::builder()
@@ -154,6 +166,17 @@ impl OutputWriter {
         cluster: &[i32],
         score: &[f32],
     ) -> Result<()> {
+        self.write_with(others, cluster, score, None)
+    }
+
+    /// [`write`](Self::write) with the `confidence` column of outputs created with it.
+    pub fn write_with(
+        &mut self,
+        others: Option<&RecordBatch>,
+        cluster: &[i32],
+        score: &[f32],
+        confidence: Option<&[f32]>,
+    ) -> Result<()> {
         assert_eq!(cluster.len(), score.len());
         let mut columns: Vec<ArrayRef> = match others {
             Some(b) => {
@@ -164,6 +187,9 @@ impl OutputWriter {
         };
         columns.push(Arc::new(Int32Array::from(cluster.to_vec())));
         columns.push(Arc::new(Float32Array::from(score.to_vec())));
+        if let Some(c) = confidence {
+            columns.push(Arc::new(Float32Array::from(c.to_vec())));
+        }
         debug_assert!(columns.iter().all(|c| c.len() == cluster.len()));
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| Error::format(self.atomic.target(), e))?;
