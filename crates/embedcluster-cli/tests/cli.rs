@@ -697,7 +697,10 @@ fn predict_with_a_saved_model_reproduces_run_and_rejects_by_calibration() {
     for (l, lr) in l10.iter().zip(&l_run) {
         assert!(*l == -1 || l == lr, "rejection only replaces a label by -1");
     }
-    assert_eq!(c10, conf, "confidence does not depend on the rejection rule");
+    assert_eq!(
+        c10, conf,
+        "confidence does not depend on the rejection rule"
+    );
     // a global threshold above every confidence rejects everything
     let r = run(
         &[
@@ -818,4 +821,60 @@ fn predict_with_a_saved_model_reproduces_run_and_rejects_by_calibration() {
         r.stderr
     );
     assert!(!p.join("x.parquet").exists());
+}
+
+#[test]
+fn matryoshka_models_predict_like_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    assert_eq!(
+        run(
+            &[
+                "generate",
+                "--n-samples",
+                "5000",
+                "--n-features",
+                "32",
+                "--n-clusters",
+                "5",
+                "--output",
+                "g.parquet"
+            ],
+            p
+        )
+        .code,
+        0
+    );
+    let r = run(
+        &[
+            "run",
+            "g.parquet",
+            "--n-clusters",
+            "5",
+            "--reduce",
+            "matryoshka:16",
+            "--output",
+            "run.parquet",
+            "--model",
+            "m",
+        ],
+        p,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(
+        &[
+            "predict",
+            "g.parquet",
+            "--model",
+            "m",
+            "--output",
+            "pred.parquet",
+        ],
+        p,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (l1, s1, _) = read_i32_f32(&p.join("run.parquet"), ["cluster", "score", "confidence"]);
+    let (l2, s2, _) = read_i32_f32(&p.join("pred.parquet"), ["cluster", "score", "confidence"]);
+    assert_eq!(l1, l2);
+    assert_eq!(s1, s2);
 }

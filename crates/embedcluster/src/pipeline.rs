@@ -514,7 +514,8 @@ fn steps(cfg: &RunConfig) -> Vec<String> {
         Reduce::Matryoshka(k) => s.push(format!("matryoshka:{k}")),
         Reduce::None => {}
     }
-    if cfg.metric == Metric::Cosine && cfg.reduce != Reduce::None {
+    // Matryoshka renormalizes itself; PCA output is renormalized for the cosine metric.
+    if cfg.metric == Metric::Cosine && matches!(cfg.reduce, Reduce::Pca(_)) {
         s.push("normalize".to_string());
     }
     s

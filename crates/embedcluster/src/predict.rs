@@ -131,9 +131,24 @@ impl<T: Real> Model<T> {
             }),
             _ => None,
         };
-        let n_features = pca.as_ref().map(|p| p.n_features).unwrap_or(dim);
+        let matryoshka = steps.iter().any(|s| s.starts_with("matryoshka:"));
+        let n_features = match (&pca, matryoshka) {
+            (Some(p), _) => p.n_features,
+            (None, true) => m
+                .manifest
+                .get("n_features")
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| bad("manifest has no n_features".into()))?
+                as usize,
+            (None, false) => dim,
+        };
         for s in &steps {
-            let ok = s == "normalize" || (s.starts_with("pca:") && pca.is_some());
+            let ok = s == "normalize"
+                || (s.starts_with("pca:") && pca.is_some())
+                || (pca.is_none()
+                    && s.strip_prefix("matryoshka:")
+                        .and_then(|k| k.parse::<usize>().ok())
+                        == Some(dim));
             if !ok {
                 return Err(bad(format!("unsupported preprocessing step {s:?}")));
             }
@@ -197,6 +212,18 @@ impl<T: Real> Model<T> {
                         message: "all zeros after preprocessing; cannot be normalized for the cosine metric".into(),
                     });
                 }
+            } else if step.starts_with("matryoshka:") {
+                let k = self.kmeans.n_features;
+                let mut out = vec![T::ZERO; rows * k];
+                if let Err(i) = crate::decomposition::matryoshka(data, dim, k, &mut out) {
+                    return Err(Error::InvalidRow {
+                        path: origin.0.to_path_buf(),
+                        row: first_row + i as u64,
+                        column: origin.1.to_string(),
+                        message: "the truncated vector is all zeros".into(),
+                    });
+                }
+                reduced = Some(out);
             } else {
                 let t = self.pca.as_ref().expect("checked at load");
                 let mut out = vec![T::ZERO; rows * t.n_components];
