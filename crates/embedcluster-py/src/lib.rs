@@ -279,19 +279,7 @@ fn kmeans_predict<'py>(
                 "X has {d} features, but the model expects {dc}"
             )));
         }
-        let model = cluster::KMeans::<T> {
-            n_clusters: k,
-            n_features: d,
-            metric,
-            cluster_centers: centers.to_vec(),
-            labels: vec![],
-            scores: vec![],
-            inertia: 0.0,
-            n_iter: 0,
-            objective_history: vec![],
-            converged: true,
-            counts: vec![],
-        };
+        let model = cluster::KMeans::from_centers(centers.to_vec(), k, metric);
         let (labels, scores) = compute(py, n_threads, |_| Ok(model.predict(x)))?;
         Ok((vec1(py, labels), vec1(py, scores)))
     }

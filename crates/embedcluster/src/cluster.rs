@@ -701,6 +701,24 @@ pub fn confidence_from_distances(d1: f64, d2: f64) -> f32 {
 }
 
 impl<T: Real> KMeans<T> {
+    /// A model from given centroids (`n_clusters x n_features`, row-major), for assigning
+    /// new rows; the training fields are empty.
+    pub fn from_centers(cluster_centers: Vec<T>, n_clusters: usize, metric: Metric) -> Self {
+        KMeans {
+            n_clusters,
+            n_features: cluster_centers.len() / n_clusters.max(1),
+            metric,
+            cluster_centers,
+            labels: vec![],
+            scores: vec![],
+            inertia: 0.0,
+            n_iter: 0,
+            objective_history: vec![],
+            converged: true,
+            counts: vec![],
+        }
+    }
+
     /// Assigns rows `x` (`rows x n_features`): labels, distances and, with `top2`, the
     /// second-best distances. Parallel over fixed chunks; `TILE_ROWS x k` scratch per task.
     fn assign(&self, x: &[T], top2: bool) -> (Vec<i32>, Vec<T>, Option<Vec<T>>) {

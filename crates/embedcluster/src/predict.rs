@@ -169,19 +169,11 @@ impl<T: Real> Model<T> {
             steps,
             n_features,
             pca: pca.as_ref().map(|p| p.transformer::<T>()),
-            kmeans: KMeans {
-                n_clusters: k,
-                n_features: dim,
+            kmeans: KMeans::from_centers(
+                centers.iter().map(|&v| T::from_f64(v)).collect(),
+                k,
                 metric,
-                cluster_centers: centers.iter().map(|&v| T::from_f64(v)).collect(),
-                labels: vec![],
-                scores: vec![],
-                inertia: 0.0,
-                n_iter: 0,
-                objective_history: vec![],
-                converged: true,
-                counts: vec![],
-            },
+            ),
             calibration,
         })
     }
