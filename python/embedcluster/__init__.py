@@ -9,6 +9,8 @@ reports the time and peak memory of every stage (``fit_report_``).
 from ._core import EmbedclusterError
 from ._estimators import KMeans, PCA, StandardScaler, normalize
 from ._io import iter_batches, to_numpy
+from . import metrics
+from .neighbors import IndexFlatIP, IndexFlatL2, NearestNeighbors
 from ._pipeline import ClusterModel, ClusterResult, cluster_embeddings, load
 from sklearn.exceptions import NotFittedError
 
@@ -16,13 +18,17 @@ __all__ = [
     "ClusterModel",
     "ClusterResult",
     "EmbedclusterError",
+    "IndexFlatIP",
+    "IndexFlatL2",
     "KMeans",
+    "NearestNeighbors",
     "NotFittedError",
     "PCA",
     "StandardScaler",
     "cluster_embeddings",
     "iter_batches",
     "load",
+    "metrics",
     "normalize",
     "to_numpy",
 ]

@@ -38,6 +38,63 @@ enum Command {
     Predict(PredictArgs),
     /// Compare new rows with a saved model's training distribution.
     Drift(DriftArgs),
+    /// Exact top-k neighbours of every query row among the base rows (blocked GEMM, bounded heaps).
+    Neighbors(NeighborsArgs),
+}
+
+#[derive(clap::Args)]
+struct NeighborsArgs {
+    /// Base file (.parquet or .npy), streamed block by block.
+    #[arg(long)]
+    base: PathBuf,
+    /// Query file (.parquet or .npy), held in memory; same number of features as the base.
+    #[arg(long)]
+    queries: PathBuf,
+    /// Neighbours per query.
+    #[arg(short = 'k', long = "k")]
+    k: usize,
+    /// l2 (squared Euclidean), ip (inner product, largest first) or cosine (1 - cos).
+    #[arg(long, default_value = "l2")]
+    metric: String,
+    /// Query i skips base row i (queries are the first rows of the base, e.g. the same file).
+    #[arg(long)]
+    exclude_self: bool,
+    /// Output Parquet: query_id (int64), neighbor_ids (list<int64>), distances (list<float32>).
+    #[arg(long)]
+    output: PathBuf,
+    /// Embedding column of both files (Parquet).
+    #[arg(long, default_value = "embedding")]
+    column: String,
+    /// Base rows per block (default: as many as fit in 16 MiB).
+    #[arg(long)]
+    batch_rows: Option<usize>,
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the report (time, peak memory per stage) as JSON.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+fn cmd_neighbors(a: NeighborsArgs) -> anyhow::Result<()> {
+    set_threads(a.threads)?;
+    let cfg = embedcluster::neighbors::NeighborsConfig {
+        base: a.base,
+        queries: a.queries,
+        column: a.column,
+        k: a.k,
+        metric: a.metric.parse()?,
+        exclude_self: a.exclude_self,
+        batch_rows: a.batch_rows,
+        output: Some(a.output),
+    };
+    let r = embedcluster::neighbors::search_files(&cfg, &Bars(Mutex::new(None)))?;
+    write_json(&a.report, &r)?;
+    let secs: f64 = r.stages.iter().map(|s| s.seconds).sum();
+    eprintln!(
+        "{} queries x {} base rows x {} features, top {}: {:.2} s, peak RSS {}",
+        r.n_queries, r.n_base, r.n_features, r.k, secs, format_mib(r.peak_rss_bytes)
+    );
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -389,6 +446,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => cmd_generate(a),
         Command::Predict(a) => cmd_predict(a),
         Command::Drift(a) => cmd_drift(a),
+        Command::Neighbors(a) => cmd_neighbors(a),
     });
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,

@@ -839,6 +839,187 @@ fn reset_peak_rss() -> bool {
     embedcluster::memory::reset_peak_rss()
 }
 
+/// Exact top-k of `queries` against the concatenation of `bases` (a list of arrays of one
+/// dtype, ids counted across them): `(distances (q, k) same dtype, ids int64 (q, k))`.
+#[pyfunction]
+#[pyo3(signature = (bases, queries, k, metric_name="l2", exclude_self=false, n_threads=None))]
+fn knn_search<'py>(
+    py: Python<'py>,
+    bases: Vec<Bound<'py, PyAny>>,
+    queries: &Bound<'py, PyAny>,
+    k: usize,
+    metric_name: &str,
+    exclude_self: bool,
+    n_threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyArray2<i64>>)> {
+    let metric: embedcluster::neighbors::NeighborMetric = metric_name.parse().map_err(to_py)?;
+    fn go<'py, T: Real + Element>(
+        py: Python<'py>,
+        bases: &[PyReadonlyArray2<'py, T>],
+        q: &PyReadonlyArray2<'py, T>,
+        k: usize,
+        metric: embedcluster::neighbors::NeighborMetric,
+        exclude_self: bool,
+        n_threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyArray2<i64>>)> {
+        let (qx, nq, d) = slice(q);
+        let parts: Vec<(&[T], usize)> = bases
+            .iter()
+            .map(|b| {
+                let (x, n, db) = slice(b);
+                if db != d {
+                    return Err(EmbedclusterError::new_err(format!(
+                        "queries have {d} features but the index has {db}"
+                    )));
+                }
+                Ok((x, n))
+            })
+            .collect::<PyResult<_>>()?;
+        let top = compute(py, n_threads, |cancel| {
+            let mut st = embedcluster::neighbors::KnnState::new(
+                qx,
+                d,
+                k,
+                metric,
+                exclude_self.then_some(0),
+            )?;
+            let mut first = 0i64;
+            for (x, n) in &parts {
+                // in slices of 64 Ki rows so that Ctrl-C is honoured between them
+                for (i, chunk) in x.chunks(65536 * d.max(1)).enumerate() {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(Error::Interrupted);
+                    }
+                    st.push_base(chunk, first + (i * 65536) as i64)?;
+                }
+                first += *n as i64;
+            }
+            st.finish()
+        })?;
+        let dist = vec2(py, top.distances, nq, k)?.into_any();
+        Ok((dist, vec2(py, top.ids, nq, k)?))
+    }
+    let q = arr(queries, "queries")?;
+    let bs: Vec<Arr<'py>> = bases
+        .iter()
+        .map(|b| arr(b, "base"))
+        .collect::<PyResult<_>>()?;
+    match q {
+        Arr::F32(q) => {
+            let b: Vec<PyReadonlyArray2<'py, f32>> = bs
+                .into_iter()
+                .map(|b| match b {
+                    Arr::F32(b) => Ok(b),
+                    _ => Err(EmbedclusterError::new_err("queries and base must have the same dtype")),
+                })
+                .collect::<PyResult<_>>()?;
+            go(py, &b, &q, k, metric, exclude_self, n_threads)
+        }
+        Arr::F64(q) => {
+            let b: Vec<PyReadonlyArray2<'py, f64>> = bs
+                .into_iter()
+                .map(|b| match b {
+                    Arr::F64(b) => Ok(b),
+                    _ => Err(EmbedclusterError::new_err("queries and base must have the same dtype")),
+                })
+                .collect::<PyResult<_>>()?;
+            go(py, &b, &q, k, metric, exclude_self, n_threads)
+        }
+    }
+}
+
+/// External clustering scores of two int64 labelings: a dict with `adjusted_rand_score`,
+/// `mutual_info_score`, `normalized_mutual_info_score`, `adjusted_mutual_info_score`,
+/// `homogeneity`, `completeness`, `v_measure` (only those named in `which`, or all).
+#[pyfunction]
+#[pyo3(signature = (labels_true, labels_pred, which=None))]
+fn external_scores<'py>(
+    py: Python<'py>,
+    labels_true: PyReadonlyArray1<'py, i64>,
+    labels_pred: PyReadonlyArray1<'py, i64>,
+    which: Option<Vec<String>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    use embedcluster::metrics as m;
+    let a = labels_true.as_array().to_vec();
+    let b = labels_pred.as_array().to_vec();
+    let want = |name: &str| which.as_ref().is_none_or(|w| w.iter().any(|x| x == name));
+    let out = PyDict::new(py);
+    let r: Vec<(&str, f64)> = py
+        .detach(|| -> Result<Vec<(&str, f64)>, Error> {
+            let mut r = Vec::new();
+            if want("adjusted_rand_score") {
+                r.push(("adjusted_rand_score", m::adjusted_rand_score(&a, &b)?));
+            }
+            if want("mutual_info_score") {
+                r.push(("mutual_info_score", m::mutual_info_score(&a, &b)?));
+            }
+            if want("normalized_mutual_info_score") {
+                r.push(("normalized_mutual_info_score", m::normalized_mutual_info_score(&a, &b)?));
+            }
+            if want("adjusted_mutual_info_score") {
+                r.push(("adjusted_mutual_info_score", m::adjusted_mutual_info_score(&a, &b)?));
+            }
+            if want("homogeneity") || want("completeness") || want("v_measure") {
+                let (h, c, v) = m::homogeneity_completeness_v_measure(&a, &b)?;
+                r.push(("homogeneity", h));
+                r.push(("completeness", c));
+                r.push(("v_measure", v));
+            }
+            Ok(r)
+        })
+        .map_err(to_py)?;
+    for (k, v) in r {
+        out.set_item(k, v)?;
+    }
+    Ok(out)
+}
+
+/// Internal scores of data `x` and int64 labels: `kind` is `silhouette_samples`
+/// (returns a float64 array), `davies_bouldin` or `calinski_harabasz` (floats).
+#[pyfunction]
+#[pyo3(signature = (x, labels, kind, metric_name="euclidean", n_threads=None))]
+fn internal_score<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    labels: PyReadonlyArray1<'py, i64>,
+    kind: &str,
+    metric_name: &str,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    use embedcluster::metrics as m;
+    let metric: m::SilhouetteMetric = metric_name.parse().map_err(to_py)?;
+    let labels = labels.as_slice()?;
+    fn go<'py, T: Real + Element>(
+        py: Python<'py>,
+        a: &PyReadonlyArray2<'py, T>,
+        labels: &[i64],
+        kind: &str,
+        metric: m::SilhouetteMetric,
+        n_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (x, _, d) = slice(a);
+        match kind {
+            "silhouette_samples" => {
+                let s = compute(py, n_threads, |_| m::silhouette_samples(x, d, labels, metric))?;
+                Ok(vec1(py, s).into_any())
+            }
+            "davies_bouldin" => {
+                let v = compute(py, n_threads, |_| m::davies_bouldin_score(x, d, labels))?;
+                Ok(v.into_pyobject(py)?.into_any())
+            }
+            "calinski_harabasz" => {
+                let v = compute(py, n_threads, |_| m::calinski_harabasz_score(x, d, labels))?;
+                Ok(v.into_pyobject(py)?.into_any())
+            }
+            _ => Err(EmbedclusterError::new_err(format!("unknown score {kind:?}"))),
+        }
+    }
+    match arr(x, "X")? {
+        Arr::F32(a) => go(py, &a, labels, kind, metric, n_threads),
+        Arr::F64(a) => go(py, &a, labels, kind, metric, n_threads),
+    }
+}
+
 /// CPU seconds used so far by this process (all threads).
 #[pyfunction]
 fn cpu_seconds() -> f64 {
@@ -861,6 +1042,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(save_model, m)?)?;
     m.add_function(wrap_pyfunction!(load_model, m)?)?;
     m.add_function(wrap_pyfunction!(model_predict, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_search, m)?)?;
+    m.add_function(wrap_pyfunction!(external_scores, m)?)?;
+    m.add_function(wrap_pyfunction!(internal_score, m)?)?;
     m.add_function(wrap_pyfunction!(peak_rss_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(reset_peak_rss, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_seconds, m)?)?;

@@ -215,7 +215,7 @@ impl Generator {
             })
             .collect();
         let truth: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-        adjusted_rand_score(&truth, &pred)
+        adjusted_rand_score(&truth, &pred).expect("same length")
     }
 
     fn calibrate(&self) -> f64 {

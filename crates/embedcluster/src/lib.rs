@@ -26,6 +26,7 @@ pub mod io;
 pub mod linalg;
 pub mod memory;
 pub mod metrics;
+pub mod neighbors;
 pub mod persist;
 pub mod pipeline;
 pub mod predict;

@@ -1,108 +1,636 @@
-//! Clustering agreement scores with scikit-learn's definitions.
+//! Clustering scores with scikit-learn's names and definitions (`sklearn.metrics`).
 //!
-//! Both take two labelings of the same rows (any integer ids) and build a sparse
-//! contingency table: memory `O(distinct pairs)`, never `n x n`.
+//! # External scores (two labelings of the same rows)
+//! [`adjusted_rand_score`] (Hubert and Arabie 1985), [`mutual_info_score`],
+//! [`normalized_mutual_info_score`], [`adjusted_mutual_info_score`] (Vinh, Epps and
+//! Bailey 2010) and [`homogeneity_completeness_v_measure`] (Rosenberg and Hirschberg 2007)
+//! take any `i64` ids and build a sparse contingency table: memory `O(distinct pairs)`,
+//! never `n x n`. Entropies and mutual information use the natural logarithm;
+//! normalizations use the arithmetic mean, scikit-learn's default `average_method`.
+//!
+//! # Internal scores (data and labels)
+//! * [`silhouette_score`] (Rousseeuw 1987): exact, `O(n^2 d)` time but `O(tile)` memory.
+//!   Rows are visited in label order through a gathered `SIL_BASE_TILE x d` tile, so the
+//!   per-cluster distance sums of a query tile are contiguous runs; nothing of size `n x n`
+//!   or `n x k` is held. Peak memory: labels and order (`12 n` bytes) + per thread
+//!   `SIL_QUERY_TILE x (SIL_BASE_TILE + k)` values + the gathered tile. `sample_size`
+//!   scores a seeded uniform sample of rows (without replacement) instead.
+//! * [`davies_bouldin_score`] (Davies and Bouldin 1979) and [`calinski_harabasz_score`]
+//!   (Calinski and Harabasz 1974) from two streaming passes with mergeable states:
+//!   [`CentroidState`] (per-cluster sums and counts) then [`DispersionState`] (per-cluster
+//!   sums of distances and squared distances to the centroid). Memory `k d 8` bytes.
+//!
+//! Every function returns [`Error::Parameter`] for labelings of different lengths, and the
+//! internal scores require `2 <= n_labels <= n_samples - 1` as scikit-learn does.
 
+use crate::error::{Error, Result};
+use crate::linalg::gemm_nt;
+use crate::real::Real;
+use faer::Par;
+use rand::SeedableRng;
+use rayon::prelude::*;
 use std::collections::HashMap;
 
+fn check_same_len(a: usize, b: usize, what: &str) -> Result<()> {
+    if a != b {
+        return Err(Error::parameter(format!(
+            "{what} have different lengths: {a} and {b}"
+        )));
+    }
+    Ok(())
+}
+
+/// Dense codes `0..n_labels` in sorted order of the distinct ids (scikit-learn's
+/// `LabelEncoder`), and the number of distinct ids.
+pub fn encode_labels(labels: &[i64]) -> (Vec<u32>, usize) {
+    let mut uniq: Vec<i64> = labels.to_vec();
+    uniq.sort_unstable();
+    uniq.dedup();
+    let map: HashMap<i64, u32> = uniq.iter().enumerate().map(|(i, &v)| (v, i as u32)).collect();
+    (labels.iter().map(|v| map[v]).collect(), uniq.len())
+}
+
+/// Sparse contingency table of two labelings, entries ordered by (row code, column code).
 struct Contingency {
-    n: f64,
-    cells: Vec<f64>,
-    rows: Vec<f64>,
-    cols: Vec<f64>,
+    n: u64,
+    /// `(row, col, count)` of nonzero cells.
+    cells: Vec<(u32, u32, u64)>,
+    rows: Vec<u64>,
+    cols: Vec<u64>,
 }
 
-fn contingency(a: &[i64], b: &[i64]) -> Contingency {
-    assert_eq!(a.len(), b.len(), "labelings must have the same length");
-    let mut cells: HashMap<(i64, i64), u64> = HashMap::new();
-    let mut rows: HashMap<i64, u64> = HashMap::new();
-    let mut cols: HashMap<i64, u64> = HashMap::new();
-    for (&x, &y) in a.iter().zip(b) {
+fn contingency(a: &[i64], b: &[i64]) -> Result<Contingency> {
+    check_same_len(a.len(), b.len(), "labels_true and labels_pred")?;
+    let (ca, ka) = encode_labels(a);
+    let (cb, kb) = encode_labels(b);
+    let mut cells: HashMap<(u32, u32), u64> = HashMap::new();
+    let mut rows = vec![0u64; ka];
+    let mut cols = vec![0u64; kb];
+    for (&x, &y) in ca.iter().zip(&cb) {
         *cells.entry((x, y)).or_default() += 1;
-        *rows.entry(x).or_default() += 1;
-        *cols.entry(y).or_default() += 1;
+        rows[x as usize] += 1;
+        cols[y as usize] += 1;
     }
-    Contingency {
-        n: a.len() as f64,
-        cells: sorted_counts(cells),
-        rows: sorted_counts(rows),
-        cols: sorted_counts(cols),
+    let mut cells: Vec<(u32, u32, u64)> = cells.into_iter().map(|((i, j), c)| (i, j, c)).collect();
+    cells.sort_unstable();
+    Ok(Contingency {
+        n: a.len() as u64,
+        cells,
+        rows,
+        cols,
+    })
+}
+
+/// Entropy (natural log) of a labeling given its class counts; 0 for one class.
+fn entropy_counts(counts: &[u64]) -> f64 {
+    let pi: Vec<f64> = counts.iter().filter(|&&c| c > 0).map(|&c| c as f64).collect();
+    if pi.len() <= 1 {
+        return 0.0;
     }
+    let sum: f64 = pi.iter().sum();
+    let ls = sum.ln();
+    -pi.iter().map(|&p| (p / sum) * (p.ln() - ls)).sum::<f64>()
 }
 
-/// Counts ordered by key, so that sums are taken in a deterministic order.
-fn sorted_counts<K: Ord>(m: HashMap<K, u64>) -> Vec<f64> {
-    let mut v: Vec<(K, u64)> = m.into_iter().collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v.into_iter().map(|(_, c)| c as f64).collect()
-}
-
-fn comb2(x: f64) -> f64 {
-    x * (x - 1.0) / 2.0
-}
-
-/// Adjusted Rand index (Hubert and Arabie 1985), as `sklearn.metrics.adjusted_rand_score`.
-/// 1 for identical partitions, about 0 for independent ones.
-pub fn adjusted_rand_score(labels_true: &[i64], labels_pred: &[i64]) -> f64 {
-    let c = contingency(labels_true, labels_pred);
-    let sum_comb: f64 = c.cells.iter().map(|&x| comb2(x)).sum();
-    let sum_a: f64 = c.rows.iter().map(|&x| comb2(x)).sum();
-    let sum_b: f64 = c.cols.iter().map(|&x| comb2(x)).sum();
-    let expected = sum_a * sum_b / comb2(c.n);
-    let max = (sum_a + sum_b) / 2.0;
-    if max == expected {
-        return 1.0; // both partitions trivial (one cluster, or all singletons)
+fn mutual_info(c: &Contingency) -> f64 {
+    if c.rows.len() == 1 || c.cols.len() == 1 {
+        return 0.0;
     }
-    (sum_comb - expected) / (max - expected)
+    let total = c.n as f64;
+    let (ls_rows, ls_cols) = (total.ln(), total.ln());
+    let mut mi = 0.0;
+    for &(i, j, nij) in &c.cells {
+        let nm = nij as f64 / total;
+        let outer = (c.rows[i as usize] as f64) * (c.cols[j as usize] as f64);
+        let v = nm * ((nij as f64).ln() - total.ln()) + nm * (-outer.ln() + ls_rows + ls_cols);
+        if v.abs() >= f64::EPSILON {
+            mi += v;
+        }
+    }
+    mi.max(0.0)
 }
 
-fn entropy(counts: &[f64], n: f64) -> f64 {
-    counts
+/// Adjusted Rand index, as `sklearn.metrics.adjusted_rand_score` (from the pair confusion
+/// matrix in exact integer arithmetic). 1 for identical partitions, about 0 for independent
+/// ones, and 1 when both are trivial in the same way.
+pub fn adjusted_rand_score(labels_true: &[i64], labels_pred: &[i64]) -> Result<f64> {
+    let c = contingency(labels_true, labels_pred)?;
+    let n = c.n as i128;
+    let sum_squares: i128 = c.cells.iter().map(|&(_, _, v)| (v as i128) * (v as i128)).sum();
+    let c11 = sum_squares - n;
+    let c01: i128 = c
+        .cells
         .iter()
-        .filter(|&&c| c > 0.0)
-        .map(|&c| {
-            let p = c / n;
-            -p * p.ln()
-        })
-        .sum()
+        .map(|&(_, j, v)| v as i128 * c.cols[j as usize] as i128)
+        .sum::<i128>()
+        - sum_squares;
+    let c10: i128 = c
+        .cells
+        .iter()
+        .map(|&(i, _, v)| v as i128 * c.rows[i as usize] as i128)
+        .sum::<i128>()
+        - sum_squares;
+    let c00 = n * n - c01 - c10 - sum_squares;
+    let (tn, fp, fnn, tp) = (c00, c01, c10, c11);
+    if fnn == 0 && fp == 0 {
+        return Ok(1.0);
+    }
+    let num = 2 * (tp * tn - fnn * fp);
+    let den = (tp + fnn) * (fnn + tn) + (tp + fp) * (fp + tn);
+    Ok(num as f64 / den as f64)
 }
 
-/// Normalized mutual information with the arithmetic mean of the entropies, as
-/// `sklearn.metrics.normalized_mutual_info_score` (its default `average_method`).
-pub fn normalized_mutual_info_score(labels_true: &[i64], labels_pred: &[i64]) -> f64 {
-    assert_eq!(labels_true.len(), labels_pred.len());
-    let mut cells: HashMap<(i64, i64), u64> = HashMap::new();
-    let mut rows: HashMap<i64, u64> = HashMap::new();
-    let mut cols: HashMap<i64, u64> = HashMap::new();
-    for (&x, &y) in labels_true.iter().zip(labels_pred) {
-        *cells.entry((x, y)).or_default() += 1;
-        *rows.entry(x).or_default() += 1;
-        *cols.entry(y).or_default() += 1;
+/// Mutual information (natural log), as `sklearn.metrics.mutual_info_score`.
+pub fn mutual_info_score(labels_true: &[i64], labels_pred: &[i64]) -> Result<f64> {
+    Ok(mutual_info(&contingency(labels_true, labels_pred)?))
+}
+
+/// Normalized mutual information (arithmetic mean of the entropies), as
+/// `sklearn.metrics.normalized_mutual_info_score`.
+pub fn normalized_mutual_info_score(labels_true: &[i64], labels_pred: &[i64]) -> Result<f64> {
+    let c = contingency(labels_true, labels_pred)?;
+    if c.rows.len() == c.cols.len() && c.rows.len() <= 1 {
+        return Ok(1.0);
     }
-    let n = labels_true.len() as f64;
-    if rows.len() == 1 && cols.len() == 1
-        || rows.len() == labels_true.len() && cols.len() == labels_true.len()
-    {
-        return 1.0;
+    let mi = mutual_info(&c);
+    if mi == 0.0 {
+        return Ok(0.0);
     }
-    let mut keys: Vec<_> = cells.keys().copied().collect();
-    keys.sort();
-    let mi: f64 = keys
-        .iter()
-        .map(|k| {
-            let nij = cells[k] as f64;
-            let a = rows[&k.0] as f64;
-            let b = cols[&k.1] as f64;
-            nij / n * (n * nij / (a * b)).ln()
+    let norm = (entropy_counts(&c.rows) + entropy_counts(&c.cols)) / 2.0;
+    Ok(mi / norm)
+}
+
+/// `ln(m!)`: exact sums below 256, Stirling's series above (relative error < 1e-16).
+fn ln_factorial_table(max: u64) -> impl Fn(u64) -> f64 {
+    let small: Vec<f64> = std::iter::once(0.0)
+        .chain((1..256u64).scan(0.0f64, |acc, i| {
+            *acc += (i as f64).ln();
+            Some(*acc)
+        }))
+        .collect();
+    let _ = max;
+    move |m: u64| {
+        if (m as usize) < small.len() {
+            small[m as usize]
+        } else {
+            let x = m as f64 + 1.0; // ln Gamma(x)
+            let x2 = x * x;
+            (x - 0.5) * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI).ln() + 1.0 / (12.0 * x)
+                - 1.0 / (360.0 * x * x2)
+                + 1.0 / (1260.0 * x2 * x2 * x)
+                - 1.0 / (1680.0 * x2 * x2 * x2 * x)
+        }
+    }
+}
+
+/// Expected mutual information of two labelings with the given class sizes under the
+/// hypergeometric model (Vinh, Epps and Bailey 2010), as scikit-learn computes it.
+fn expected_mutual_info(rows: &[u64], cols: &[u64], n: u64) -> f64 {
+    if rows.len() == 1 || cols.len() == 1 {
+        return 0.0;
+    }
+    let lf = ln_factorial_table(n);
+    let nf = n as f64;
+    let ln_n = nf.ln();
+    let mut emi = 0.0;
+    for &a in rows {
+        for &b in cols {
+            let start = 1.max((a + b).saturating_sub(n));
+            let end = a.min(b);
+            let base = lf(a) + lf(b) + lf(n - a) + lf(n - b) - lf(n);
+            let (la, lb) = ((a as f64).ln(), (b as f64).ln());
+            for nij in start..=end {
+                let term1 = nij as f64 / nf;
+                let term2 = ln_n + (nij as f64).ln() - la - lb;
+                let gln = base - lf(nij) - lf(a - nij) - lf(b - nij) - lf(n - a - b + nij);
+                emi += term1 * term2 * gln.exp();
+            }
+        }
+    }
+    emi
+}
+
+/// Adjusted mutual information (arithmetic normalization), as
+/// `sklearn.metrics.adjusted_mutual_info_score`. Time `O(sum_ij min(a_i, b_j))`.
+pub fn adjusted_mutual_info_score(labels_true: &[i64], labels_pred: &[i64]) -> Result<f64> {
+    let c = contingency(labels_true, labels_pred)?;
+    if c.rows.len() == c.cols.len() && c.rows.len() <= 1 {
+        return Ok(1.0);
+    }
+    let mi = mutual_info(&c);
+    let emi = expected_mutual_info(&c.rows, &c.cols, c.n);
+    let norm = (entropy_counts(&c.rows) + entropy_counts(&c.cols)) / 2.0;
+    let mut den = norm - emi;
+    if den < 0.0 {
+        den = den.min(-f64::EPSILON);
+    } else {
+        den = den.max(f64::EPSILON);
+    }
+    Ok((mi - emi) / den)
+}
+
+/// `(homogeneity, completeness, v_measure)` with `beta = 1`, as
+/// `sklearn.metrics.homogeneity_completeness_v_measure`.
+pub fn homogeneity_completeness_v_measure(
+    labels_true: &[i64],
+    labels_pred: &[i64],
+) -> Result<(f64, f64, f64)> {
+    if labels_true.is_empty() && labels_pred.is_empty() {
+        return Ok((1.0, 1.0, 1.0));
+    }
+    let c = contingency(labels_true, labels_pred)?;
+    let (hc, hk) = (entropy_counts(&c.rows), entropy_counts(&c.cols));
+    let mi = mutual_info(&c);
+    let h = if hc != 0.0 { mi / hc } else { 1.0 };
+    let comp = if hk != 0.0 { mi / hk } else { 1.0 };
+    let v = if h + comp == 0.0 {
+        0.0
+    } else {
+        2.0 * h * comp / (h + comp)
+    };
+    Ok((h, comp, v))
+}
+
+fn check_number_of_labels(n_labels: usize, n_samples: usize) -> Result<()> {
+    if !(n_labels > 1 && n_labels < n_samples) {
+        return Err(Error::parameter(format!(
+            "number of labels is {n_labels}; valid values are 2 to n_samples - 1 ({}) inclusive",
+            n_samples.saturating_sub(1)
+        )));
+    }
+    Ok(())
+}
+
+fn check_data<T>(x: &[T], d: usize, labels: &[i64]) -> Result<usize> {
+    if d == 0 || x.len() % d != 0 {
+        return Err(Error::parameter(format!(
+            "data of {} values is not a multiple of n_features = {d}",
+            x.len()
+        )));
+    }
+    let n = x.len() / d;
+    check_same_len(n, labels.len(), "X rows and labels")?;
+    Ok(n)
+}
+
+/// Distance used by [`silhouette_score`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SilhouetteMetric {
+    /// Euclidean distance (scikit-learn's default).
+    Euclidean,
+    /// Squared Euclidean distance.
+    SqEuclidean,
+    /// Cosine distance `1 - cos`; rows must not be all zeros.
+    Cosine,
+}
+
+impl std::str::FromStr for SilhouetteMetric {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "euclidean" | "l2" => Ok(SilhouetteMetric::Euclidean),
+            "sqeuclidean" => Ok(SilhouetteMetric::SqEuclidean),
+            "cosine" => Ok(SilhouetteMetric::Cosine),
+            _ => Err(Error::parameter(format!(
+                "unknown metric {s:?} (expected euclidean, sqeuclidean or cosine)"
+            ))),
+        }
+    }
+}
+
+/// Query rows per silhouette task.
+pub const SIL_QUERY_TILE: usize = 128;
+/// Base rows per gathered silhouette tile.
+pub const SIL_BASE_TILE: usize = 1024;
+
+/// Silhouette coefficient of each row, as `sklearn.metrics.silhouette_samples`:
+/// `(b - a) / max(a, b)` with `a` the mean distance to the other members of the row's
+/// cluster and `b` the smallest mean distance to another cluster; 0 for rows of clusters
+/// of size 1 (and where `a = b = 0`). Distances are computed blockwise from
+/// `|x|^2 + |y|^2 - 2 x.y` in `T` and summed in f64; a row's distance to itself is 0.
+///
+/// # Errors
+/// [`Error::Parameter`] for mismatched shapes, fewer than 2 or more than `n - 1` labels,
+/// or (cosine) an all-zero row.
+pub fn silhouette_samples<T: Real>(
+    x: &[T],
+    d: usize,
+    labels: &[i64],
+    metric: SilhouetteMetric,
+) -> Result<Vec<f64>> {
+    let n = check_data(x, d, labels)?;
+    let (codes, k) = encode_labels(labels);
+    check_number_of_labels(k, n)?;
+    let mut norms = Vec::new();
+    crate::linalg::row_sq_norms(x, d, &mut norms);
+    let inv_norms: Vec<T> = if metric == SilhouetteMetric::Cosine {
+        if let Some(i) = norms.iter().position(|&v| v <= T::ZERO) {
+            return Err(Error::parameter(format!(
+                "row {i} is all zeros: its cosine distance is undefined"
+            )));
+        }
+        norms.iter().map(|&v| T::ONE / v.sqrt()).collect()
+    } else {
+        Vec::new()
+    };
+    // Rows in label order; run boundaries of each cluster.
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.sort_by_key(|&i| (codes[i as usize], i));
+    let mut counts = vec![0u64; k];
+    for &c in &codes {
+        counts[c as usize] += 1;
+    }
+    let two = T::from_f64(2.0);
+    let mut out = vec![0.0f64; n];
+    out.par_chunks_mut(SIL_QUERY_TILE)
+        .enumerate()
+        .for_each(|(ti, out)| {
+            let q0 = ti * SIL_QUERY_TILE;
+            let m = out.len();
+            let qx = &x[q0 * d..(q0 + m) * d];
+            let mut gathered = vec![T::ZERO; SIL_BASE_TILE * d];
+            let mut tile = vec![T::ZERO; m * SIL_BASE_TILE];
+            let mut sums = vec![0.0f64; m * k];
+            let mut b0 = 0;
+            while b0 < n {
+                let nb = SIL_BASE_TILE.min(n - b0);
+                let idx = &order[b0..b0 + nb];
+                for (r, &i) in idx.iter().enumerate() {
+                    let i = i as usize;
+                    gathered[r * d..(r + 1) * d].copy_from_slice(&x[i * d..(i + 1) * d]);
+                }
+                let t = &mut tile[..m * nb];
+                gemm_nt(t, qx, &gathered[..nb * d], m, nb, d, T::ONE, false, Par::Seq);
+                // distances in place
+                for r in 0..m {
+                    let qi = q0 + r;
+                    let row = &mut t[r * nb..(r + 1) * nb];
+                    match metric {
+                        SilhouetteMetric::Euclidean | SilhouetteMetric::SqEuclidean => {
+                            let qn = norms[qi];
+                            for (v, &bi) in row.iter_mut().zip(idx) {
+                                let s = qn + norms[bi as usize] - two * *v;
+                                *v = if s > T::ZERO { s } else { T::ZERO };
+                            }
+                            if metric == SilhouetteMetric::Euclidean {
+                                for v in row.iter_mut() {
+                                    *v = v.sqrt();
+                                }
+                            }
+                        }
+                        SilhouetteMetric::Cosine => {
+                            let qn = inv_norms[qi];
+                            for (v, &bi) in row.iter_mut().zip(idx) {
+                                let s = T::ONE - *v * qn * inv_norms[bi as usize];
+                                *v = if s > T::ZERO { s } else { T::ZERO };
+                            }
+                        }
+                    }
+                    // the row itself contributes exactly 0
+                    if let Ok(p) = idx.binary_search_by_key(&(codes[qi], qi as u32), |&i| {
+                        (codes[i as usize], i)
+                    }) {
+                        row[p] = T::ZERO;
+                    }
+                    // contiguous runs of one cluster
+                    let s = &mut sums[r * k..(r + 1) * k];
+                    let mut j = 0;
+                    while j < nb {
+                        let c = codes[idx[j] as usize];
+                        let mut acc = 0.0f64;
+                        let mut e = j;
+                        while e < nb && codes[idx[e] as usize] == c {
+                            acc += row[e].to_f64();
+                            e += 1;
+                        }
+                        s[c as usize] += acc;
+                        j = e;
+                    }
+                }
+                b0 += nb;
+            }
+            for r in 0..m {
+                let qi = q0 + r;
+                let own = codes[qi] as usize;
+                let s = &sums[r * k..(r + 1) * k];
+                if counts[own] <= 1 {
+                    out[r] = 0.0;
+                    continue;
+                }
+                let a = s[own] / (counts[own] - 1) as f64;
+                let b = (0..k)
+                    .filter(|&c| c != own)
+                    .map(|c| s[c] / counts[c] as f64)
+                    .fold(f64::INFINITY, f64::min);
+                let den = a.max(b);
+                out[r] = if den > 0.0 { (b - a) / den } else { 0.0 };
+            }
+        });
+    Ok(out)
+}
+
+/// Mean silhouette coefficient, as `sklearn.metrics.silhouette_score`; with
+/// `sample_size`, over a uniform sample of that many rows drawn without replacement
+/// with `seed` (the sample differs from scikit-learn's, whose RNG is numpy's; the Python
+/// package draws scikit-learn's exact sample). See [`silhouette_samples`].
+pub fn silhouette_score<T: Real>(
+    x: &[T],
+    d: usize,
+    labels: &[i64],
+    metric: SilhouetteMetric,
+    sample_size: Option<usize>,
+    seed: u64,
+) -> Result<f64> {
+    let n = check_data(x, d, labels)?;
+    let s = match sample_size {
+        Some(m) if m < n => {
+            if m == 0 {
+                return Err(Error::parameter("sample_size must be at least 1"));
+            }
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut idx = rand::seq::index::sample(&mut rng, n, m).into_vec();
+            idx.sort_unstable();
+            let mut xs = Vec::with_capacity(m * d);
+            let mut ls = Vec::with_capacity(m);
+            for &i in &idx {
+                xs.extend_from_slice(&x[i * d..(i + 1) * d]);
+                ls.push(labels[i]);
+            }
+            silhouette_samples(&xs, d, &ls, metric)?
+        }
+        _ => silhouette_samples(x, d, labels, metric)?,
+    };
+    Ok(s.iter().sum::<f64>() / s.len() as f64)
+}
+
+/// Pass 1 of the dispersion scores: per-cluster sums (f64) and counts over dense codes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CentroidState {
+    pub n_features: usize,
+    pub sums: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+impl CentroidState {
+    /// Empty state for `n_labels` clusters of `d` features.
+    pub fn new(n_labels: usize, d: usize) -> Self {
+        CentroidState {
+            n_features: d,
+            sums: vec![0.0; n_labels * d],
+            counts: vec![0; n_labels],
+        }
+    }
+    /// Adds rows `x` (`rows x d`) with dense cluster codes `codes`.
+    pub fn partial<T: Real>(&mut self, x: &[T], codes: &[u32]) {
+        let d = self.n_features;
+        for (row, &c) in x.chunks_exact(d).zip(codes) {
+            let c = c as usize;
+            self.counts[c] += 1;
+            for (s, &v) in self.sums[c * d..(c + 1) * d].iter_mut().zip(row) {
+                *s += v.to_f64();
+            }
+        }
+    }
+    /// Folds another state (same clusters) into this one.
+    pub fn merge(&mut self, other: &CentroidState) {
+        self.sums.iter_mut().zip(&other.sums).for_each(|(a, b)| *a += b);
+        self.counts.iter_mut().zip(&other.counts).for_each(|(a, b)| *a += b);
+    }
+    /// Member means (`n_labels x d`); an empty cluster's centroid is 0.
+    pub fn centroids(&self) -> Vec<f64> {
+        let d = self.n_features;
+        let mut c = self.sums.clone();
+        for (j, &cnt) in self.counts.iter().enumerate() {
+            for v in &mut c[j * d..(j + 1) * d] {
+                *v /= cnt.max(1) as f64;
+            }
+        }
+        c
+    }
+}
+
+/// Pass 2 of the dispersion scores: per cluster, the sum of Euclidean distances and of
+/// squared distances of the members to their centroid (computed directly, in f64).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispersionState {
+    pub dist_sums: Vec<f64>,
+    pub sq_sums: Vec<f64>,
+}
+
+impl DispersionState {
+    pub fn new(n_labels: usize) -> Self {
+        DispersionState {
+            dist_sums: vec![0.0; n_labels],
+            sq_sums: vec![0.0; n_labels],
+        }
+    }
+    /// Adds rows `x` (`rows x d`) with codes, given the centroids from pass 1.
+    pub fn partial<T: Real>(&mut self, x: &[T], codes: &[u32], centroids: &[f64]) {
+        let d = centroids.len() / self.dist_sums.len().max(1);
+        for (row, &c) in x.chunks_exact(d).zip(codes) {
+            let c = c as usize;
+            let sq: f64 = row
+                .iter()
+                .zip(&centroids[c * d..(c + 1) * d])
+                .map(|(&v, m)| {
+                    let t = v.to_f64() - m;
+                    t * t
+                })
+                .sum();
+            self.dist_sums[c] += sq.sqrt();
+            self.sq_sums[c] += sq;
+        }
+    }
+    pub fn merge(&mut self, other: &DispersionState) {
+        self.dist_sums.iter_mut().zip(&other.dist_sums).for_each(|(a, b)| *a += b);
+        self.sq_sums.iter_mut().zip(&other.sq_sums).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// Davies-Bouldin index from the two passes, as `sklearn.metrics.davies_bouldin_score`:
+/// mean over clusters of `max_{j != i} (s_i + s_j) / |c_i - c_j|` (lower is better).
+pub fn davies_bouldin_from(cent: &CentroidState, disp: &DispersionState) -> f64 {
+    let k = cent.counts.len();
+    let d = cent.n_features;
+    let c = cent.centroids();
+    let intra: Vec<f64> = (0..k)
+        .map(|j| disp.dist_sums[j] / cent.counts[j].max(1) as f64)
+        .collect();
+    let mut cd = vec![0.0f64; k * k];
+    for i in 0..k {
+        for j in 0..k {
+            cd[i * k + j] = (0..d)
+                .map(|f| {
+                    let t = c[i * d + f] - c[j * d + f];
+                    t * t
+                })
+                .sum::<f64>()
+                .sqrt();
+        }
+    }
+    if intra.iter().all(|v| v.abs() <= 1e-8) || cd.iter().all(|v| v.abs() <= 1e-8) {
+        return 0.0;
+    }
+    let mut total = 0.0;
+    for i in 0..k {
+        let mut best = f64::NEG_INFINITY;
+        for j in 0..k {
+            let den = if cd[i * k + j] == 0.0 { f64::INFINITY } else { cd[i * k + j] };
+            best = best.max((intra[i] + intra[j]) / den);
+        }
+        total += best;
+    }
+    total / k as f64
+}
+
+/// Calinski-Harabasz index (variance ratio) from the two passes, as
+/// `sklearn.metrics.calinski_harabasz_score` (higher is better; 1 when every cluster is a
+/// single point repeated).
+pub fn calinski_harabasz_from(cent: &CentroidState, disp: &DispersionState) -> f64 {
+    let k = cent.counts.len();
+    let d = cent.n_features;
+    let n: u64 = cent.counts.iter().sum();
+    let c = cent.centroids();
+    let mean: Vec<f64> = (0..d)
+        .map(|f| (0..k).map(|j| cent.sums[j * d + f]).sum::<f64>() / n as f64)
+        .collect();
+    let extra: f64 = (0..k)
+        .map(|j| {
+            cent.counts[j] as f64
+                * (0..d).map(|f| (c[j * d + f] - mean[f]).powi(2)).sum::<f64>()
         })
         .sum();
-    let c = contingency(labels_true, labels_pred);
-    let (hu, hv) = (entropy(&c.rows, n), entropy(&c.cols, n));
-    let denom = (hu + hv) / 2.0;
-    if denom <= 0.0 {
-        return 1.0;
+    let intra: f64 = disp.sq_sums.iter().sum();
+    if intra == 0.0 {
+        1.0
+    } else {
+        extra * (n - k as u64) as f64 / (intra * (k as f64 - 1.0))
     }
-    (mi / denom).clamp(0.0, 1.0)
+}
+
+fn dispersion<T: Real>(x: &[T], d: usize, labels: &[i64]) -> Result<(CentroidState, DispersionState)> {
+    let n = check_data(x, d, labels)?;
+    let (codes, k) = encode_labels(labels);
+    check_number_of_labels(k, n)?;
+    let mut cent = CentroidState::new(k, d);
+    cent.partial(x, &codes);
+    let centroids = cent.centroids();
+    let mut disp = DispersionState::new(k);
+    disp.partial(x, &codes, &centroids);
+    Ok((cent, disp))
+}
+
+/// Davies-Bouldin index of in-memory data (`n x d`); see [`davies_bouldin_from`].
+pub fn davies_bouldin_score<T: Real>(x: &[T], d: usize, labels: &[i64]) -> Result<f64> {
+    let (c, s) = dispersion(x, d, labels)?;
+    Ok(davies_bouldin_from(&c, &s))
+}
+
+/// Calinski-Harabasz index of in-memory data (`n x d`); see [`calinski_harabasz_from`].
+pub fn calinski_harabasz_score<T: Real>(x: &[T], d: usize, labels: &[i64]) -> Result<f64> {
+    let (c, s) = dispersion(x, d, labels)?;
+    Ok(calinski_harabasz_from(&c, &s))
 }
 
 #[cfg(test)]
@@ -114,17 +642,69 @@ mod tests {
         // Oracle values printed by scikit-learn 1.9.1 for these exact inputs.
         let a = [0, 0, 1, 1, 2, 2];
         let b = [0, 0, 1, 2, 2, 2];
-        assert!((adjusted_rand_score(&a, &b) - 0.4444444444444444).abs() < 1e-12);
-        assert!((normalized_mutual_info_score(&a, &b) - 0.7396673768007592).abs() < 1e-12);
+        let ari = |x: &[i64], y: &[i64]| adjusted_rand_score(x, y).unwrap();
+        let nmi = |x: &[i64], y: &[i64]| normalized_mutual_info_score(x, y).unwrap();
+        assert!((ari(&a, &b) - 0.4444444444444444).abs() < 1e-12);
+        assert!((nmi(&a, &b) - 0.7396673768007592).abs() < 1e-12);
         let x = [0, 1, 2, 0, 3, 4, 5, 1, 2, 2, 0];
         let y = [1, 1, 0, 0, 2, 2, 2, 3, 3, 3, 0];
-        assert!((adjusted_rand_score(&x, &y) - 0.10062893081761007).abs() < 1e-12);
-        assert!((normalized_mutual_info_score(&x, &y) - 0.5908713768901095).abs() < 1e-12);
-        assert!((adjusted_rand_score(&[0, 0, 1, 1], &[0, 1, 0, 1]) + 0.5).abs() < 1e-12);
-        assert!(normalized_mutual_info_score(&[0, 0, 1, 1], &[0, 1, 0, 1]).abs() < 1e-12);
+        assert!((ari(&x, &y) - 0.10062893081761007).abs() < 1e-12);
+        assert!((nmi(&x, &y) - 0.5908713768901095).abs() < 1e-12);
+        assert!((ari(&[0, 0, 1, 1], &[0, 1, 0, 1]) + 0.5).abs() < 1e-12);
+        assert!(nmi(&[0, 0, 1, 1], &[0, 1, 0, 1]).abs() < 1e-12);
         // label permutation does not matter; identical partitions score 1
         let c = [5, 5, 9, 9, 1, 1];
-        assert!((adjusted_rand_score(&a, &c) - 1.0).abs() < 1e-12);
-        assert!((normalized_mutual_info_score(&a, &c) - 1.0).abs() < 1e-12);
+        assert!((ari(&a, &c) - 1.0).abs() < 1e-12);
+        assert!((nmi(&a, &c) - 1.0).abs() < 1e-12);
+        assert!(adjusted_rand_score(&a, &b[..5]).is_err());
+    }
+
+    /// Silhouette against the definition with a naive double loop.
+    #[test]
+    fn silhouette_matches_naive_loop() {
+        let (n, d) = (300, 5);
+        let x: Vec<f64> = (0..n * d).map(|i| ((i * 37 % 101) as f64 * 0.13).sin()).collect();
+        let labels: Vec<i64> = (0..n).map(|i| ((i * 7) % 4) as i64 * 10 + (i == 3) as i64).collect();
+        for metric in [SilhouetteMetric::Euclidean, SilhouetteMetric::SqEuclidean, SilhouetteMetric::Cosine] {
+            let dist = |i: usize, j: usize| {
+                let (a, b) = (&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
+                let sq: f64 = a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum();
+                match metric {
+                    SilhouetteMetric::Euclidean => sq.sqrt(),
+                    SilhouetteMetric::SqEuclidean => sq,
+                    SilhouetteMetric::Cosine => {
+                        let dot: f64 = a.iter().zip(b).map(|(p, q)| p * q).sum();
+                        let na: f64 = a.iter().map(|p| p * p).sum::<f64>().sqrt();
+                        let nb: f64 = b.iter().map(|p| p * p).sum::<f64>().sqrt();
+                        if i == j { 0.0 } else { 1.0 - dot / (na * nb) }
+                    }
+                }
+            };
+            let got = silhouette_samples(&x, d, &labels, metric).unwrap();
+            for i in 0..n {
+                let own = labels[i];
+                let members = labels.iter().filter(|&&l| l == own).count();
+                let want = if members == 1 {
+                    0.0
+                } else {
+                    let a = (0..n).filter(|&j| labels[j] == own && j != i).map(|j| dist(i, j)).sum::<f64>()
+                        / (members - 1) as f64;
+                    let mut others: Vec<i64> = labels.clone();
+                    others.sort();
+                    others.dedup();
+                    let b = others
+                        .iter()
+                        .filter(|&&l| l != own)
+                        .map(|&l| {
+                            let m: Vec<usize> = (0..n).filter(|&j| labels[j] == l).collect();
+                            m.iter().map(|&j| dist(i, j)).sum::<f64>() / m.len() as f64
+                        })
+                        .fold(f64::INFINITY, f64::min);
+                    (b - a) / a.max(b)
+                };
+                assert!((got[i] - want).abs() < 1e-9, "{metric:?} row {i}: {} vs {want}", got[i]);
+            }
+        }
+        assert!(silhouette_samples(&x, d, &vec![1; n], SilhouetteMetric::Euclidean).is_err());
     }
 }

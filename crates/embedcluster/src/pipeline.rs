@@ -456,8 +456,8 @@ fn run_typed<T: Real>(
     let pred: Vec<i64> = km.labels.iter().map(|&l| l as i64).collect();
     let (ari, nmi) = match &truth {
         Some(t) => (
-            Some(adjusted_rand_score(t, &pred)),
-            Some(normalized_mutual_info_score(t, &pred)),
+            Some(adjusted_rand_score(t, &pred)?),
+            Some(normalized_mutual_info_score(t, &pred)?),
         ),
         None => (None, None),
     };
