@@ -13,6 +13,8 @@ use embedcluster::pipeline::{self, PcaFit, Progress, Reduce, RunConfig, RunRepor
 use embedcluster::predict::{drift, predict_file, PredictConfig, Rejection};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
+
+mod plots;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -40,6 +42,229 @@ enum Command {
     Drift(DriftArgs),
     /// Exact top-k neighbours of every query row among the base rows (blocked GEMM, bounded heaps).
     Neighbors(NeighborsArgs),
+    /// Score a clustering output: against true labels (ARI, NMI, AMI, V-measure) and/or the embeddings (silhouette, Davies-Bouldin, Calinski-Harabasz).
+    Evaluate(EvaluateArgs),
+    /// Reduce once, fit k-means for each k, and tabulate and plot objective, silhouette and Davies-Bouldin.
+    Sweep(SweepArgs),
+    /// Standardize features (StandardScaler): fit mean and variance in pass 1, write standardized rows in pass 2.
+    Scale(ScaleArgs),
+}
+
+#[derive(clap::Args)]
+struct EvaluateArgs {
+    /// Parquet file with a cluster column (output of `run` or `predict`).
+    clusters: PathBuf,
+    /// A column of true labels in CLUSTERS (integers or strings): external scores.
+    #[arg(long)]
+    labels: Option<String>,
+    /// The embeddings the clusters came from (same rows, same order): internal scores.
+    #[arg(long)]
+    embeddings: Option<PathBuf>,
+    /// Cluster column in CLUSTERS.
+    #[arg(long, default_value = "cluster")]
+    cluster_column: String,
+    /// Embedding column of EMBEDDINGS (Parquet).
+    #[arg(long, default_value = "embedding")]
+    column: String,
+    /// Silhouette distance: euclidean, sqeuclidean or cosine.
+    #[arg(long, default_value = "euclidean")]
+    metric: String,
+    /// Silhouette on this many sampled rows (default: all rows, exact: O(n^2 d) time).
+    #[arg(long)]
+    sample_size: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 16384)]
+    batch_rows: usize,
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the scores as JSON.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// Input file: .parquet, .npy or .csv (numeric columns).
+    input: PathBuf,
+    /// Values of k: START:STOP[:STEP] (STOP included) or K1,K2,...
+    #[arg(long)]
+    n_clusters: String,
+    /// Embedding column (Parquet); for CSV, comma-separated feature columns (default: every numeric column).
+    #[arg(long, default_value = "embedding")]
+    column: String,
+    /// Reduction: pca:D, matryoshka:D or none.
+    #[arg(long, default_value = "none")]
+    reduce: String,
+    #[arg(long, default_value = "exact")]
+    pca_fit: String,
+    /// cosine (spherical k-means) or euclidean.
+    #[arg(long, default_value = "euclidean")]
+    metric: String,
+    #[arg(long, default_value_t = 1)]
+    n_init: usize,
+    #[arg(long, default_value_t = 300)]
+    max_iter: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Rows the silhouette is computed on for each k (the same sample for every k; 0 skips it).
+    #[arg(long, default_value_t = 10000)]
+    silhouette_sample: usize,
+    /// A column of true labels: add ARI per k.
+    #[arg(long)]
+    labels: Option<String>,
+    #[arg(long, default_value_t = 16384)]
+    batch_rows: usize,
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Output prefix: writes PREFIX.csv, PREFIX.json and PREFIX.svg.
+    #[arg(long, default_value = "sweep")]
+    output: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ScaleArgs {
+    /// Input file (.parquet, .npy or .csv).
+    input: PathBuf,
+    /// Output Parquet: the other columns kept, the embedding column standardized (fixed_size_list).
+    #[arg(long)]
+    output: PathBuf,
+    #[arg(long, default_value = "embedding")]
+    column: String,
+    /// Do not subtract the mean.
+    #[arg(long)]
+    no_mean: bool,
+    /// Do not divide by the standard deviation.
+    #[arg(long)]
+    no_std: bool,
+    #[arg(long, default_value_t = 16384)]
+    batch_rows: usize,
+    /// Write the report (mean_, var_, scale_, stages) as JSON.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+fn cmd_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
+    set_threads(a.threads)?;
+    let cfg = embedcluster::evaluate::EvaluateConfig {
+        clusters: a.clusters,
+        cluster_column: a.cluster_column,
+        labels_column: a.labels,
+        embeddings: a.embeddings,
+        column: a.column,
+        metric: a.metric.parse()?,
+        sample_size: a.sample_size,
+        seed: a.seed,
+        batch_rows: a.batch_rows,
+    };
+    if let Some(p) = &a.output {
+        drop(AtomicFile::create(p)?);
+    }
+    let r = embedcluster::evaluate::evaluate(&cfg)?;
+    write_json(&a.output, &r)?;
+    println!("rows {}  clusters {}", r.n_samples, r.n_clusters);
+    if let Some(e) = &r.external {
+        println!("adjusted_rand_score           {:.6}", e.adjusted_rand_score);
+        println!("normalized_mutual_info_score  {:.6}", e.normalized_mutual_info_score);
+        println!("adjusted_mutual_info_score    {:.6}", e.adjusted_mutual_info_score);
+        println!("homogeneity                   {:.6}", e.homogeneity);
+        println!("completeness                  {:.6}", e.completeness);
+        println!("v_measure                     {:.6}", e.v_measure);
+    }
+    if let Some(i) = &r.internal {
+        println!(
+            "silhouette_score              {:.6}  ({:?}, {} rows)",
+            i.silhouette_score, i.silhouette_metric, i.silhouette_sample_size
+        );
+        println!("davies_bouldin_score          {:.6}", i.davies_bouldin_score);
+        println!("calinski_harabasz_score       {:.6}", i.calinski_harabasz_score);
+    }
+    Ok(())
+}
+
+fn with_ext(prefix: &std::path::Path, ext: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+fn cmd_sweep(a: SweepArgs) -> anyhow::Result<()> {
+    set_threads(a.threads)?;
+    let mut run = RunConfig::new(&a.input, 1);
+    run.column = a.column;
+    run.reduce = a.reduce.parse::<Reduce>()?;
+    run.pca_fit = a.pca_fit.parse::<PcaFit>()?;
+    run.metric = a.metric.parse::<Metric>()?;
+    run.n_init = a.n_init;
+    run.max_iter = a.max_iter;
+    run.tol = a.tol;
+    run.seed = a.seed;
+    run.batch_rows = a.batch_rows;
+    run.labels_column = a.labels;
+    let cfg = embedcluster::sweep::SweepConfig {
+        run,
+        ks: embedcluster::sweep::parse_ks(&a.n_clusters)?,
+        silhouette_sample: a.silhouette_sample,
+    };
+    let (csv, json, svg) = (with_ext(&a.output, "csv"), with_ext(&a.output, "json"), with_ext(&a.output, "svg"));
+    for p in [&csv, &json, &svg] {
+        drop(AtomicFile::create(p)?);
+    }
+    let r = embedcluster::sweep::sweep(&cfg, &Bars(Mutex::new(None)))?;
+    let mut f = AtomicFile::create(&csv)?;
+    f.file().write_all(embedcluster::sweep::to_csv(&r).as_bytes())?;
+    f.commit()?;
+    write_json(&Some(json.clone()), &r)?;
+    plots::sweep_svg(&svg, &r)?;
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
+    println!(
+        "{:>5} {:>14} {:>6} {:>10} {:>8} {:>8} {:>9} {:>10}",
+        "k", "objective", "iter", "silhouette", "db", "ari", "seconds", "peak_rss"
+    );
+    for row in &r.rows {
+        println!(
+            "{:>5} {:>14.4} {:>6} {:>10} {:>8} {:>8} {:>9.3} {:>10}",
+            row.k,
+            row.objective,
+            row.n_iter,
+            opt(row.silhouette),
+            opt(row.davies_bouldin),
+            opt(row.ari),
+            row.seconds,
+            format_mib(row.peak_rss_bytes)
+        );
+    }
+    eprintln!("wrote {}, {} and {}", csv.display(), json.display(), svg.display());
+    Ok(())
+}
+
+fn cmd_scale(a: ScaleArgs) -> anyhow::Result<()> {
+    if let Some(p) = &a.report {
+        drop(AtomicFile::create(p)?);
+    }
+    let r = embedcluster::preprocessing::scale_file(
+        &a.input,
+        &a.column,
+        &a.output,
+        a.batch_rows,
+        !a.no_mean,
+        !a.no_std,
+        &Bars(Mutex::new(None)),
+    )?;
+    write_json(&a.report, &r)?;
+    let secs: f64 = r.stages.iter().map(|s| s.seconds).sum();
+    eprintln!(
+        "standardized {} rows x {} features into {} in {:.2} s, peak RSS {}",
+        r.n_samples,
+        r.n_features,
+        a.output.display(),
+        secs,
+        format_mib(r.peak_rss_bytes)
+    );
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -247,6 +472,9 @@ struct RunArgs {
     /// A column of true labels: report ARI and NMI against it.
     #[arg(long)]
     labels: Option<String>,
+    /// Draw cluster sizes and per-stage time and memory into this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -396,7 +624,13 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
         // Fail before the work if the report cannot be written.
         drop(AtomicFile::create(p)?);
     }
+    if let Some(p) = &a.plot {
+        drop(AtomicFile::create(p)?);
+    }
     let report = pipeline::run(&cfg, &Bars(Mutex::new(None)))?;
+    if let Some(p) = &a.plot {
+        plots::run_svg(p, &report)?;
+    }
     if let Some(p) = &a.report {
         let mut f = AtomicFile::create(p)?;
         serde_json::to_writer_pretty(f.file(), &report)?;
@@ -447,6 +681,9 @@ fn main() -> ExitCode {
         Command::Predict(a) => cmd_predict(a),
         Command::Drift(a) => cmd_drift(a),
         Command::Neighbors(a) => cmd_neighbors(a),
+        Command::Evaluate(a) => cmd_evaluate(a),
+        Command::Sweep(a) => cmd_sweep(a),
+        Command::Scale(a) => cmd_scale(a),
     });
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,

@@ -249,6 +249,11 @@ impl Generator {
         let mut out = AtomicFile::create(path)?;
         let (mut x, mut z, mut labels) = (Vec::new(), Vec::new(), Vec::new());
         let blocks = n.div_ceil(GEN_BLOCK_ROWS);
+        if format == Format::Csv {
+            return Err(Error::parameter(
+                "generate writes .parquet or .npy (CSV would be large and slow to read)",
+            ));
+        }
         match format {
             Format::Parquet => {
                 let item = Arc::new(Field::new_list_field(DataType::Float32, false));
@@ -290,7 +295,7 @@ impl Generator {
                 }
                 w.close().map_err(|e| Error::format(path, e))?;
             }
-            Format::Npy => {
+            Format::Npy | Format::Csv => {
                 let mut labels_out = AtomicFile::create(path.with_extension("labels.txt"))?;
                 {
                     let mut lw = BufWriter::new(labels_out.file());

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod datasets;
 pub mod decomposition;
 pub mod error;
+pub mod evaluate;
 pub mod io;
 pub mod linalg;
 pub mod memory;
@@ -31,6 +32,7 @@ pub mod persist;
 pub mod pipeline;
 pub mod predict;
 pub mod preprocessing;
+pub mod sweep;
 pub mod real;
 
 pub use error::{Error, Result};

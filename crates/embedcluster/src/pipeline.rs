@@ -238,7 +238,7 @@ pub fn run_full(
     }
 }
 
-fn check_config(cfg: &RunConfig, source: &EmbeddingSource) -> Result<()> {
+pub(crate) fn check_config(cfg: &RunConfig, source: &EmbeddingSource) -> Result<()> {
     let (n, d) = (source.n_samples(), source.n_features());
     match cfg.reduce {
         Reduce::Pca(k) | Reduce::Matryoshka(k) if k == 0 || k > d => {
@@ -304,13 +304,14 @@ fn pass<T: Real>(
     Ok(reader.rows_read())
 }
 
-fn run_typed<T: Real>(
+/// Stages `pca_fit`, `pca_solve` and `transform`: fits the reduction (if any) and returns it
+/// with the reduced matrix (`n x dim`, input dtype, rows unit-norm for the cosine metric).
+pub(crate) fn reduce_source<T: Real>(
     cfg: &RunConfig,
     source: &EmbeddingSource,
-    mut rec: StageRecorder,
+    rec: &mut StageRecorder,
     progress: &dyn Progress,
-    cancel: &std::sync::atomic::AtomicBool,
-) -> Result<RunOutput> {
+) -> Result<(Option<Pca>, Vec<T>, usize)> {
     let (n, d) = (source.n_samples(), source.n_features());
     // 1. Fit the reduction.
     let pca: Option<Pca> = match cfg.reduce {
@@ -393,6 +394,18 @@ fn run_typed<T: Real>(
         }
         Ok((reduced, rows))
     })?;
+    Ok((pca, reduced, dim))
+}
+
+fn run_typed<T: Real>(
+    cfg: &RunConfig,
+    source: &EmbeddingSource,
+    mut rec: StageRecorder,
+    progress: &dyn Progress,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<RunOutput> {
+    let (n, d) = (source.n_samples(), source.n_features());
+    let (pca, reduced, dim) = reduce_source::<T>(cfg, source, &mut rec, progress)?;
     // 3. Cluster.
     let params = KMeansParams {
         n_clusters: cfg.n_clusters,
@@ -522,7 +535,7 @@ fn steps(cfg: &RunConfig) -> Vec<String> {
 }
 
 /// Pass 3: streams the other columns into the output and collects the true labels.
-fn write_output(
+pub(crate) fn write_output(
     cfg: &RunConfig,
     source: &EmbeddingSource,
     labels: &[i32],
@@ -600,7 +613,7 @@ fn write_output(
 
 /// Appends the label column of `batch` as integer ids (strings get dense ids by first
 /// appearance; nulls get id -1).
-fn collect_labels(
+pub(crate) fn collect_labels(
     path: &Path,
     batch: &RecordBatch,
     col: &str,

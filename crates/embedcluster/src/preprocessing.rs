@@ -146,3 +146,256 @@ mod tests {
         }
     }
 }
+
+/// scikit-learn's `StandardScaler` statistics from merged [`Moments`]: `mean_`, `var_`
+/// (population) and `scale_ = sqrt(var_)`, with 1 for features that are constant up to
+/// rounding (`var <= n eps var + (n mean eps)^2`, scikit-learn's `_is_constant_feature`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StandardScaler {
+    pub n_samples_seen: u64,
+    pub mean: Vec<f64>,
+    pub var: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub with_mean: bool,
+    pub with_std: bool,
+}
+
+impl StandardScaler {
+    /// Finishes a fit from merged moments.
+    pub fn from_moments(m: &Moments, with_mean: bool, with_std: bool) -> Self {
+        let var = m.var();
+        let n = m.n as f64;
+        let eps = f64::EPSILON;
+        let scale = var
+            .iter()
+            .zip(&m.mean)
+            .map(|(&v, &mu)| {
+                let bound = n * eps * v + (n * mu * eps).powi(2);
+                if v <= bound {
+                    1.0
+                } else {
+                    v.sqrt()
+                }
+            })
+            .collect();
+        StandardScaler {
+            n_samples_seen: m.n,
+            mean: m.mean.clone(),
+            var,
+            scale,
+            with_mean,
+            with_std,
+        }
+    }
+
+    /// Standardizes rows in place: `(x - mean) / scale`, each value computed in f64 and
+    /// rounded once (as numpy does for a float32 array and float64 statistics).
+    pub fn transform_in_place<T: Real>(&self, block: &mut [T]) {
+        let d = self.mean.len();
+        let inv: Vec<f64> = self
+            .scale
+            .iter()
+            .map(|s| if self.with_std { 1.0 / s } else { 1.0 })
+            .collect();
+        for row in block.chunks_exact_mut(d) {
+            for ((x, mu), iv) in row.iter_mut().zip(&self.mean).zip(&inv) {
+                let c = if self.with_mean { x.to_f64() - mu } else { x.to_f64() };
+                *x = T::from_f64(if self.with_std { c * iv } else { c });
+            }
+        }
+    }
+}
+
+/// What `embedcluster scale` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScaleReport {
+    pub input: String,
+    pub output: String,
+    pub n_samples: usize,
+    pub n_features: usize,
+    pub dtype: crate::real::DType,
+    pub scaler: StandardScaler,
+    pub stages: Vec<crate::memory::StageReport>,
+    pub peak_rss_bytes: u64,
+}
+
+/// Standardizes a file in two passes: pass 1 merges per-block [`Moments`] (Chan, Golub and
+/// LeVeque 1979), pass 2 writes `(x - mean_) / scale_` block by block into a new Parquet
+/// file, atomically. The other columns of a Parquet input are kept, in their order; the
+/// embedding column becomes `fixed_size_list<float32|float64>[d]` of the input dtype.
+///
+/// Peak memory: one block (`batch_rows d s`) + one Arrow batch of the other columns + the
+/// writer's open row group (row groups are sized to about 16 MiB) + `3 d 8` of statistics.
+///
+/// # Errors
+/// Reader errors (file, row, column); [`Error::Parameter`] if `batch_rows` is 0 or the
+/// input already has the output's name. No output file is left behind on error.
+pub fn scale_file(
+    input: &std::path::Path,
+    column: &str,
+    output: &std::path::Path,
+    batch_rows: usize,
+    with_mean: bool,
+    with_std: bool,
+    progress: &dyn crate::pipeline::Progress,
+) -> crate::error::Result<ScaleReport> {
+    use crate::error::Error;
+    use crate::io::EmbeddingSource;
+    if batch_rows == 0 {
+        return Err(Error::parameter("batch_rows must be at least 1"));
+    }
+    let mut rec = crate::memory::StageRecorder::new();
+    let source = rec.stage("open", || {
+        let s = EmbeddingSource::open(input, column)?;
+        let n = s.n_samples() as u64;
+        Ok::<_, Error>((s, n))
+    })?;
+    drop(crate::io::AtomicFile::create(output)?);
+    match source.dtype() {
+        crate::real::DType::Float32 => {
+            scale_typed::<f32>(&source, output, batch_rows, with_mean, with_std, rec, progress)
+        }
+        crate::real::DType::Float64 => {
+            scale_typed::<f64>(&source, output, batch_rows, with_mean, with_std, rec, progress)
+        }
+    }
+}
+
+fn scale_typed<T: Real>(
+    source: &crate::io::EmbeddingSource,
+    output: &std::path::Path,
+    batch_rows: usize,
+    with_mean: bool,
+    with_std: bool,
+    mut rec: crate::memory::StageRecorder,
+    progress: &dyn crate::pipeline::Progress,
+) -> crate::error::Result<ScaleReport> {
+    use crate::error::Error;
+    use arrow_array::{ArrayRef, FixedSizeListArray, PrimitiveArray, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let (n, d) = (source.n_samples(), source.n_features());
+    let moments = rec.stage("fit", || {
+        progress.begin("fit", Some(n as u64));
+        let mut m = Moments::new(d);
+        let mut r = source.blocks::<T>(batch_rows)?;
+        while let Some(b) = r.next_block()? {
+            m.merge(&Moments::partial(b.data, d));
+            progress.advance(b.rows as u64);
+        }
+        progress.end();
+        let rows = r.rows_read();
+        Ok::<_, Error>((m, rows))
+    })?;
+    let scaler = StandardScaler::from_moments(&moments, with_mean, with_std);
+    rec.stage("transform_write", || {
+        let others = source.other_columns(crate::io::ARROW_BATCH_ROWS)?;
+        let item = Arc::new(Field::new("item", T::arrow_type(), false));
+        let vec_field = Field::new(
+            source.column(),
+            DataType::FixedSizeList(item.clone(), d as i32),
+            false,
+        );
+        let at = source.column_index().unwrap_or(0);
+        let mut fields: Vec<Arc<Field>> = others
+            .as_ref()
+            .map(|o| o.schema().fields().iter().cloned().collect())
+            .unwrap_or_default();
+        let at = at.min(fields.len());
+        fields.insert(at, Arc::new(vec_field));
+        let schema = Arc::new(Schema::new(fields));
+        let atomic = crate::io::AtomicFile::create(output)?;
+        let group_rows = ((16usize << 20) / (d * std::mem::size_of::<T>())).clamp(1024, 65536);
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .set_max_row_group_row_count(Some(group_rows))
+            .build();
+        let mut w = parquet::arrow::ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(props))
+            .map_err(|e| Error::format(output, e))?;
+        progress.begin("transform", Some(n as u64));
+        let mut reader = source.blocks::<T>(batch_rows)?;
+        // Rows read but not yet written, and where they start.
+        let mut pending: Vec<T> = Vec::new();
+        let mut pend_at = 0usize;
+        let mut written = 0usize;
+        let write = |w: &mut parquet::arrow::ArrowWriter<std::fs::File>,
+                         vals: Vec<T>,
+                         other: Option<&RecordBatch>|
+         -> crate::error::Result<()> {
+            let rows = vals.len() / d;
+            let values: PrimitiveArray<T::ArrowType> = PrimitiveArray::from_iter_values(vals);
+            let list: ArrayRef = Arc::new(FixedSizeListArray::new(item.clone(), d as i32, Arc::new(values), None));
+            let mut cols: Vec<ArrayRef> = other.map(|b| b.columns().to_vec()).unwrap_or_default();
+            cols.insert(at, list);
+            let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::format(output, e))?;
+            w.write(&batch).map_err(|e| Error::format(output, e))?;
+            progress.advance(rows as u64);
+            Ok(())
+        };
+        // Takes `rows` standardized rows from the reader.
+        let mut take = |rows: usize| -> crate::error::Result<Vec<T>> {
+            let mut out = Vec::with_capacity(rows * d);
+            while out.len() < rows * d {
+                if pend_at * d >= pending.len() {
+                    pending.clear();
+                    pend_at = 0;
+                    match reader.next_block()? {
+                        Some(b) => {
+                            scaler.transform_in_place(b.data);
+                            pending.extend_from_slice(b.data);
+                        }
+                        None => {
+                            return Err(Error::format(
+                                source.path(),
+                                "other columns have more rows than the embedding column",
+                            ))
+                        }
+                    }
+                }
+                let avail = pending.len() / d - pend_at;
+                let m = avail.min(rows - out.len() / d);
+                out.extend_from_slice(&pending[pend_at * d..(pend_at + m) * d]);
+                pend_at += m;
+            }
+            Ok(out)
+        };
+        match others {
+            Some(batches) => {
+                for b in batches {
+                    let b = b?;
+                    let vals = take(b.num_rows())?;
+                    written += b.num_rows();
+                    write(&mut w, vals, Some(&b))?;
+                }
+            }
+            None => {
+                while written < n {
+                    let m = crate::io::ARROW_BATCH_ROWS.min(n - written);
+                    let vals = take(m)?;
+                    written += m;
+                    write(&mut w, vals, None)?;
+                }
+            }
+        }
+        if written != n {
+            return Err(Error::format(
+                source.path(),
+                format!("wrote {written} rows but the file has {n}"),
+            ));
+        }
+        progress.end();
+        w.close().map_err(|e| Error::format(output, e))?;
+        atomic.commit()?;
+        Ok::<_, Error>(((), n as u64))
+    })?;
+    Ok(ScaleReport {
+        input: source.path().display().to_string(),
+        output: output.display().to_string(),
+        n_samples: n,
+        n_features: d,
+        dtype: T::DTYPE,
+        scaler,
+        peak_rss_bytes: rec.peak_rss_bytes(),
+        stages: rec.stages().to_vec(),
+    })
+}

@@ -34,6 +34,10 @@ pub trait Real:
 {
     /// The matching [`DType`].
     const DTYPE: DType;
+    /// The matching Arrow primitive type.
+    type ArrowType: arrow_array::types::ArrowPrimitiveType<Native = Self>;
+    /// The matching Arrow data type.
+    fn arrow_type() -> arrow_schema::DataType;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
     fn from_f32(x: f32) -> Self;
@@ -45,6 +49,10 @@ pub trait Real:
 
 impl Real for f32 {
     const DTYPE: DType = DType::Float32;
+    type ArrowType = arrow_array::types::Float32Type;
+    fn arrow_type() -> arrow_schema::DataType {
+        arrow_schema::DataType::Float32
+    }
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x as f32
@@ -71,6 +79,10 @@ impl Real for f32 {
 
 impl Real for f64 {
     const DTYPE: DType = DType::Float64;
+    type ArrowType = arrow_array::types::Float64Type;
+    fn arrow_type() -> arrow_schema::DataType {
+        arrow_schema::DataType::Float64
+    }
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x

@@ -2,7 +2,8 @@
 //!
 //! [`EmbeddingSource`] opens a Parquet file (an embedding column of `list<float32>`,
 //! `large_list<float32>`, `fixed_size_list<float32>[d]` or the float64 variants) or a
-//! `.npy` file (float32/float64, C order, 2-D, memory-mapped). Neither is ever resident:
+//! `.npy` file (float32/float64, C order, 2-D, memory-mapped), or a CSV file of numeric
+//! columns (float64; see `csv_source`). Neither is ever resident:
 //! [`EmbeddingSource::blocks`] yields row blocks of at most `batch_rows` rows copied into
 //! one reusable buffer, and may be called again for a second pass.
 //!
@@ -14,6 +15,7 @@
 //! ragged rows are reported with file, row (0-based over the file) and column.
 
 mod arrow_column;
+mod csv_source;
 mod npy;
 mod output;
 mod parquet_source;
@@ -35,6 +37,8 @@ pub const ARROW_BATCH_ROWS: usize = 2048;
 pub enum Format {
     Parquet,
     Npy,
+    /// Numeric columns of a CSV file (read as float64).
+    Csv,
 }
 
 impl Format {
@@ -48,9 +52,10 @@ impl Format {
         {
             Some("parquet") | Some("pq") => Ok(Format::Parquet),
             Some("npy") => Ok(Format::Npy),
+            Some("csv") => Ok(Format::Csv),
             _ => Err(Error::format(
                 path,
-                "unknown file type (expected .parquet or .npy)",
+                "unknown file type (expected .parquet, .npy or .csv)",
             )),
         }
     }
@@ -71,6 +76,7 @@ pub struct EmbeddingSource {
 enum Inner {
     Parquet(parquet_source::ParquetInfo),
     Npy(npy::NpyFile),
+    Csv(csv_source::CsvInfo),
 }
 
 impl EmbeddingSource {
@@ -107,6 +113,17 @@ impl EmbeddingSource {
                     inner: Inner::Npy(file),
                 })
             }
+            Format::Csv => {
+                let info = csv_source::CsvInfo::open(&path, column)?;
+                Ok(EmbeddingSource {
+                    n_samples: info.n_samples,
+                    n_features: info.n_features(),
+                    dtype: DType::Float64,
+                    column: column.to_string(),
+                    path,
+                    inner: Inner::Csv(info),
+                })
+            }
         }
     }
 
@@ -135,6 +152,7 @@ impl EmbeddingSource {
         match self.inner {
             Inner::Parquet(_) => Format::Parquet,
             Inner::Npy(_) => Format::Npy,
+            Inner::Csv(_) => Format::Csv,
         }
     }
 
@@ -146,6 +164,7 @@ impl EmbeddingSource {
         let inner = match &self.inner {
             Inner::Parquet(info) => ReaderInner::Parquet(info.reader(batch_rows)?),
             Inner::Npy(f) => ReaderInner::Npy { file: f, next: 0 },
+            Inner::Csv(c) => ReaderInner::Csv(c.blocks()?),
         };
         Ok(BlockReader {
             source: self,
@@ -156,12 +175,21 @@ impl EmbeddingSource {
         })
     }
 
+    /// Position of the embedding column among the file's columns (Parquet), for writers
+    /// that keep the column order; `None` for `.npy` and CSV.
+    pub fn column_index(&self) -> Option<usize> {
+        match &self.inner {
+            Inner::Parquet(info) => Some(info.column_index()),
+            _ => None,
+        }
+    }
+
     /// Streams the columns other than the embedding column, for the output file (Parquet
     /// only; `None` for `.npy` or when there are no other columns).
     pub fn other_columns(&self, batch_rows: usize) -> Result<Option<parquet_source::OtherColumns>> {
         match &self.inner {
             Inner::Parquet(info) => info.other_columns(batch_rows),
-            Inner::Npy(_) => Ok(None),
+            Inner::Npy(_) | Inner::Csv(_) => Ok(None),
         }
     }
 }
@@ -171,6 +199,7 @@ pub use parquet_source::OtherColumns;
 enum ReaderInner<'a> {
     Parquet(parquet_source::ParquetBlocks<'a>),
     Npy { file: &'a npy::NpyFile, next: usize },
+    Csv(csv_source::CsvBlocks<'a>),
 }
 
 /// One pass over an [`EmbeddingSource`]; see [`EmbeddingSource::blocks`].
@@ -201,6 +230,7 @@ impl<'a, T: Real> BlockReader<'a, T> {
         self.buf.clear();
         let rows = match &mut self.inner {
             ReaderInner::Parquet(p) => p.fill(&mut self.buf, self.batch_rows, start_row)?,
+            ReaderInner::Csv(c) => c.fill(&mut self.buf, self.batch_rows, start_row)?,
             ReaderInner::Npy { file, next } => {
                 let rows = self.batch_rows.min(file.header.shape.0 - *next);
                 file.read_rows(*next, rows, &mut self.buf)?;

@@ -96,6 +96,10 @@ impl ParquetInfo {
         })
     }
 
+    pub(crate) fn column_index(&self) -> usize {
+        self.column_index
+    }
+
     pub(crate) fn other_columns(&self, batch_rows: usize) -> Result<Option<OtherColumns>> {
         let others: Vec<usize> = (0..self.schema.fields().len())
             .filter(|&i| i != self.column_index)
