@@ -162,3 +162,15 @@ def test_errors_map_to_python_exceptions(tmp_path):
     assert issubclass(ec.EmbedclusterError, ValueError)
     with pytest.raises(ValueError):
         ec.load(tmp_path)  # no manifest
+
+
+def test_standard_scaler_constant_features_match_sklearn():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 4))
+    X[:, 1] = 1e6  # constant far from zero: float noise must not become a tiny scale
+    X[:, 2] = 0.0
+    ours = ec.StandardScaler().fit(X)
+    ref = sklearn.preprocessing.StandardScaler().fit(X)
+    np.testing.assert_array_equal(ours.scale_[1:3], [1.0, 1.0])
+    np.testing.assert_allclose(ours.scale_, ref.scale_, rtol=1e-12)
+    np.testing.assert_allclose(ours.transform(X), ref.transform(X), atol=1e-9)

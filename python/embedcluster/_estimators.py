@@ -406,8 +406,11 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     LeVeque's (1979) update, so uneven batches give scikit-learn's figures. ``fit`` on an
     Arrow stream streams it. Memory: ``2 * n_features * 8`` bytes of state.
 
-    Attributes: ``mean_``, ``var_`` (population variance), ``scale_`` (1 where the variance
-    is 0), ``n_samples_seen_``, ``n_features_in_``.
+    Attributes: ``mean_``, ``var_`` (population variance), ``scale_`` (1 for features that
+    are constant up to rounding, scikit-learn's rule), ``n_samples_seen_``, ``n_features_in_``.
+
+    The CLI's ``embedcluster scale`` applies the same statistics to a whole file in two
+    streamed passes (Chan, Golub and LeVeque 1979 for the merge).
     """
 
     def __init__(self, *, with_mean=True, with_std=True, copy=True):
@@ -445,8 +448,11 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.n_samples_seen_ = int(n)
         self.mean_ = mean
         self.var_ = m2 / max(n, 1)
+        # scikit-learn's _is_constant_feature: constant up to rounding -> scale 1
+        eps = np.finfo(np.float64).eps
+        constant = self.var_ <= n * eps * self.var_ + (n * self.mean_ * eps) ** 2
         scale = np.sqrt(self.var_)
-        scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
+        scale[constant] = 1.0
         self.scale_ = scale
         return self
 

@@ -300,9 +300,27 @@ impl std::str::FromStr for SilhouetteMetric {
 }
 
 /// Query rows per silhouette task.
-pub const SIL_QUERY_TILE: usize = 128;
+pub const SIL_QUERY_TILE: usize = 256;
 /// Base rows per gathered silhouette tile.
 pub const SIL_BASE_TILE: usize = 1024;
+
+/// Sum in f64 with eight independent lanes (so that it vectorizes), then the lanes in order.
+#[inline]
+fn sum_f64<T: Real>(v: &[T]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] += c[l].to_f64();
+        }
+    }
+    let mut total = acc.iter().sum::<f64>();
+    for &x in rest {
+        total += x.to_f64();
+    }
+    total
+}
 
 /// Silhouette coefficient of each row, as `sklearn.metrics.silhouette_samples`:
 /// `(b - a) / max(a, b)` with `a` the mean distance to the other members of the row's
@@ -351,26 +369,42 @@ pub fn silhouette_samples<T: Real>(
             let qx = &x[q0 * d..(q0 + m) * d];
             let mut gathered = vec![T::ZERO; SIL_BASE_TILE * d];
             let mut tile = vec![T::ZERO; m * SIL_BASE_TILE];
+            let mut tile_norms = vec![T::ZERO; SIL_BASE_TILE];
+            let mut segments: Vec<(usize, usize, usize)> = Vec::new();
             let mut sums = vec![0.0f64; m * k];
             let mut b0 = 0;
             while b0 < n {
                 let nb = SIL_BASE_TILE.min(n - b0);
                 let idx = &order[b0..b0 + nb];
+                // Gather the tile's rows, norms and runs of equal cluster (shared by all
+                // query rows of this task).
+                segments.clear();
                 for (r, &i) in idx.iter().enumerate() {
                     let i = i as usize;
                     gathered[r * d..(r + 1) * d].copy_from_slice(&x[i * d..(i + 1) * d]);
+                    tile_norms[r] = if metric == SilhouetteMetric::Cosine {
+                        inv_norms[i]
+                    } else {
+                        norms[i]
+                    };
+                    let c = codes[i] as usize;
+                    match segments.last_mut() {
+                        Some(seg) if seg.0 == c => seg.2 = r + 1,
+                        _ => segments.push((c, r, r + 1)),
+                    }
                 }
+                let tn = &tile_norms[..nb];
                 let t = &mut tile[..m * nb];
                 gemm_nt(t, qx, &gathered[..nb * d], m, nb, d, T::ONE, false, Par::Seq);
-                // distances in place
                 for r in 0..m {
                     let qi = q0 + r;
                     let row = &mut t[r * nb..(r + 1) * nb];
+                    // distances in place (branch-free loops that vectorize)
                     match metric {
                         SilhouetteMetric::Euclidean | SilhouetteMetric::SqEuclidean => {
                             let qn = norms[qi];
-                            for (v, &bi) in row.iter_mut().zip(idx) {
-                                let s = qn + norms[bi as usize] - two * *v;
+                            for (v, &bn) in row.iter_mut().zip(tn) {
+                                let s = qn + bn - two * *v;
                                 *v = if s > T::ZERO { s } else { T::ZERO };
                             }
                             if metric == SilhouetteMetric::Euclidean {
@@ -381,8 +415,8 @@ pub fn silhouette_samples<T: Real>(
                         }
                         SilhouetteMetric::Cosine => {
                             let qn = inv_norms[qi];
-                            for (v, &bi) in row.iter_mut().zip(idx) {
-                                let s = T::ONE - *v * qn * inv_norms[bi as usize];
+                            for (v, &bn) in row.iter_mut().zip(tn) {
+                                let s = T::ONE - *v * qn * bn;
                                 *v = if s > T::ZERO { s } else { T::ZERO };
                             }
                         }
@@ -393,19 +427,9 @@ pub fn silhouette_samples<T: Real>(
                     }) {
                         row[p] = T::ZERO;
                     }
-                    // contiguous runs of one cluster
                     let s = &mut sums[r * k..(r + 1) * k];
-                    let mut j = 0;
-                    while j < nb {
-                        let c = codes[idx[j] as usize];
-                        let mut acc = 0.0f64;
-                        let mut e = j;
-                        while e < nb && codes[idx[e] as usize] == c {
-                            acc += row[e].to_f64();
-                            e += 1;
-                        }
-                        s[c as usize] += acc;
-                        j = e;
+                    for &(c, a, e) in &segments {
+                        s[c] += sum_f64(&row[a..e]);
                     }
                 }
                 b0 += nb;
