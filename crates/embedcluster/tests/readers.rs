@@ -273,9 +273,50 @@ fn bad_npy_inputs_give_precise_errors() {
         Error::Empty { .. }
     ));
     // wrong extension
-    std::fs::write(p("data.csv"), b"1,2,3").unwrap();
-    assert!(EmbeddingSource::open(p("data.csv"), "")
+    std::fs::write(p("data.txt"), b"1,2,3").unwrap();
+    assert!(EmbeddingSource::open(p("data.txt"), "")
         .unwrap_err()
         .to_string()
         .contains("unknown file type"));
+}
+
+/// CSV: header detection, numeric columns only (a string label is skipped), selected
+/// columns, blocks of any size equal one read, and precise errors.
+#[test]
+fn csv_reads_numeric_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let mut text = String::from("name,x,y,z\n");
+    let mut want = vec![];
+    for i in 0..50 {
+        let row = [i as f64 * 0.5, -(i as f64), 1e-3 * i as f64];
+        text.push_str(&format!("r{i}, {}, {}, {}\n", row[0], row[1], row[2]));
+        want.extend_from_slice(&row);
+    }
+    std::fs::write(p("a.csv"), &text).unwrap();
+    let src = EmbeddingSource::open(p("a.csv"), "embedding").unwrap();
+    assert_eq!((src.n_samples(), src.n_features(), src.dtype()), (50, 3, DType::Float64));
+    for b in [1, 7, 50, 64] {
+        assert_eq!(read_all::<f64>(&src, b).unwrap(), want);
+    }
+    let sel = EmbeddingSource::open(p("a.csv"), "z,x").unwrap();
+    let got = read_all::<f64>(&sel, 8).unwrap();
+    assert_eq!(got[..4], [want[2], want[0], want[5], want[3]]);
+    // no header: every column numeric
+    std::fs::write(p("b.csv"), "1,2\n3,4\n").unwrap();
+    let src = EmbeddingSource::open(p("b.csv"), "embedding").unwrap();
+    assert_eq!(read_all::<f32>(&src, 5).unwrap(), vec![1.0f32, 2.0, 3.0, 4.0]);
+    // errors
+    let err = |name: &str, body: &str, col: &str| {
+        std::fs::write(p(name), body).unwrap();
+        match EmbeddingSource::open(p(name), col) {
+            Err(e) => e.to_string(),
+            Ok(s) => read_all::<f64>(&s, 4).unwrap_err().to_string(),
+        }
+    };
+    assert!(err("c.csv", "a,b\n1,2\n3,inf\n", "embedding").ends_with("c.csv: row 1, column `b`: value is inf (must be finite)"));
+    assert!(err("d.csv", "a,b\n1,2\n3,x\n", "embedding").ends_with("d.csv: row 1, column `b`: \"x\" is not a number"));
+    assert!(err("e.csv", "a,b\n", "embedding").ends_with("e.csv: file has no rows"));
+    assert!(err("f.csv", "a,b\n1,2\n", "q").contains("column `q`: no such column (columns: a, b)"));
+    assert!(err("g.csv", "a,b\nx,y\n", "embedding").contains("no numeric columns"));
 }
