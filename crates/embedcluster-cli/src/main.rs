@@ -167,8 +167,14 @@ fn cmd_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
     println!("rows {}  clusters {}", r.n_samples, r.n_clusters);
     if let Some(e) = &r.external {
         println!("adjusted_rand_score           {:.6}", e.adjusted_rand_score);
-        println!("normalized_mutual_info_score  {:.6}", e.normalized_mutual_info_score);
-        println!("adjusted_mutual_info_score    {:.6}", e.adjusted_mutual_info_score);
+        println!(
+            "normalized_mutual_info_score  {:.6}",
+            e.normalized_mutual_info_score
+        );
+        println!(
+            "adjusted_mutual_info_score    {:.6}",
+            e.adjusted_mutual_info_score
+        );
         println!("homogeneity                   {:.6}", e.homogeneity);
         println!("completeness                  {:.6}", e.completeness);
         println!("v_measure                     {:.6}", e.v_measure);
@@ -178,8 +184,14 @@ fn cmd_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
             "silhouette_score              {:.6}  ({:?}, {} rows)",
             i.silhouette_score, i.silhouette_metric, i.silhouette_sample_size
         );
-        println!("davies_bouldin_score          {:.6}", i.davies_bouldin_score);
-        println!("calinski_harabasz_score       {:.6}", i.calinski_harabasz_score);
+        println!(
+            "davies_bouldin_score          {:.6}",
+            i.davies_bouldin_score
+        );
+        println!(
+            "calinski_harabasz_score       {:.6}",
+            i.calinski_harabasz_score
+        );
     }
     Ok(())
 }
@@ -209,13 +221,18 @@ fn cmd_sweep(a: SweepArgs) -> anyhow::Result<()> {
         ks: embedcluster::sweep::parse_ks(&a.n_clusters)?,
         silhouette_sample: a.silhouette_sample,
     };
-    let (csv, json, svg) = (with_ext(&a.output, "csv"), with_ext(&a.output, "json"), with_ext(&a.output, "svg"));
+    let (csv, json, svg) = (
+        with_ext(&a.output, "csv"),
+        with_ext(&a.output, "json"),
+        with_ext(&a.output, "svg"),
+    );
     for p in [&csv, &json, &svg] {
         drop(AtomicFile::create(p)?);
     }
     let r = embedcluster::sweep::sweep(&cfg, &Bars(Mutex::new(None)))?;
     let mut f = AtomicFile::create(&csv)?;
-    f.file().write_all(embedcluster::sweep::to_csv(&r).as_bytes())?;
+    f.file()
+        .write_all(embedcluster::sweep::to_csv(&r).as_bytes())?;
     f.commit()?;
     write_json(&Some(json.clone()), &r)?;
     plots::sweep_svg(&svg, &r)?;
@@ -237,7 +254,12 @@ fn cmd_sweep(a: SweepArgs) -> anyhow::Result<()> {
             format_mib(row.peak_rss_bytes)
         );
     }
-    eprintln!("wrote {}, {} and {}", csv.display(), json.display(), svg.display());
+    eprintln!(
+        "wrote {}, {} and {}",
+        csv.display(),
+        json.display(),
+        svg.display()
+    );
     Ok(())
 }
 
@@ -317,7 +339,12 @@ fn cmd_neighbors(a: NeighborsArgs) -> anyhow::Result<()> {
     let secs: f64 = r.stages.iter().map(|s| s.seconds).sum();
     eprintln!(
         "{} queries x {} base rows x {} features, top {}: {:.2} s, peak RSS {}",
-        r.n_queries, r.n_base, r.n_features, r.k, secs, format_mib(r.peak_rss_bytes)
+        r.n_queries,
+        r.n_base,
+        r.n_features,
+        r.k,
+        secs,
+        format_mib(r.peak_rss_bytes)
     );
     Ok(())
 }

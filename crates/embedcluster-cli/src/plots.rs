@@ -52,12 +52,21 @@ fn line_panel(
         .axis_desc_style(("sans-serif", 15))
         .y_label_formatter(&|v| {
             let span = y1 - y0;
-            let dec = if span >= 100.0 { 0 } else if span >= 1.0 { 2 } else { 3 };
+            let dec = if span >= 100.0 {
+                0
+            } else if span >= 1.0 {
+                2
+            } else {
+                3
+            };
             format!("{v:.dec$}")
         })
         .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
-    chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?;
+    chart.draw_series(LineSeries::new(
+        points.iter().copied(),
+        color.stroke_width(2),
+    ))?;
     chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
     Ok(())
 }
@@ -70,7 +79,10 @@ pub fn sweep_svg(path: &Path, r: &SweepReport) -> anyhow::Result<()> {
         root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
         let title = format!(
             "k sweep: {} ({} x {}, {}, {:?})",
-            Path::new(&r.input).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            Path::new(&r.input)
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             r.n_samples,
             r.n_features,
             r.reduce,
@@ -82,7 +94,10 @@ pub fn sweep_svg(path: &Path, r: &SweepReport) -> anyhow::Result<()> {
         let panels = root.split_evenly((3, 1));
         let ks: Vec<f64> = r.rows.iter().map(|x| x.k as f64).collect();
         let kr = {
-            let (a, b) = (ks.iter().copied().fold(f64::INFINITY, f64::min), ks.iter().copied().fold(0.0, f64::max));
+            let (a, b) = (
+                ks.iter().copied().fold(f64::INFINITY, f64::min),
+                ks.iter().copied().fold(0.0, f64::max),
+            );
             let pad = ((b - a) * 0.04).max(0.5);
             (a - pad, b + pad)
         };
@@ -91,21 +106,46 @@ pub fn sweep_svg(path: &Path, r: &SweepReport) -> anyhow::Result<()> {
             embedcluster::cluster::Metric::Cosine => "objective: sum of (1 - cos)",
             embedcluster::cluster::Metric::Euclidean => "objective: inertia",
         };
-        line_panel(&panels[0], "elbow: k-means objective (lower is tighter)", objective_name, &obj, BLUE, kr)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let sil: Vec<(f64, f64)> = r.rows.iter().filter_map(|x| x.silhouette.map(|s| (x.k as f64, s))).collect();
+        line_panel(
+            &panels[0],
+            "elbow: k-means objective (lower is tighter)",
+            objective_name,
+            &obj,
+            BLUE,
+            kr,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let sil: Vec<(f64, f64)> = r
+            .rows
+            .iter()
+            .filter_map(|x| x.silhouette.map(|s| (x.k as f64, s)))
+            .collect();
         line_panel(
             &panels[1],
-            &format!("silhouette on {} sampled rows (higher is better)", r.silhouette_sample_size),
+            &format!(
+                "silhouette on {} sampled rows (higher is better)",
+                r.silhouette_sample_size
+            ),
             "mean silhouette",
             &sil,
             RGBColor(0, 140, 60),
             kr,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let db: Vec<(f64, f64)> = r.rows.iter().filter_map(|x| x.davies_bouldin.map(|s| (x.k as f64, s))).collect();
-        line_panel(&panels[2], "Davies-Bouldin index (lower is better)", "Davies-Bouldin", &db, RED, kr)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let db: Vec<(f64, f64)> = r
+            .rows
+            .iter()
+            .filter_map(|x| x.davies_bouldin.map(|s| (x.k as f64, s)))
+            .collect();
+        line_panel(
+            &panels[2],
+            "Davies-Bouldin index (lower is better)",
+            "Davies-Bouldin",
+            &db,
+            RED,
+            kr,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     save(path, svg)
@@ -119,7 +159,10 @@ pub fn run_svg(path: &Path, r: &RunReport) -> anyhow::Result<()> {
         root.fill(&WHITE)?;
         let title = format!(
             "{}: {} x {} -> {} ({}), k = {}, {:?}",
-            Path::new(&r.input).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            Path::new(&r.input)
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             r.n_samples,
             r.n_features,
             r.n_components,
@@ -158,7 +201,10 @@ pub fn run_svg(path: &Path, r: &RunReport) -> anyhow::Result<()> {
             .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()?;
         chart.draw_series(sizes.iter().enumerate().map(|(i, &s)| {
-            Rectangle::new([(i as f64 + 0.1, 0.0), (i as f64 + 0.9, s as f64)], BLUE.mix(0.7).filled())
+            Rectangle::new(
+                [(i as f64 + 0.1, 0.0), (i as f64 + 0.9, s as f64)],
+                BLUE.mix(0.7).filled(),
+            )
         }))?;
         // stages: seconds and peak RSS side by side
         let (left, right) = bottom.split_horizontally(500);
@@ -166,13 +212,28 @@ pub fn run_svg(path: &Path, r: &RunReport) -> anyhow::Result<()> {
             .stages
             .iter()
             .filter(|s| s.name != "open")
-            .map(|s| (s.name.clone(), s.seconds, s.peak_rss_bytes as f64 / (1024.0 * 1024.0)))
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.seconds,
+                    s.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+                )
+            })
             .collect();
         for (area, idx, title, unit, color) in [
-            (&left, 1usize, "time per stage", "seconds", RGBColor(0, 140, 60)),
+            (
+                &left,
+                1usize,
+                "time per stage",
+                "seconds",
+                RGBColor(0, 140, 60),
+            ),
             (&right, 2usize, "peak RSS per stage", "MiB", RED),
         ] {
-            let vals: Vec<f64> = stages.iter().map(|s| if idx == 1 { s.1 } else { s.2 }).collect();
+            let vals: Vec<f64> = stages
+                .iter()
+                .map(|s| if idx == 1 { s.1 } else { s.2 })
+                .collect();
             let max = vals.iter().copied().fold(0.0, f64::max).max(1e-9);
             let names: Vec<String> = stages.iter().map(|s| s.0.clone()).collect();
             let mut chart = ChartBuilder::on(area)
@@ -197,7 +258,13 @@ pub fn run_svg(path: &Path, r: &RunReport) -> anyhow::Result<()> {
                     }
                 })
                 .x_label_formatter(&|v| {
-                    let dec = if max < 0.1 { 3 } else if max < 10.0 { 2 } else { 0 };
+                    let dec = if max < 0.1 {
+                        3
+                    } else if max < 10.0 {
+                        2
+                    } else {
+                        0
+                    };
                     format!("{v:.dec$}")
                 })
                 .draw()?;
@@ -209,7 +276,11 @@ pub fn run_svg(path: &Path, r: &RunReport) -> anyhow::Result<()> {
             chart.draw_series(vals.iter().enumerate().map(|(i, &v)| {
                 let y = (n - 1 - i) as f64;
                 Text::new(
-                    if idx == 1 { format!("{v:.2} s") } else { format!("{v:.0} MiB") },
+                    if idx == 1 {
+                        format!("{v:.2} s")
+                    } else {
+                        format!("{v:.0} MiB")
+                    },
                     (v + max * 0.01, y + 0.65),
                     ("sans-serif", 13),
                 )

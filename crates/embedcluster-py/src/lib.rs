@@ -910,7 +910,9 @@ fn knn_search<'py>(
                 .into_iter()
                 .map(|b| match b {
                     Arr::F32(b) => Ok(b),
-                    _ => Err(EmbedclusterError::new_err("queries and base must have the same dtype")),
+                    _ => Err(EmbedclusterError::new_err(
+                        "queries and base must have the same dtype",
+                    )),
                 })
                 .collect::<PyResult<_>>()?;
             go(py, &b, &q, k, metric, exclude_self, n_threads)
@@ -920,7 +922,9 @@ fn knn_search<'py>(
                 .into_iter()
                 .map(|b| match b {
                     Arr::F64(b) => Ok(b),
-                    _ => Err(EmbedclusterError::new_err("queries and base must have the same dtype")),
+                    _ => Err(EmbedclusterError::new_err(
+                        "queries and base must have the same dtype",
+                    )),
                 })
                 .collect::<PyResult<_>>()?;
             go(py, &b, &q, k, metric, exclude_self, n_threads)
@@ -954,10 +958,16 @@ fn external_scores<'py>(
                 r.push(("mutual_info_score", m::mutual_info_score(&a, &b)?));
             }
             if want("normalized_mutual_info_score") {
-                r.push(("normalized_mutual_info_score", m::normalized_mutual_info_score(&a, &b)?));
+                r.push((
+                    "normalized_mutual_info_score",
+                    m::normalized_mutual_info_score(&a, &b)?,
+                ));
             }
             if want("adjusted_mutual_info_score") {
-                r.push(("adjusted_mutual_info_score", m::adjusted_mutual_info_score(&a, &b)?));
+                r.push((
+                    "adjusted_mutual_info_score",
+                    m::adjusted_mutual_info_score(&a, &b)?,
+                ));
             }
             if want("homogeneity") || want("completeness") || want("v_measure") {
                 let (h, c, v) = m::homogeneity_completeness_v_measure(&a, &b)?;
@@ -1000,7 +1010,9 @@ fn internal_score<'py>(
         let (x, _, d) = slice(a);
         match kind {
             "silhouette_samples" => {
-                let s = compute(py, n_threads, |_| m::silhouette_samples(x, d, labels, metric))?;
+                let s = compute(py, n_threads, |_| {
+                    m::silhouette_samples(x, d, labels, metric)
+                })?;
                 Ok(vec1(py, s).into_any())
             }
             "davies_bouldin" => {
@@ -1011,7 +1023,9 @@ fn internal_score<'py>(
                 let v = compute(py, n_threads, |_| m::calinski_harabasz_score(x, d, labels))?;
                 Ok(v.into_pyobject(py)?.into_any())
             }
-            _ => Err(EmbedclusterError::new_err(format!("unknown score {kind:?}"))),
+            _ => Err(EmbedclusterError::new_err(format!(
+                "unknown score {kind:?}"
+            ))),
         }
     }
     match arr(x, "X")? {

@@ -26,8 +26,17 @@ pub fn read_label_column(path: &Path, column: &str) -> Result<Vec<i64>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(path, e))?;
     let idx = b.schema().index_of(column).map_err(|_| {
-        let names: Vec<&str> = b.schema().fields().iter().map(|f| f.name().as_str()).collect();
-        Error::column(path, column, format!("no such column (columns: {})", names.join(", ")))
+        let names: Vec<&str> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        Error::column(
+            path,
+            column,
+            format!("no such column (columns: {})", names.join(", ")),
+        )
     })?;
     let mask = ProjectionMask::roots(b.parquet_schema(), [idx]);
     let reader = b

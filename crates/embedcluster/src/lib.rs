@@ -32,8 +32,8 @@ pub mod persist;
 pub mod pipeline;
 pub mod predict;
 pub mod preprocessing;
-pub mod sweep;
 pub mod real;
+pub mod sweep;
 
 pub use error::{Error, Result};
 pub use real::{DType, Real};

@@ -46,7 +46,11 @@ pub fn encode_labels(labels: &[i64]) -> (Vec<u32>, usize) {
     let mut uniq: Vec<i64> = labels.to_vec();
     uniq.sort_unstable();
     uniq.dedup();
-    let map: HashMap<i64, u32> = uniq.iter().enumerate().map(|(i, &v)| (v, i as u32)).collect();
+    let map: HashMap<i64, u32> = uniq
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v, i as u32))
+        .collect();
     (labels.iter().map(|v| map[v]).collect(), uniq.len())
 }
 
@@ -83,7 +87,11 @@ fn contingency(a: &[i64], b: &[i64]) -> Result<Contingency> {
 
 /// Entropy (natural log) of a labeling given its class counts; 0 for one class.
 fn entropy_counts(counts: &[u64]) -> f64 {
-    let pi: Vec<f64> = counts.iter().filter(|&&c| c > 0).map(|&c| c as f64).collect();
+    let pi: Vec<f64> = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| c as f64)
+        .collect();
     if pi.len() <= 1 {
         return 0.0;
     }
@@ -116,7 +124,11 @@ fn mutual_info(c: &Contingency) -> f64 {
 pub fn adjusted_rand_score(labels_true: &[i64], labels_pred: &[i64]) -> Result<f64> {
     let c = contingency(labels_true, labels_pred)?;
     let n = c.n as i128;
-    let sum_squares: i128 = c.cells.iter().map(|&(_, _, v)| (v as i128) * (v as i128)).sum();
+    let sum_squares: i128 = c
+        .cells
+        .iter()
+        .map(|&(_, _, v)| (v as i128) * (v as i128))
+        .sum();
     let c11 = sum_squares - n;
     let c01: i128 = c
         .cells
@@ -369,7 +381,7 @@ pub fn silhouette_samples<T: Real>(
             let qx = &x[q0 * d..(q0 + m) * d];
             let mut gathered = vec![T::ZERO; SIL_BASE_TILE * d];
             let mut tile = vec![T::ZERO; m * SIL_BASE_TILE];
-            let mut tile_norms = vec![T::ZERO; SIL_BASE_TILE];
+            let mut tile_norms = [T::ZERO; SIL_BASE_TILE];
             let mut segments: Vec<(usize, usize, usize)> = Vec::new();
             let mut sums = vec![0.0f64; m * k];
             let mut b0 = 0;
@@ -395,7 +407,17 @@ pub fn silhouette_samples<T: Real>(
                 }
                 let tn = &tile_norms[..nb];
                 let t = &mut tile[..m * nb];
-                gemm_nt(t, qx, &gathered[..nb * d], m, nb, d, T::ONE, false, Par::Seq);
+                gemm_nt(
+                    t,
+                    qx,
+                    &gathered[..nb * d],
+                    m,
+                    nb,
+                    d,
+                    T::ONE,
+                    false,
+                    Par::Seq,
+                );
                 for r in 0..m {
                     let qi = q0 + r;
                     let row = &mut t[r * nb..(r + 1) * nb];
@@ -422,9 +444,9 @@ pub fn silhouette_samples<T: Real>(
                         }
                     }
                     // the row itself contributes exactly 0
-                    if let Ok(p) = idx.binary_search_by_key(&(codes[qi], qi as u32), |&i| {
-                        (codes[i as usize], i)
-                    }) {
+                    if let Ok(p) = idx
+                        .binary_search_by_key(&(codes[qi], qi as u32), |&i| (codes[i as usize], i))
+                    {
                         row[p] = T::ZERO;
                     }
                     let s = &mut sums[r * k..(r + 1) * k];
@@ -518,8 +540,14 @@ impl CentroidState {
     }
     /// Folds another state (same clusters) into this one.
     pub fn merge(&mut self, other: &CentroidState) {
-        self.sums.iter_mut().zip(&other.sums).for_each(|(a, b)| *a += b);
-        self.counts.iter_mut().zip(&other.counts).for_each(|(a, b)| *a += b);
+        self.sums
+            .iter_mut()
+            .zip(&other.sums)
+            .for_each(|(a, b)| *a += b);
+        self.counts
+            .iter_mut()
+            .zip(&other.counts)
+            .for_each(|(a, b)| *a += b);
     }
     /// Member means (`n_labels x d`); an empty cluster's centroid is 0.
     pub fn centroids(&self) -> Vec<f64> {
@@ -567,8 +595,14 @@ impl DispersionState {
         }
     }
     pub fn merge(&mut self, other: &DispersionState) {
-        self.dist_sums.iter_mut().zip(&other.dist_sums).for_each(|(a, b)| *a += b);
-        self.sq_sums.iter_mut().zip(&other.sq_sums).for_each(|(a, b)| *a += b);
+        self.dist_sums
+            .iter_mut()
+            .zip(&other.dist_sums)
+            .for_each(|(a, b)| *a += b);
+        self.sq_sums
+            .iter_mut()
+            .zip(&other.sq_sums)
+            .for_each(|(a, b)| *a += b);
     }
 }
 
@@ -600,7 +634,11 @@ pub fn davies_bouldin_from(cent: &CentroidState, disp: &DispersionState) -> f64 
     for i in 0..k {
         let mut best = f64::NEG_INFINITY;
         for j in 0..k {
-            let den = if cd[i * k + j] == 0.0 { f64::INFINITY } else { cd[i * k + j] };
+            let den = if cd[i * k + j] == 0.0 {
+                f64::INFINITY
+            } else {
+                cd[i * k + j]
+            };
             best = best.max((intra[i] + intra[j]) / den);
         }
         total += best;
@@ -622,7 +660,9 @@ pub fn calinski_harabasz_from(cent: &CentroidState, disp: &DispersionState) -> f
     let extra: f64 = (0..k)
         .map(|j| {
             cent.counts[j] as f64
-                * (0..d).map(|f| (c[j * d + f] - mean[f]).powi(2)).sum::<f64>()
+                * (0..d)
+                    .map(|f| (c[j * d + f] - mean[f]).powi(2))
+                    .sum::<f64>()
         })
         .sum();
     let intra: f64 = disp.sq_sums.iter().sum();
@@ -633,7 +673,11 @@ pub fn calinski_harabasz_from(cent: &CentroidState, disp: &DispersionState) -> f
     }
 }
 
-fn dispersion<T: Real>(x: &[T], d: usize, labels: &[i64]) -> Result<(CentroidState, DispersionState)> {
+fn dispersion<T: Real>(
+    x: &[T],
+    d: usize,
+    labels: &[i64],
+) -> Result<(CentroidState, DispersionState)> {
     let n = check_data(x, d, labels)?;
     let (codes, k) = encode_labels(labels);
     check_number_of_labels(k, n)?;
@@ -687,9 +731,17 @@ mod tests {
     #[test]
     fn silhouette_matches_naive_loop() {
         let (n, d) = (300, 5);
-        let x: Vec<f64> = (0..n * d).map(|i| ((i * 37 % 101) as f64 * 0.13).sin()).collect();
-        let labels: Vec<i64> = (0..n).map(|i| ((i * 7) % 4) as i64 * 10 + (i == 3) as i64).collect();
-        for metric in [SilhouetteMetric::Euclidean, SilhouetteMetric::SqEuclidean, SilhouetteMetric::Cosine] {
+        let x: Vec<f64> = (0..n * d)
+            .map(|i| ((i * 37 % 101) as f64 * 0.13).sin())
+            .collect();
+        let labels: Vec<i64> = (0..n)
+            .map(|i| ((i * 7) % 4) as i64 * 10 + (i == 3) as i64)
+            .collect();
+        for metric in [
+            SilhouetteMetric::Euclidean,
+            SilhouetteMetric::SqEuclidean,
+            SilhouetteMetric::Cosine,
+        ] {
             let dist = |i: usize, j: usize| {
                 let (a, b) = (&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
                 let sq: f64 = a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum();
@@ -700,7 +752,11 @@ mod tests {
                         let dot: f64 = a.iter().zip(b).map(|(p, q)| p * q).sum();
                         let na: f64 = a.iter().map(|p| p * p).sum::<f64>().sqrt();
                         let nb: f64 = b.iter().map(|p| p * p).sum::<f64>().sqrt();
-                        if i == j { 0.0 } else { 1.0 - dot / (na * nb) }
+                        if i == j {
+                            0.0
+                        } else {
+                            1.0 - dot / (na * nb)
+                        }
                     }
                 }
             };
@@ -711,7 +767,10 @@ mod tests {
                 let want = if members == 1 {
                     0.0
                 } else {
-                    let a = (0..n).filter(|&j| labels[j] == own && j != i).map(|j| dist(i, j)).sum::<f64>()
+                    let a = (0..n)
+                        .filter(|&j| labels[j] == own && j != i)
+                        .map(|j| dist(i, j))
+                        .sum::<f64>()
                         / (members - 1) as f64;
                     let mut others: Vec<i64> = labels.clone();
                     others.sort();
@@ -726,7 +785,11 @@ mod tests {
                         .fold(f64::INFINITY, f64::min);
                     (b - a) / a.max(b)
                 };
-                assert!((got[i] - want).abs() < 1e-9, "{metric:?} row {i}: {} vs {want}", got[i]);
+                assert!(
+                    (got[i] - want).abs() < 1e-9,
+                    "{metric:?} row {i}: {} vs {want}",
+                    got[i]
+                );
             }
         }
         assert!(silhouette_samples(&x, d, &vec![1; n], SilhouetteMetric::Euclidean).is_err());

@@ -267,7 +267,17 @@ impl<T: Real> KnnState<T> {
                 while b0 < rows {
                     let nb = BASE_TILE.min(rows - b0);
                     let t = &mut tile[..m * nb];
-                    gemm_nt(t, qx, &base[b0 * d..(b0 + nb) * d], m, nb, d, T::ONE, false, Par::Seq);
+                    gemm_nt(
+                        t,
+                        qx,
+                        &base[b0 * d..(b0 + nb) * d],
+                        m,
+                        nb,
+                        d,
+                        T::ONE,
+                        false,
+                        Par::Seq,
+                    );
                     for r in 0..m {
                         let skip = self_ids[q0 + r];
                         let hk = &mut keys[r * k..(r + 1) * k];
@@ -448,7 +458,9 @@ mod tests {
                     let nq: f64 = qr.iter().map(|x| x * x).sum();
                     let nb: f64 = b.iter().map(|x| x * x).sum();
                     let key = match metric {
-                        NeighborMetric::L2 => qr.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum(),
+                        NeighborMetric::L2 => {
+                            qr.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+                        }
                         NeighborMetric::InnerProduct => -dot,
                         NeighborMetric::Cosine => 1.0 - dot / (nq.sqrt() * nb.sqrt()),
                     };
@@ -459,7 +471,11 @@ mod tests {
             let _ = n;
             for &(key, j) in &c[..k] {
                 ids.push(j);
-                dists.push(if metric == NeighborMetric::InnerProduct { -key } else { key });
+                dists.push(if metric == NeighborMetric::InnerProduct {
+                    -key
+                } else {
+                    key
+                });
             }
         }
         (ids, dists)
@@ -483,7 +499,9 @@ mod tests {
         let (n, q, d, k) = (700, 37, 9, 10);
         // small integers: every product and sum is exact, so ties are real and must be
         // broken by id exactly as the naive sort does
-        let base: Vec<f64> = (0..n * d).map(|i| ((i * 7919 + 13) % 5) as f64 - 2.0).collect();
+        let base: Vec<f64> = (0..n * d)
+            .map(|i| ((i * 7919 + 13) % 5) as f64 - 2.0)
+            .collect();
         let queries: Vec<f64> = base[..q * d].to_vec();
         for metric in [NeighborMetric::L2, NeighborMetric::InnerProduct] {
             for excl in [false, true] {
@@ -497,7 +515,9 @@ mod tests {
                 let mut at = 0;
                 for (bi, rows) in [1usize, 250, 99, 350].iter().enumerate() {
                     let target = if bi % 2 == 0 { &mut st } else { &mut other };
-                    target.push_base(&base[at * d..(at + rows) * d], at as i64).unwrap();
+                    target
+                        .push_base(&base[at * d..(at + rows) * d], at as i64)
+                        .unwrap();
                     at += rows;
                 }
                 st.merge(&other).unwrap();
@@ -505,7 +525,9 @@ mod tests {
             }
         }
         // cosine on non-degenerate rows, against the naive loop in f64
-        let base: Vec<f64> = (0..n * d).map(|i| ((i as f64) * 0.731).sin() + 0.1).collect();
+        let base: Vec<f64> = (0..n * d)
+            .map(|i| ((i as f64) * 0.731).sin() + 0.1)
+            .collect();
         let queries = base[5 * d..(5 + q) * d].to_vec();
         let (want_i, want_d) = naive(&base, &queries, d, k, NeighborMetric::Cosine, false);
         let got = knn(&base, &queries, d, k, NeighborMetric::Cosine, false).unwrap();
@@ -602,7 +624,11 @@ pub fn search_files(
             "k = {} must be between 1 and the base's {} rows{}",
             cfg.k,
             eligible,
-            if cfg.exclude_self { " (excluding the query itself)" } else { "" }
+            if cfg.exclude_self {
+                " (excluding the query itself)"
+            } else {
+                ""
+            }
         )));
     }
     if cfg.exclude_self && queries.n_samples() > base.n_samples() {
@@ -715,8 +741,9 @@ pub fn write_neighbors<T: Real>(path: &std::path::Path, top: &TopK<T>) -> Result
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
         .build();
-    let mut w = parquet::arrow::ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(props))
-        .map_err(|e| Error::format(path, e))?;
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(props))
+            .map_err(|e| Error::format(path, e))?;
     let k = top.k;
     let per = (65536 / k.max(1)).max(1);
     let mut q0 = 0;
@@ -726,7 +753,9 @@ pub fn write_neighbors<T: Real>(path: &std::path::Path, top: &TopK<T>) -> Result
         let offs = || OffsetBuffer::<i32>::from_lengths(std::iter::repeat_n(k, m));
         let ids = Int64Array::from(top.ids[q0 * k..(q0 + m) * k].to_vec());
         let dis = Float32Array::from_iter_values(
-            top.distances[q0 * k..(q0 + m) * k].iter().map(|v| v.to_f64() as f32),
+            top.distances[q0 * k..(q0 + m) * k]
+                .iter()
+                .map(|v| v.to_f64() as f32),
         );
         let l1: ArrayRef = Arc::new(ListArray::new(id_item.clone(), offs(), Arc::new(ids), None));
         let l2: ArrayRef = Arc::new(ListArray::new(d_item.clone(), offs(), Arc::new(dis), None));

@@ -199,7 +199,11 @@ impl StandardScaler {
             .collect();
         for row in block.chunks_exact_mut(d) {
             for ((x, mu), iv) in row.iter_mut().zip(&self.mean).zip(&inv) {
-                let c = if self.with_mean { x.to_f64() - mu } else { x.to_f64() };
+                let c = if self.with_mean {
+                    x.to_f64() - mu
+                } else {
+                    x.to_f64()
+                };
                 *x = T::from_f64(if self.with_std { c * iv } else { c });
             }
         }
@@ -252,12 +256,12 @@ pub fn scale_file(
     })?;
     drop(crate::io::AtomicFile::create(output)?);
     match source.dtype() {
-        crate::real::DType::Float32 => {
-            scale_typed::<f32>(&source, output, batch_rows, with_mean, with_std, rec, progress)
-        }
-        crate::real::DType::Float64 => {
-            scale_typed::<f64>(&source, output, batch_rows, with_mean, with_std, rec, progress)
-        }
+        crate::real::DType::Float32 => scale_typed::<f32>(
+            &source, output, batch_rows, with_mean, with_std, rec, progress,
+        ),
+        crate::real::DType::Float64 => scale_typed::<f64>(
+            &source, output, batch_rows, with_mean, with_std, rec, progress,
+        ),
     }
 }
 
@@ -310,8 +314,9 @@ fn scale_typed<T: Real>(
             .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
             .set_max_row_group_row_count(Some(group_rows))
             .build();
-        let mut w = parquet::arrow::ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(props))
-            .map_err(|e| Error::format(output, e))?;
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(props))
+                .map_err(|e| Error::format(output, e))?;
         progress.begin("transform", Some(n as u64));
         let mut reader = source.blocks::<T>(batch_rows)?;
         // Rows read but not yet written, and where they start.
@@ -319,15 +324,21 @@ fn scale_typed<T: Real>(
         let mut pend_at = 0usize;
         let mut written = 0usize;
         let write = |w: &mut parquet::arrow::ArrowWriter<std::fs::File>,
-                         vals: Vec<T>,
-                         other: Option<&RecordBatch>|
+                     vals: Vec<T>,
+                     other: Option<&RecordBatch>|
          -> crate::error::Result<()> {
             let rows = vals.len() / d;
             let values: PrimitiveArray<T::ArrowType> = PrimitiveArray::from_iter_values(vals);
-            let list: ArrayRef = Arc::new(FixedSizeListArray::new(item.clone(), d as i32, Arc::new(values), None));
+            let list: ArrayRef = Arc::new(FixedSizeListArray::new(
+                item.clone(),
+                d as i32,
+                Arc::new(values),
+                None,
+            ));
             let mut cols: Vec<ArrayRef> = other.map(|b| b.columns().to_vec()).unwrap_or_default();
             cols.insert(at, list);
-            let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::format(output, e))?;
+            let batch =
+                RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::format(output, e))?;
             w.write(&batch).map_err(|e| Error::format(output, e))?;
             progress.advance(rows as u64);
             Ok(())

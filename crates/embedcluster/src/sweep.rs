@@ -22,7 +22,11 @@ use rand::SeedableRng;
 /// # Errors
 /// [`Error::Parameter`] for malformed text, k = 0 or an empty range.
 pub fn parse_ks(s: &str) -> Result<Vec<usize>> {
-    let bad = || Error::parameter(format!("--n-clusters {s:?}: expected START:STOP[:STEP] or K1,K2,..."));
+    let bad = || {
+        Error::parameter(format!(
+            "--n-clusters {s:?}: expected START:STOP[:STEP] or K1,K2,..."
+        ))
+    };
     let num = |t: &str| t.trim().parse::<usize>().map_err(|_| bad());
     let ks: Vec<usize> = if s.contains(':') {
         let parts: Vec<&str> = s.split(':').collect();
@@ -105,7 +109,11 @@ pub fn sweep(cfg: &SweepConfig, progress: &dyn Progress) -> Result<SweepReport> 
         let n = s.n_samples() as u64;
         Ok::<_, Error>((s, n))
     })?;
-    let max_k = *cfg.ks.iter().max().ok_or_else(|| Error::parameter("no k given"))?;
+    let max_k = *cfg
+        .ks
+        .iter()
+        .max()
+        .ok_or_else(|| Error::parameter("no k given"))?;
     let mut check = cfg.run.clone();
     check.n_clusters = max_k;
     crate::pipeline::check_config(&check, &source)?;
@@ -122,7 +130,8 @@ fn sweep_typed<T: Real>(
     progress: &dyn Progress,
 ) -> Result<SweepReport> {
     let n = source.n_samples();
-    let (_pca, reduced, dim) = crate::pipeline::reduce_source::<T>(&cfg.run, source, &mut rec, progress)?;
+    let (_pca, reduced, dim) =
+        crate::pipeline::reduce_source::<T>(&cfg.run, source, &mut rec, progress)?;
     let truth = match &cfg.run.labels_column {
         Some(_) => {
             let mut c = cfg.run.clone();
@@ -172,7 +181,9 @@ fn sweep_typed<T: Real>(
                 let sl: Vec<i64> = sample_idx.iter().map(|&i| labels[i]).collect();
                 let sd = sl.iter().collect::<std::collections::BTreeSet<_>>().len();
                 if m > 0 && sd >= 2 && sd < sl.len() {
-                    sil = Some(metrics::silhouette_score(&sample, dim, &sl, sil_metric, None, 0)?);
+                    sil = Some(metrics::silhouette_score(
+                        &sample, dim, &sl, sil_metric, None, 0,
+                    )?);
                 }
                 if distinct < n {
                     db = Some(metrics::davies_bouldin_score(&reduced, dim, &labels)?);

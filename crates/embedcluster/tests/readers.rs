@@ -295,7 +295,10 @@ fn csv_reads_numeric_columns() {
     }
     std::fs::write(p("a.csv"), &text).unwrap();
     let src = EmbeddingSource::open(p("a.csv"), "embedding").unwrap();
-    assert_eq!((src.n_samples(), src.n_features(), src.dtype()), (50, 3, DType::Float64));
+    assert_eq!(
+        (src.n_samples(), src.n_features(), src.dtype()),
+        (50, 3, DType::Float64)
+    );
     for b in [1, 7, 50, 64] {
         assert_eq!(read_all::<f64>(&src, b).unwrap(), want);
     }
@@ -305,7 +308,10 @@ fn csv_reads_numeric_columns() {
     // no header: every column numeric
     std::fs::write(p("b.csv"), "1,2\n3,4\n").unwrap();
     let src = EmbeddingSource::open(p("b.csv"), "embedding").unwrap();
-    assert_eq!(read_all::<f32>(&src, 5).unwrap(), vec![1.0f32, 2.0, 3.0, 4.0]);
+    assert_eq!(
+        read_all::<f32>(&src, 5).unwrap(),
+        vec![1.0f32, 2.0, 3.0, 4.0]
+    );
     // errors
     let err = |name: &str, body: &str, col: &str| {
         std::fs::write(p(name), body).unwrap();
@@ -314,8 +320,10 @@ fn csv_reads_numeric_columns() {
             Ok(s) => read_all::<f64>(&s, 4).unwrap_err().to_string(),
         }
     };
-    assert!(err("c.csv", "a,b\n1,2\n3,inf\n", "embedding").ends_with("c.csv: row 1, column `b`: value is inf (must be finite)"));
-    assert!(err("d.csv", "a,b\n1,2\n3,x\n", "embedding").ends_with("d.csv: row 1, column `b`: \"x\" is not a number"));
+    assert!(err("c.csv", "a,b\n1,2\n3,inf\n", "embedding")
+        .ends_with("c.csv: row 1, column `b`: value is inf (must be finite)"));
+    assert!(err("d.csv", "a,b\n1,2\n3,x\n", "embedding")
+        .ends_with("d.csv: row 1, column `b`: \"x\" is not a number"));
     assert!(err("e.csv", "a,b\n", "embedding").ends_with("e.csv: file has no rows"));
     assert!(err("f.csv", "a,b\n1,2\n", "q").contains("column `q`: no such column (columns: a, b)"));
     assert!(err("g.csv", "a,b\nx,y\n", "embedding").contains("no numeric columns"));

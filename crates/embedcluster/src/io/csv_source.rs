@@ -34,7 +34,11 @@ fn csv_err(path: &Path, e: csv::Error) -> Error {
             csv::ErrorKind::Io(io) => Error::io(path, io),
             _ => unreachable!(),
         },
-        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => Error::Format {
+        csv::ErrorKind::UnequalLengths {
+            pos,
+            expected_len,
+            len,
+        } => Error::Format {
             path: path.to_path_buf(),
             message: format!(
                 "line {}: {len} fields, expected {expected_len}",
@@ -50,7 +54,11 @@ impl CsvInfo {
         let mut r = reader(path)?;
         let mut records = r.records();
         let first = match records.next() {
-            None => return Err(Error::Empty { path: path.to_path_buf() }),
+            None => {
+                return Err(Error::Empty {
+                    path: path.to_path_buf(),
+                })
+            }
             Some(rec) => rec.map_err(|e| csv_err(path, e))?,
         };
         let numeric = |s: &str| s.parse::<f64>().is_ok();
@@ -62,7 +70,11 @@ impl CsvInfo {
         };
         let data0 = if has_header {
             match records.next() {
-                None => return Err(Error::Empty { path: path.to_path_buf() }),
+                None => {
+                    return Err(Error::Empty {
+                        path: path.to_path_buf(),
+                    })
+                }
                 Some(rec) => rec.map_err(|e| csv_err(path, e))?,
             }
         } else {
@@ -75,7 +87,11 @@ impl CsvInfo {
                 .split(',')
                 .map(|name| {
                     header.iter().position(|h| h == name.trim()).ok_or_else(|| {
-                        Error::column(path, name.trim(), format!("no such column (columns: {})", header.join(", ")))
+                        Error::column(
+                            path,
+                            name.trim(),
+                            format!("no such column (columns: {})", header.join(", ")),
+                        )
                     })
                 })
                 .collect::<Result<_>>()?
@@ -105,9 +121,14 @@ impl CsvInfo {
         let mut r = reader(&self.path)?;
         let mut rec = csv::StringRecord::new();
         if self.has_header {
-            r.read_record(&mut rec).map_err(|e| csv_err(&self.path, e))?;
+            r.read_record(&mut rec)
+                .map_err(|e| csv_err(&self.path, e))?;
         }
-        Ok(CsvBlocks { info: self, reader: r, rec })
+        Ok(CsvBlocks {
+            info: self,
+            reader: r,
+            rec,
+        })
     }
 }
 
@@ -119,11 +140,19 @@ pub(crate) struct CsvBlocks<'a> {
 
 impl CsvBlocks<'_> {
     /// Appends up to `max_rows` rows to `buf`; `start_row` is the index of the first.
-    pub(crate) fn fill<T: Real>(&mut self, buf: &mut Vec<T>, max_rows: usize, start_row: u64) -> Result<usize> {
+    pub(crate) fn fill<T: Real>(
+        &mut self,
+        buf: &mut Vec<T>,
+        max_rows: usize,
+        start_row: u64,
+    ) -> Result<usize> {
         let info = self.info;
         let mut rows = 0;
         while rows < max_rows {
-            let more = self.reader.read_record(&mut self.rec).map_err(|e| csv_err(&info.path, e))?;
+            let more = self
+                .reader
+                .read_record(&mut self.rec)
+                .map_err(|e| csv_err(&info.path, e))?;
             if !more {
                 break;
             }
