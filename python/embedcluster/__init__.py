@@ -6,7 +6,7 @@ keeps float32 as float32, never builds an ``n_samples x n_clusters`` distance ma
 reports the time and peak memory of every stage (``fit_report_``).
 """
 
-from ._core import EmbedclusterError
+from ._core import EmbedclusterError, MemoryLimitError
 from ._estimators import KMeans, PCA, StandardScaler, normalize
 from ._io import iter_batches, to_numpy
 from . import metrics
@@ -21,6 +21,7 @@ __all__ = [
     "IndexFlatIP",
     "IndexFlatL2",
     "KMeans",
+    "MemoryLimitError",
     "NearestNeighbors",
     "NotFittedError",
     "PCA",

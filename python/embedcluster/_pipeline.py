@@ -163,7 +163,9 @@ def cluster_embeddings(
     max_iter=300,
     tol=1e-4,
     random_state=0,
-    batch_rows=16384,
+    batch_rows=None,
+    memory_limit=None,
+    on_invalid="error",
     output=None,
     labels_column=None,
     n_threads=None,
@@ -186,6 +188,29 @@ def cluster_embeddings(
         --seed``.
     output, labels_column : path sources only: write the CLI's output Parquet; score against
         a label column (``report["ari"]``, ``report["nmi"]``).
+    batch_rows : int or None
+        Path sources: rows per block (default: planned, about 32 MiB). Results do not
+        depend on it.
+    memory_limit : int (bytes), str ("1GiB", "512MiB") or None
+        Path sources: the peak RSS the run must stay within. Before any data is read the
+        run predicts each stage's peak (``report["memory_plan"]``) and shrinks its blocks
+        to fit; if it cannot, it raises :class:`MemoryLimitError` naming the stage and what
+        to change. Each stage of ``report["stages"]`` has ``peak_rss_bytes`` (measured)
+        and ``predicted_peak_rss_bytes``.
+    on_invalid : "error" or "skip"
+        Path sources: rows with NaN, infinity, nulls or (cosine) all zeros raise
+        :class:`EmbedclusterError` naming file, row and column ("error"), or are left out
+        of the fit and get label -1 and a NaN score ("skip"; counted in
+        ``report["skipped_rows"]``).
+
+    Raises
+    ------
+    EmbedclusterError (a ValueError)
+        Bad data (with file, row and column) or bad parameters.
+    MemoryLimitError (an EmbedclusterError)
+        ``memory_limit`` cannot be met.
+    FileNotFoundError, OSError
+        The input cannot be read or an output cannot be written (no partial file is left).
 
     Returns
     -------
@@ -203,7 +228,9 @@ def cluster_embeddings(
             max_iter=int(max_iter),
             tol=float(tol),
             seed=int(random_state),
-            batch_rows=int(batch_rows),
+            batch_rows=None if batch_rows is None else int(batch_rows),
+            memory_limit=memory_limit,
+            on_invalid=on_invalid,
             output=None if output is None else os.fspath(output),
             labels_column=labels_column,
             n_threads=n_threads,

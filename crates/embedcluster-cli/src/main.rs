@@ -481,9 +481,15 @@ struct RunArgs {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
-    /// Rows per block read from the file.
-    #[arg(long, default_value_t = 16384)]
-    batch_rows: usize,
+    /// Rows per block read from the file (default: planned, about 32 MiB per block).
+    /// Results do not depend on it.
+    #[arg(long)]
+    batch_rows: Option<usize>,
+    /// Peak memory the run must stay within, e.g. 1GiB or 512MiB: the plan (printed before
+    /// any data is read) shrinks the blocks to fit, or the run stops at once naming the
+    /// stage that cannot fit and what to change.
+    #[arg(long)]
+    memory_limit: Option<String>,
     /// Output Parquet: the input's other columns plus `cluster` (int32) and `score` (float32).
     #[arg(long, default_value = "clusters.parquet")]
     output: PathBuf,
@@ -502,6 +508,10 @@ struct RunArgs {
     /// Draw cluster sizes and per-stage time and memory into this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Rows with NaN, infinity, nulls or (cosine) all zeros: `error` stops the run naming the
+    /// row; `skip` leaves them out of the fit, writes them with cluster -1 and counts them.
+    #[arg(long, default_value = "error")]
+    on_invalid: String,
 }
 
 #[derive(clap::Args)]
@@ -561,6 +571,17 @@ impl Progress for Bars {
             b.finish_and_clear();
         }
     }
+    fn plan(&self, plan: &embedcluster::plan::MemoryPlan) {
+        let limit = plan
+            .limit_bytes
+            .map(|l| format!(", limit {}", embedcluster::plan::format_bytes(l)))
+            .unwrap_or_default();
+        eprint!(
+            "memory plan ({} rows per block{limit}), predicted peak per stage:\n{}",
+            plan.batch_rows,
+            plan.describe()
+        );
+    }
 }
 
 fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
@@ -578,18 +599,21 @@ fn print_table(r: &RunReport) {
     let mut e = std::io::stderr().lock();
     let _ = writeln!(
         e,
-        "{:<12} {:>9} {:>9} {:>10} {:>12}",
-        "stage", "seconds", "cpu_s", "rows", "peak_rss"
+        "{:<12} {:>9} {:>9} {:>10} {:>12} {:>12}",
+        "stage", "seconds", "cpu_s", "rows", "peak_rss", "predicted"
     );
     for s in &r.stages {
         let _ = writeln!(
             e,
-            "{:<12} {:>9.3} {:>9.3} {:>10} {:>12}",
+            "{:<12} {:>9.3} {:>9.3} {:>10} {:>12} {:>12}",
             s.name,
             s.seconds,
             s.cpu_seconds,
             s.rows,
-            format_mib(s.peak_rss_bytes)
+            format_mib(s.peak_rss_bytes),
+            s.predicted_peak_rss_bytes
+                .map(format_mib)
+                .unwrap_or_else(|| "-".into())
         );
     }
     let total: f64 = r.stages.iter().map(|s| s.seconds).sum();
@@ -642,10 +666,20 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
         max_iter: a.max_iter,
         tol: a.tol,
         seed: a.seed,
-        batch_rows: a.batch_rows,
+        batch_rows: match a.batch_rows {
+            Some(0) => anyhow::bail!("--batch-rows must be at least 1"),
+            Some(b) => b,
+            None => 0,
+        },
+        memory_limit: a
+            .memory_limit
+            .as_deref()
+            .map(embedcluster::plan::parse_bytes)
+            .transpose()?,
         output: if a.no_output { None } else { Some(a.output) },
         model: a.model,
         labels_column: a.labels,
+        on_invalid: a.on_invalid.parse()?,
     };
     if let Some(p) = &a.report {
         // Fail before the work if the report cannot be written.
@@ -700,8 +734,24 @@ fn cmd_generate(a: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+extern "C" fn on_sigint(_: libc::c_int) {
+    // async-signal-safe: one atomic store, then the default action for a second Ctrl-C
+    embedcluster::io::request_cancel();
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Ctrl-C stops the job at its next block or iteration; temporary outputs are removed
+    // on the way out (exit code 130).
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
     let result = std::panic::catch_unwind(move || match cli.command {
         Command::Run(a) => cmd_run(a),
         Command::Generate(a) => cmd_generate(a),
@@ -715,7 +765,19 @@ fn main() -> ExitCode {
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("error: {e:#}");
+            if matches!(
+                e.downcast_ref::<embedcluster::Error>(),
+                Some(embedcluster::Error::Interrupted)
+            ) {
+                eprintln!("interrupted: no output was written");
+                return ExitCode::from(130);
+            }
+            // The core's messages already name the file and the OS error; anyhow's chain
+            // would repeat the latter.
+            match e.downcast_ref::<embedcluster::Error>() {
+                Some(core) => eprintln!("error: {core}"),
+                None => eprintln!("error: {e:#}"),
+            }
             ExitCode::from(2)
         }
         Err(_) => {

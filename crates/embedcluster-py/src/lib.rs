@@ -45,6 +45,12 @@ create_exception!(
     PyValueError,
     "Bad input data or parameters (a ValueError)."
 );
+create_exception!(
+    embedcluster,
+    MemoryLimitError,
+    EmbedclusterError,
+    "The run cannot stay within `memory_limit` (raised before any data is read; the message names the stage, what it holds, and what to change)."
+);
 
 /// The one mapping from core errors to Python exceptions.
 fn to_py(e: Error) -> PyErr {
@@ -54,6 +60,7 @@ fn to_py(e: Error) -> PyErr {
         }
         Error::Io { .. } => PyOSError::new_err(e.to_string()),
         Error::Interrupted => PyKeyboardInterrupt::new_err("interrupted"),
+        Error::MemoryLimit(_) => MemoryLimitError::new_err(e.to_string()),
         _ => EmbedclusterError::new_err(e.to_string()),
     }
 }
@@ -115,6 +122,7 @@ fn compute<R: Send>(
                             if let Err(e) = Python::attach(|py| py.check_signals()) {
                                 signal = Some(e);
                                 cancel.store(true, Ordering::Relaxed);
+                                embedcluster::io::request_cancel();
                             }
                         }
                     }
@@ -128,6 +136,9 @@ fn compute<R: Send>(
             }
         })
     });
+    if signal.is_some() {
+        embedcluster::io::reset_cancel();
+    }
     if let Some(e) = signal {
         return Err(e);
     }
@@ -648,7 +659,7 @@ impl ArrowVectorReader {
 /// The main job on a file (`embedcluster run`). Returns a dict with `report` (JSON text),
 /// `labels` int32, `scores` float32, `cluster_centers` float64 (k, D), and `pca` (dict or None).
 #[pyfunction]
-#[pyo3(signature = (path, n_clusters, column="embedding", reduce="pca:128", pca_fit="exact", metric_name="cosine", n_init=1, max_iter=300, tol=1e-4, seed=0, batch_rows=16384, output=None, model=None, labels_column=None, n_threads=None))]
+#[pyo3(signature = (path, n_clusters, column="embedding", reduce="pca:128", pca_fit="exact", metric_name="cosine", n_init=1, max_iter=300, tol=1e-4, seed=0, batch_rows=None, memory_limit=None, output=None, model=None, labels_column=None, on_invalid="error", n_threads=None))]
 fn run_pipeline<'py>(
     py: Python<'py>,
     path: PathBuf,
@@ -661,10 +672,12 @@ fn run_pipeline<'py>(
     max_iter: usize,
     tol: f64,
     seed: u64,
-    batch_rows: usize,
+    batch_rows: Option<usize>,
+    memory_limit: Option<&Bound<'py, PyAny>>,
     output: Option<PathBuf>,
     model: Option<PathBuf>,
     labels_column: Option<String>,
+    on_invalid: &str,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let cfg = RunConfig {
@@ -678,10 +691,27 @@ fn run_pipeline<'py>(
         max_iter,
         tol,
         seed,
-        batch_rows,
+        batch_rows: match batch_rows {
+            Some(0) => return Err(EmbedclusterError::new_err("batch_rows must be at least 1")),
+            Some(b) => b,
+            None => 0,
+        },
+        memory_limit: match memory_limit {
+            None => None,
+            Some(v) => Some(match v.extract::<u64>() {
+                Ok(b) if b > 0 => b,
+                _ => match v.extract::<String>() {
+                    Ok(t) => embedcluster::plan::parse_bytes(&t).map_err(to_py)?,
+                    Err(_) => return Err(EmbedclusterError::new_err(
+                        "memory_limit must be a positive number of bytes or a size such as '1GiB'",
+                    )),
+                },
+            }),
+        },
         output,
         model,
         labels_column,
+        on_invalid: on_invalid.parse().map_err(to_py)?,
     };
     let o = compute(py, n_threads, |cancel| {
         pipeline::run_full(&cfg, &NoProgress, cancel)
@@ -1043,6 +1073,7 @@ fn cpu_seconds() -> f64 {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EmbedclusterError", m.py().get_type::<EmbedclusterError>())?;
+    m.add("MemoryLimitError", m.py().get_type::<MemoryLimitError>())?;
     m.add_function(wrap_pyfunction!(kmeans_fit, m)?)?;
     m.add_function(wrap_pyfunction!(kmeans_predict, m)?)?;
     m.add_function(wrap_pyfunction!(cov_partial, m)?)?;

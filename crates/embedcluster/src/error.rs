@@ -76,6 +76,9 @@ pub enum Error {
     /// The computation was cancelled (for example by Ctrl-C in Python).
     #[error("interrupted")]
     Interrupted,
+    /// The run cannot stay within the memory limit it was given.
+    #[error("{0}")]
+    MemoryLimit(String),
     /// A saved model is missing, truncated or inconsistent.
     #[error("{path}: invalid model: {message}")]
     Model { path: PathBuf, message: String },

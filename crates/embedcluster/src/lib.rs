@@ -11,6 +11,7 @@
 //! * [`persist`]: safetensors + JSON models.
 //! * [`datasets`]: the synthetic benchmark generator.
 //! * [`pipeline`]: the main job (`embedcluster run`).
+//! * [`plan`]: its predicted peak memory per stage, and a memory limit.
 //!
 //! Every fit that streams is `partial(block) -> state`, `merge(state, state)`,
 //! `finish(state)`; results do not depend on the number of threads.
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod neighbors;
 pub mod persist;
 pub mod pipeline;
+pub mod plan;
 pub mod predict;
 pub mod preprocessing;
 pub mod real;

@@ -27,6 +27,9 @@ pub struct StageReport {
     pub rows: u64,
     /// Peak resident set size of the process during the stage, in bytes.
     pub peak_rss_bytes: u64,
+    /// The peak the memory plan predicted for this stage, in bytes (see [`crate::plan`]).
+    #[serde(default)]
+    pub predicted_peak_rss_bytes: Option<u64>,
 }
 
 /// Current peak RSS (`VmHWM`) of this process in bytes, or 0 where unknown.
@@ -60,6 +63,15 @@ pub fn reset_peak_rss() -> bool {
         return false;
     }
     std::fs::write("/proc/self/clear_refs", b"5").is_ok()
+}
+
+/// Gives free heap memory back to the kernel (glibc `malloc_trim`; a no-op elsewhere).
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim is thread-safe and only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// CPU seconds (user + system) used so far by all threads of this process.
@@ -107,6 +119,7 @@ impl StageRecorder {
         }
         let before = peak_rss_bytes();
         self.baseline_peak = self.baseline_peak.max(before);
+        trim_heap();
         reset_peak_rss();
         self.current = Some((name.to_string(), Instant::now(), cpu_seconds()));
     }
@@ -120,6 +133,7 @@ impl StageRecorder {
             cpu_seconds: (cpu_seconds() - c0).max(0.0),
             rows,
             peak_rss_bytes: peak_rss_bytes(),
+            predicted_peak_rss_bytes: None,
         });
         self.stages.last()
     }
@@ -146,6 +160,13 @@ impl StageRecorder {
     /// The finished stages, in order.
     pub fn stages(&self) -> &[StageReport] {
         &self.stages
+    }
+
+    /// Puts the plan's prediction next to each measured stage of the same name.
+    pub fn attach_plan(&mut self, plan: &crate::plan::MemoryPlan) {
+        for s in &mut self.stages {
+            s.predicted_peak_rss_bytes = plan.stage(&s.name).map(|p| p.peak_bytes);
+        }
     }
 
     /// The whole run's peak RSS in bytes: the maximum over stages and the baseline.

@@ -93,6 +93,32 @@ impl std::str::FromStr for PcaFit {
     }
 }
 
+/// What to do with a row holding NaN, infinity, a null vector or element, or (cosine) an
+/// all-zero vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnInvalid {
+    /// Stop with an error naming file, row and column (the default).
+    #[default]
+    Error,
+    /// Leave the row out of every fit; the output keeps it, with `cluster = -1` and a
+    /// NaN score, so rows stay aligned with the input. The report counts them.
+    Skip,
+}
+
+impl std::str::FromStr for OnInvalid {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "error" => Ok(OnInvalid::Error),
+            "skip" => Ok(OnInvalid::Skip),
+            _ => Err(Error::parameter(format!(
+                "--on-invalid {s:?}: expected error or skip"
+            ))),
+        }
+    }
+}
+
 /// Everything `embedcluster run` takes.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -106,11 +132,18 @@ pub struct RunConfig {
     pub max_iter: usize,
     pub tol: f64,
     pub seed: u64,
+    /// Rows per block read from the file; 0 lets the memory plan choose (about 32 MiB,
+    /// smaller under `memory_limit`). Results do not depend on it.
     pub batch_rows: usize,
+    /// Peak RSS the run must stay within (bytes): the plan shrinks the block to fit, or
+    /// the run stops before reading any data with [`Error::MemoryLimit`].
+    pub memory_limit: Option<u64>,
     pub output: Option<PathBuf>,
     pub model: Option<PathBuf>,
     /// A column of true labels to score the clustering against (ARI, NMI).
     pub labels_column: Option<String>,
+    /// Invalid rows: fail (default) or skip.
+    pub on_invalid: OnInvalid,
 }
 
 impl RunConfig {
@@ -127,10 +160,12 @@ impl RunConfig {
             max_iter: 300,
             tol: 1e-4,
             seed: 0,
-            batch_rows: 16384,
+            batch_rows: 0,
+            memory_limit: None,
             output: None,
             model: None,
             labels_column: None,
+            on_invalid: OnInvalid::Error,
         }
     }
 }
@@ -143,6 +178,8 @@ pub trait Progress: Sync {
     fn advance(&self, _rows: u64) {}
     /// The stage ended.
     fn end(&self) {}
+    /// The memory plan, made before any data is read.
+    fn plan(&self, _plan: &crate::plan::MemoryPlan) {}
 }
 
 /// No progress display.
@@ -173,6 +210,12 @@ pub struct RunReport {
     pub threads: usize,
     pub seed: u64,
     pub batch_rows: usize,
+    /// Rows left out as invalid (`--on-invalid skip`), and the first of them (up to 20).
+    pub skipped_rows: usize,
+    pub skipped_examples: Vec<u64>,
+    /// The predicted peak of every stage (see [`crate::plan`]); each stage of `stages`
+    /// also carries its prediction next to the measured figure.
+    pub memory_plan: crate::plan::MemoryPlan,
     pub stages: Vec<StageReport>,
     pub peak_rss_bytes: u64,
 }
@@ -181,7 +224,7 @@ pub struct RunReport {
 #[derive(Debug, Clone)]
 pub struct RunOutput {
     pub report: RunReport,
-    /// Cluster of each row, in file order.
+    /// Cluster of each row, in file order (-1 for rows skipped as invalid).
     pub labels: Vec<i32>,
     /// Cosine similarity (cosine) or squared distance (Euclidean) to the row's centroid.
     pub scores: Vec<f32>,
@@ -197,7 +240,7 @@ pub struct RunOutput {
 /// Any [`Error`] from reading (with file, row and column), bad parameters (checked before
 /// any data is read), or writing. No output file is left behind on error.
 pub fn run(cfg: &RunConfig, progress: &dyn Progress) -> Result<RunReport> {
-    run_full(cfg, progress, &std::sync::atomic::AtomicBool::new(false)).map(|o| o.report)
+    run_full(cfg, progress, crate::io::cancel_requested()).map(|o| o.report)
 }
 
 /// [`run`], returning labels, scores and the model too; stops with [`Error::Interrupted`]
@@ -232,9 +275,15 @@ pub fn run_full(
             _ => {}
         }
     }
+    let plan = crate::plan::plan_run(cfg, &crate::plan::PlanInput::of(&source), cfg.memory_limit)?;
+    progress.plan(&plan);
+    let cfg = &RunConfig {
+        batch_rows: plan.batch_rows,
+        ..cfg.clone()
+    };
     match source.dtype() {
-        DType::Float32 => run_typed::<f32>(cfg, &source, rec, progress, cancel),
-        DType::Float64 => run_typed::<f64>(cfg, &source, rec, progress, cancel),
+        DType::Float32 => run_typed::<f32>(cfg, &source, rec, plan, progress, cancel),
+        DType::Float64 => run_typed::<f64>(cfg, &source, rec, plan, progress, cancel),
     }
 }
 
@@ -260,15 +309,20 @@ pub(crate) fn check_config(cfg: &RunConfig, source: &EmbeddingSource) -> Result<
         ..Default::default()
     }
     .check(n, dim)?;
-    if cfg.batch_rows == 0 {
-        return Err(Error::parameter("batch_rows must be at least 1"));
-    }
     if let (Reduce::Pca(_), PcaFit::Exact) = (cfg.reduce, cfg.pca_fit) {
         if n < 2 {
             return Err(Error::parameter("PCA needs at least 2 rows"));
         }
     }
     Ok(())
+}
+
+/// `cfg.batch_rows`, or the plan's default when it is 0.
+pub(crate) fn batch_rows_of(cfg: &RunConfig, source: &EmbeddingSource) -> usize {
+    match cfg.batch_rows {
+        0 => crate::plan::default_batch_rows(source.n_features(), source.dtype().size()),
+        b => b,
+    }
 }
 
 fn zero_row(source: &EmbeddingSource, row: u64, what: &str) -> Error {
@@ -280,28 +334,96 @@ fn zero_row(source: &EmbeddingSource, row: u64, what: &str) -> Error {
     }
 }
 
-/// Reads every block, normalizing rows for the cosine metric, and hands it to `f`.
+/// Where a block's rows come from: `valid_start` is the index of its first row among the
+/// valid rows of the file; `file_rows[i]` is the file row of its row `i`.
+pub(crate) struct BlockRows<'a> {
+    pub valid_start: usize,
+    pub file_rows: &'a [u64],
+}
+
+/// What a pass saw.
+pub(crate) struct PassStats {
+    /// Rows of the file read.
+    pub rows_read: u64,
+    /// File rows left out (`--on-invalid skip`), ascending.
+    pub skipped: Vec<u64>,
+}
+
+/// Reads every block, normalizing rows for the cosine metric, and hands the valid rows to
+/// `f`. With [`OnInvalid::Skip`], rows with NaN, infinity or nulls, and (cosine) all-zero
+/// rows are left out and listed in the returned stats.
 fn pass<T: Real>(
     cfg: &RunConfig,
     source: &EmbeddingSource,
     progress: &dyn Progress,
     stage: &str,
-    mut f: impl FnMut(u64, &mut [T]) -> Result<()>,
-) -> Result<u64> {
+    mut f: impl FnMut(&BlockRows<'_>, &mut [T]) -> Result<()>,
+) -> Result<PassStats> {
     let d = source.n_features();
+    let skip = cfg.on_invalid == OnInvalid::Skip;
     progress.begin(stage, Some(source.n_samples() as u64));
-    let mut reader = source.blocks::<T>(cfg.batch_rows)?;
+    let mut reader = source.blocks::<T>(batch_rows_of(cfg, source))?;
+    if skip {
+        reader = reader.skip_invalid();
+    }
+    let mut skipped: Vec<u64> = Vec::new();
+    let mut valid = 0usize;
+    let mut file_rows: Vec<u64> = Vec::new();
     while let Some(block) = reader.next_block()? {
-        if cfg.metric == Metric::Cosine {
-            if let Err(i) = l2_normalize_rows(block.data, d) {
-                return Err(zero_row(source, block.start_row + i as u64, "the vector"));
+        crate::io::check_cancelled()?;
+        // file row of each row in the block
+        file_rows.clear();
+        let mut sk = block.skipped.iter().peekable();
+        let mut r = block.start_row;
+        while file_rows.len() < block.rows {
+            if sk.peek() == Some(&&r) {
+                sk.next();
+            } else {
+                file_rows.push(r);
             }
+            r += 1;
         }
-        f(block.start_row, block.data)?;
-        progress.advance(block.rows as u64);
+        let mut block_skipped: Vec<u64> = block.skipped.to_vec();
+        let mut rows = block.rows;
+        if cfg.metric == Metric::Cosine {
+            let mut i = 0;
+            let mut w = 0;
+            while i < rows {
+                let zero = l2_normalize_rows(&mut block.data[i * d..(i + 1) * d], d).is_err();
+                if zero {
+                    if !skip {
+                        return Err(zero_row(source, file_rows[i], "the vector"));
+                    }
+                    block_skipped.push(file_rows[i]);
+                } else {
+                    if w != i {
+                        block.data.copy_within(i * d..(i + 1) * d, w * d);
+                        file_rows[w] = file_rows[i];
+                    }
+                    w += 1;
+                }
+                i += 1;
+            }
+            rows = w;
+            file_rows.truncate(rows);
+            block_skipped.sort_unstable();
+        }
+        f(
+            &BlockRows {
+                valid_start: valid,
+                file_rows: &file_rows,
+            },
+            &mut block.data[..rows * d],
+        )?;
+        valid += rows;
+        skipped.extend_from_slice(&block_skipped);
+        progress.advance(block.span as u64);
     }
     progress.end();
-    Ok(reader.rows_read())
+    Ok(PassStats {
+        rows_read: reader.rows_read(),
+        skipped,
+    })
 }
 
 /// Stages `pca_fit`, `pca_solve` and `transform`: fits the reduction (if any) and returns it
@@ -311,7 +433,7 @@ pub(crate) fn reduce_source<T: Real>(
     source: &EmbeddingSource,
     rec: &mut StageRecorder,
     progress: &dyn Progress,
-) -> Result<(Option<Pca>, Vec<T>, usize)> {
+) -> Result<Reduced<T>> {
     let (n, d) = (source.n_samples(), source.n_features());
     // 1. Fit the reduction.
     let pca: Option<Pca> = match cfg.reduce {
@@ -322,7 +444,8 @@ pub(crate) fn reduce_source<T: Real>(
                     let rows = pass::<T>(cfg, source, progress, "pca_fit", |_, b| {
                         acc.push(b);
                         Ok(())
-                    })?;
+                    })?
+                    .rows_read;
                     Ok::<_, Error>((acc.finish(), rows))
                 })?;
                 rec.stage("pca_solve", || Ok::<_, Error>((state.finish(k)?, 0)))?
@@ -335,7 +458,8 @@ pub(crate) fn reduce_source<T: Real>(
                         sampler.push(b);
                         moments.merge(&Moments::partial(b, d));
                         Ok(())
-                    })?;
+                    })?
+                    .rows_read;
                     Ok::<_, Error>(((sampler.into_sample(), moments), rows))
                 })?;
                 let opts = RandomizedOptions {
@@ -355,12 +479,12 @@ pub(crate) fn reduce_source<T: Real>(
         Reduce::Pca(k) | Reduce::Matryoshka(k) => k,
     };
     // 2. Project every row into the reduced matrix (n x dim, input dtype).
-    let reduced: Vec<T> = rec.stage("transform", || {
+    let reduced = rec.stage("transform", || {
         let mut reduced = vec![T::ZERO; n * dim];
         let transform = pca.as_ref().map(|p| p.transformer::<T>());
-        let rows = pass::<T>(cfg, source, progress, "transform", |start, b| {
+        let stats = pass::<T>(cfg, source, progress, "transform", |at, b| {
             let rows = b.len() / d;
-            let s = start as usize;
+            let s = at.valid_start;
             if s + rows > n {
                 return Err(Error::format(
                     source.path(),
@@ -373,39 +497,73 @@ pub(crate) fn reduce_source<T: Real>(
                     t.transform(b, out);
                     if cfg.metric == Metric::Cosine {
                         if let Err(i) = l2_normalize_rows(out, dim) {
-                            return Err(zero_row(source, start + i as u64, "the PCA projection"));
+                            return Err(zero_row(source, at.file_rows[i], "the PCA projection"));
                         }
                     }
                 }
                 (Reduce::Matryoshka(k), _) => {
                     if let Err(i) = crate::decomposition::matryoshka(b, d, k, out) {
-                        return Err(zero_row(source, start + i as u64, "the truncated vector"));
+                        return Err(zero_row(source, at.file_rows[i], "the truncated vector"));
                     }
                 }
                 _ => out.copy_from_slice(b),
             }
             Ok(())
         })?;
+        let rows = stats.rows_read;
         if rows as usize != n {
             return Err(Error::format(
                 source.path(),
                 format!("file has {rows} rows but its metadata says {n}"),
             ));
         }
-        Ok((reduced, rows))
+        let n_valid = n - stats.skipped.len();
+        reduced.truncate(n_valid * dim);
+        reduced.shrink_to_fit();
+        Ok(((reduced, stats.skipped), rows))
     })?;
-    Ok((pca, reduced, dim))
+    let (reduced, skipped) = reduced;
+    Ok(Reduced {
+        pca,
+        data: reduced,
+        dim,
+        skipped,
+    })
+}
+
+/// The output of [`reduce_source`].
+pub(crate) struct Reduced<T> {
+    pub pca: Option<Pca>,
+    /// `n_valid x dim`, the valid rows in file order.
+    pub data: Vec<T>,
+    pub dim: usize,
+    /// File rows left out (`--on-invalid skip`), ascending.
+    pub skipped: Vec<u64>,
 }
 
 fn run_typed<T: Real>(
     cfg: &RunConfig,
     source: &EmbeddingSource,
     mut rec: StageRecorder,
+    plan: crate::plan::MemoryPlan,
     progress: &dyn Progress,
     cancel: &std::sync::atomic::AtomicBool,
 ) -> Result<RunOutput> {
     let (n, d) = (source.n_samples(), source.n_features());
-    let (pca, reduced, dim) = reduce_source::<T>(cfg, source, &mut rec, progress)?;
+    let Reduced {
+        pca,
+        data: reduced,
+        dim,
+        skipped,
+    } = reduce_source::<T>(cfg, source, &mut rec, progress)?;
+    let n_valid = n - skipped.len();
+    if cfg.n_clusters > n_valid {
+        return Err(Error::parameter(format!(
+            "n_clusters = {} is larger than the {n_valid} valid rows ({} skipped as invalid)",
+            cfg.n_clusters,
+            skipped.len()
+        )));
+    }
     // 3. Cluster.
     let params = KMeansParams {
         n_clusters: cfg.n_clusters,
@@ -417,10 +575,10 @@ fn run_typed<T: Real>(
         seed: cfg.seed,
     };
     progress.begin("kmeans", None);
-    let km = rec.stage("kmeans", || {
+    let mut km = rec.stage("kmeans", || {
         Ok::<_, Error>((
             cluster::fit_cancellable(&params, &reduced, dim, cancel)?,
-            n as u64,
+            n_valid as u64,
         ))
     })?;
     progress.end();
@@ -433,11 +591,34 @@ fn run_typed<T: Real>(
         None => None,
     };
     drop(reduced);
+    // Keep row alignment: skipped rows get cluster -1 and a NaN score.
+    let (labels, scores) = if skipped.is_empty() {
+        (
+            std::mem::take(&mut km.labels),
+            std::mem::take(&mut km.scores),
+        )
+    } else {
+        let (mut labels, mut scores) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut next = 0usize;
+        let mut sk = skipped.iter().peekable();
+        for r in 0..n as u64 {
+            if sk.peek() == Some(&&r) {
+                sk.next();
+                labels.push(-1);
+                scores.push(f32::NAN);
+            } else {
+                labels.push(km.labels[next]);
+                scores.push(km.scores[next]);
+                next += 1;
+            }
+        }
+        (labels, scores)
+    };
     // 4. Write the output and score against true labels.
     let mut truth: Option<Vec<i64>> = None;
     if cfg.output.is_some() || cfg.labels_column.is_some() {
         truth = rec.stage("write", || {
-            let t = write_output(cfg, source, &km.labels, &km.scores, progress)?;
+            let t = write_output(cfg, source, &labels, &scores, progress)?;
             Ok::<_, Error>((t, n as u64))
         })?;
     }
@@ -466,7 +647,22 @@ fn run_typed<T: Real>(
             Ok::<_, Error>(((), 0))
         })?;
     }
-    let pred: Vec<i64> = km.labels.iter().map(|&l| l as i64).collect();
+    // Skipped rows (label -1) take no part in the scores.
+    let pred: Vec<i64> = labels
+        .iter()
+        .filter(|&&l| l >= 0)
+        .map(|&l| l as i64)
+        .collect();
+    let truth: Option<Vec<i64>> = truth.map(|t| {
+        if skipped.is_empty() {
+            return t;
+        }
+        t.into_iter()
+            .zip(&labels)
+            .filter(|(_, &l)| l >= 0)
+            .map(|(v, _)| v)
+            .collect()
+    });
     let (ari, nmi) = match &truth {
         Some(t) => (
             Some(adjusted_rand_score(t, &pred)?),
@@ -505,14 +701,20 @@ fn run_typed<T: Real>(
         threads: rayon::current_num_threads(),
         seed: cfg.seed,
         batch_rows: cfg.batch_rows,
+        skipped_rows: skipped.len(),
+        skipped_examples: skipped.iter().take(20).copied().collect(),
         peak_rss_bytes: rec.peak_rss_bytes(),
-        stages: rec.stages().to_vec(),
+        stages: {
+            rec.attach_plan(&plan);
+            rec.stages().to_vec()
+        },
+        memory_plan: plan,
     };
     Ok(RunOutput {
         report,
         cluster_centers: km.cluster_centers.iter().map(|v| v.to_f64()).collect(),
-        labels: km.labels,
-        scores: km.scores,
+        labels,
+        scores,
         pca,
     })
 }
@@ -543,7 +745,7 @@ pub(crate) fn write_output(
     progress: &dyn Progress,
 ) -> Result<Option<Vec<i64>>> {
     let n = labels.len();
-    let others = source.other_columns(cfg.batch_rows)?;
+    let others = source.other_columns(batch_rows_of(cfg, source))?;
     if let Some(col) = &cfg.labels_column {
         let has = others
             .as_ref()

@@ -130,8 +130,13 @@ fn sweep_typed<T: Real>(
     progress: &dyn Progress,
 ) -> Result<SweepReport> {
     let n = source.n_samples();
-    let (_pca, reduced, dim) =
-        crate::pipeline::reduce_source::<T>(&cfg.run, source, &mut rec, progress)?;
+    let r = crate::pipeline::reduce_source::<T>(&cfg.run, source, &mut rec, progress)?;
+    let (reduced, dim) = (r.data, r.dim);
+    if !r.skipped.is_empty() {
+        return Err(Error::parameter(
+            "the sweep does not take --on-invalid skip",
+        ));
+    }
     let truth = match &cfg.run.labels_column {
         Some(_) => {
             let mut c = cfg.run.clone();

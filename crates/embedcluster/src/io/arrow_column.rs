@@ -124,6 +124,21 @@ impl VectorColumn {
         first_row: u64,
         buf: &mut Vec<T>,
     ) -> Result<()> {
+        self.append_rows_skipping(array, offset, take, first_row, buf, None)
+    }
+
+    /// [`append_rows`](Self::append_rows); with `skip`, rows with a null vector, a null
+    /// element or a non-finite value are left out and their source rows pushed to `skip`
+    /// (ragged and zero-length rows are still errors).
+    pub fn append_rows_skipping<T: Real>(
+        &self,
+        array: &ArrayRef,
+        offset: usize,
+        take: usize,
+        first_row: u64,
+        buf: &mut Vec<T>,
+        mut skip: Option<&mut Vec<u64>>,
+    ) -> Result<()> {
         let d = self.n_features.expect("dimension known before decoding");
         let (values, spans): (&ArrayRef, RowSpans<'_>) = match self.kind {
             ListKind::FixedSize => {
@@ -154,6 +169,10 @@ impl VectorColumn {
         for i in offset..offset + take {
             let row = first_row + (i - offset) as u64;
             if has_null_rows && array.is_null(i) {
+                if let Some(s) = skip.as_deref_mut() {
+                    s.push(row);
+                    continue;
+                }
                 return Err(self.null(row, "the vector"));
             }
             let (start, len) = spans(i);
@@ -176,6 +195,10 @@ impl VectorColumn {
             }
             if has_null_values {
                 if let Some(j) = (start..start + len).find(|&j| values.is_null(j)) {
+                    if let Some(s) = skip.as_deref_mut() {
+                        s.push(row);
+                        continue;
+                    }
                     return Err(self.null(row, &format!("element {}", j - start)));
                 }
             }
@@ -190,7 +213,15 @@ impl VectorColumn {
                     buf.extend(v.iter().map(|&x| T::from_f64(x)));
                 }
             }
-            check_finite(&self.path, &self.column, row, &buf[before..])?;
+            if let Err(e) = check_finite(&self.path, &self.column, row, &buf[before..]) {
+                match skip.as_deref_mut() {
+                    Some(s) => {
+                        buf.truncate(before);
+                        s.push(row);
+                    }
+                    None => return Err(e),
+                }
+            }
         }
         Ok(())
     }

@@ -145,6 +145,7 @@ impl CsvBlocks<'_> {
         buf: &mut Vec<T>,
         max_rows: usize,
         start_row: u64,
+        mut skip: Option<&mut Vec<u64>>,
     ) -> Result<usize> {
         let info = self.info;
         let mut rows = 0;
@@ -169,6 +170,12 @@ impl CsvBlocks<'_> {
                 buf.push(T::from_f64(v));
             }
             if let Err(e) = super::check_finite(&info.path, "csv", row, &buf[at..]) {
+                if let Some(s) = skip.as_deref_mut() {
+                    buf.truncate(at);
+                    s.push(row);
+                    rows += 1;
+                    continue;
+                }
                 if let Error::NonFinite { index, value, .. } = e {
                     return Err(Error::InvalidRow {
                         path: info.path.clone(),

@@ -188,12 +188,14 @@ impl NpyFile {
         })
     }
 
-    /// Appends rows `[first, first + rows)` to `buf`, converted to `T` and checked.
+    /// Appends rows `[first, first + rows)` to `buf`, converted to `T` and checked; with
+    /// `skip`, rows holding NaN or infinity are left out and their indices collected.
     pub(crate) fn read_rows<T: Real>(
         &self,
         first: usize,
         rows: usize,
         buf: &mut Vec<T>,
+        mut skip: Option<&mut Vec<u64>>,
     ) -> Result<()> {
         let d = self.header.shape.1;
         let size = self.header.dtype.size();
@@ -212,9 +214,43 @@ impl NpyFile {
                         .map(|b| T::from_f64(f64::from_le_bytes(b.try_into().expect("8 bytes")))),
                 ),
             }
-            check_finite(&self.path, "npy", (first + r) as u64, &buf[before..])?;
+            if let Err(e) = check_finite(&self.path, "npy", (first + r) as u64, &buf[before..]) {
+                match skip.as_deref_mut() {
+                    Some(s) => {
+                        buf.truncate(before);
+                        s.push((first + r) as u64);
+                    }
+                    None => return Err(e),
+                }
+            }
         }
+        self.release(start, rows * d * size);
         Ok(())
+    }
+
+    /// Drops the pages of `[start, start + len)` that were read from this process's
+    /// mapping (`MADV_DONTNEED` on a read-only file mapping: the pages stay in the kernel's
+    /// page cache, but no longer count in this process's RSS), so that a pass over a large
+    /// `.npy` file holds one block, not the whole file, in its resident set. A later pass
+    /// faults them back in from the cache.
+    fn release(&self, start: usize, len: usize) {
+        #[cfg(unix)]
+        {
+            const PAGE: usize = 4096;
+            let lo = start.div_ceil(PAGE) * PAGE;
+            let hi = (start + len) / PAGE * PAGE;
+            if hi > lo {
+                // SAFETY: the mapping is private and read-only; DONTNEED only drops our
+                // view of file-backed pages, which refault with the same contents.
+                let _ = unsafe {
+                    self.mmap.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        lo,
+                        hi - lo,
+                    )
+                };
+            }
+        }
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct ParquetInfo {
     pub(crate) n_samples: usize,
     pub(crate) n_features: usize,
     pub(crate) dtype: DType,
+    /// Uncompressed bytes per row of the other columns (from the row-group metadata).
+    pub(crate) other_bytes_per_row: u64,
 }
 
 fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
@@ -43,6 +45,15 @@ impl ParquetInfo {
         let vectors = VectorColumn::new(schema.field(column_index).data_type(), path, column)?;
         let dtype = vectors.dtype;
         let n_samples = builder.metadata().file_metadata().num_rows().max(0) as usize;
+        let other_bytes: i64 = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .flat_map(|rg| rg.columns())
+            .filter(|c| c.column_path().parts().first().map(String::as_str) != Some(column))
+            .map(|c| c.uncompressed_size().max(0))
+            .sum();
+        let other_bytes_per_row = other_bytes as u64 / n_samples.max(1) as u64;
         if n_samples == 0 {
             return Err(Error::Empty {
                 path: path.to_path_buf(),
@@ -56,6 +67,7 @@ impl ParquetInfo {
             n_samples,
             n_features: 0,
             dtype,
+            other_bytes_per_row,
         };
         // The dimension of a variable-length list column is that of its first row.
         let first = match info.vectors.n_features {
@@ -91,9 +103,14 @@ impl ParquetInfo {
     pub(crate) fn reader(&self, batch_rows: usize) -> Result<ParquetBlocks<'_>> {
         Ok(ParquetBlocks {
             info: self,
-            reader: self.arrow_reader(batch_rows.min(ARROW_BATCH_ROWS))?,
+            reader: self.arrow_reader(batch_rows.min(self.arrow_rows()))?,
             pending: None,
         })
+    }
+
+    /// Rows per decoded Arrow batch of the embedding column.
+    pub(crate) fn arrow_rows(&self) -> usize {
+        super::arrow_batch_rows(self.n_features * self.dtype.size())
     }
 
     pub(crate) fn column_index(&self) -> usize {
@@ -154,13 +171,15 @@ pub(crate) struct ParquetBlocks<'a> {
 }
 
 impl ParquetBlocks<'_> {
-    /// Appends up to `max_rows` rows to `buf`; returns how many. `start_row` is the file
-    /// row of the first one (for error messages).
+    /// Appends up to `max_rows` rows to `buf`; returns how many rows of the file were
+    /// consumed (fewer are appended when `skip` collects invalid ones). `start_row` is the
+    /// file row of the first one (for error messages).
     pub(crate) fn fill<T: Real>(
         &mut self,
         buf: &mut Vec<T>,
         max_rows: usize,
         start_row: u64,
+        mut skip: Option<&mut Vec<u64>>,
     ) -> Result<usize> {
         let mut done = 0;
         while done < max_rows {
@@ -175,9 +194,14 @@ impl ParquetBlocks<'_> {
                 },
             };
             let take = (array.len() - offset).min(max_rows - done);
-            self.info
-                .vectors
-                .append_rows(&array, offset, take, start_row + done as u64, buf)?;
+            self.info.vectors.append_rows_skipping(
+                &array,
+                offset,
+                take,
+                start_row + done as u64,
+                buf,
+                skip.as_deref_mut(),
+            )?;
             done += take;
             if offset + take < array.len() {
                 self.pending = Some((array, offset + take));

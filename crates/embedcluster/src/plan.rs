@@ -1,0 +1,581 @@
+//! Memory planning for the main job: the peak resident memory of each stage of
+//! `embedcluster run`, predicted from the shapes alone, before any data is read.
+//!
+//! [`plan_run`] takes the file's metadata (`n_samples`, `n_features`, dtype, format) and the
+//! run's parameters and returns, per stage, the predicted peak RSS of the process as a sum
+//! of named terms. With a memory limit it also chooses the block size (`batch_rows`) so
+//! that every stage fits, or fails with [`Error::MemoryLimit`] naming the stage that does
+//! not fit, what it holds, and what to change.
+//!
+//! # Formulas
+//! `r` = resident memory of the process when planning (the binary, its libraries, the
+//! thread pool), `n` rows, `d` features, `D` components (`d` without reduction), `k`
+//! clusters, `s` = 4 (float32) or 8 (float64) bytes, `b` = block rows, `a` = rows per
+//! decoded Arrow batch ([`crate::io::arrow_batch_rows`]), `N` = PCA sample rows,
+//! `l = D + 10`, `t = 2 + floor(ln k)` k-means++ trials.
+//!
+//! | stage | predicted peak |
+//! |---|---|
+//! | `open` | `r` |
+//! | `pca_fit` (exact) | `r + g + b d s + dec + d^2 (8 + s/2) + 2 * 1024 d s` |
+//! | `pca_fit` (sample) | `r + g + b d s + dec + N d s` |
+//! | `pca_solve` (exact) | `r + g + 7 d^2 8` (covariance, its copy, the eigensolver's matrices) |
+//! | `pca_solve` (sample) | `r + g + N d s + 4 N l s + 3 d l 8` (sample, range basis and its QR, the small SVD) |
+//! | `transform` | `r + g + b d s + dec + n D s + d D s` |
+//! | `kmeans` | `r + g + n D s + n (8 + 3 s) + n (t s + s + 8) + 16 k D 8` |
+//! | `write` | `r + g + 8 n + 8 n (with labels) + writer` |
+//! | `save_model` | `r + g + 8 n + 2 (8 d D + k D s)` |
+//!
+//! `g`, the GEMM scratch, is 2 MiB (stacks) plus the largest packing any GEMM so far
+//! needed, since faer keeps a thread-local pool of up to twice the L3 cache: `2 * 1024 d s`
+//! in the exact fit, `6 KiB * d` after its eigensolver, and for `d >= 512`
+//! `min(N * 512 s, L3)` in the sample fit's solve and `min(b * 512 s, L3)` in the projection. `dec`, the Parquet decoder's buffers, is
+//! `8 a d s + 4 MiB` for list columns (values, definition and repetition levels, pages, the
+//! batch handed over), the block's mapped pages `b d s` for `.npy` (they are released after
+//! each block) and 1 MiB for CSV (one line at a time). `writer` is the Parquet writer's open row group (up to 65,536 rows of the
+//! other columns and the two new ones) plus its compressor: `min(n, 65536) (o + 8) + 8 MiB`
+//! with `o` the other columns' uncompressed bytes per row. The exact fit touches only the
+//! lower half of its chunk Gram matrix, hence `s/2`. The coefficients were fitted on the canonical workload and on the Debian set and
+//! are checked against the measured peaks (see `bench/memory_plan.sh`): every stage within
+//! 25 %.
+//!
+//! The default block is about [`DEFAULT_BLOCK_BYTES`] (at most 16,384 rows); a limit makes
+//! it smaller, down to [`MIN_BATCH_ROWS`] rows. Results do not depend on the block size.
+
+use crate::error::{Error, Result};
+use crate::io::{EmbeddingSource, Format};
+use crate::pipeline::{PcaFit, Reduce, RunConfig};
+
+/// Target size of a block when `batch_rows` is not given (bytes).
+pub const DEFAULT_BLOCK_BYTES: u64 = 32 << 20;
+/// The most rows a default block holds.
+pub const MAX_DEFAULT_BATCH_ROWS: usize = 16384;
+/// The fewest rows a planned block holds.
+pub const MIN_BATCH_ROWS: usize = 256;
+const MIB: u64 = 1 << 20;
+
+/// One stage's predicted peak: the sum of `terms` (name, bytes).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StagePlan {
+    pub name: String,
+    /// Predicted peak RSS of the process during the stage, bytes.
+    pub peak_bytes: u64,
+    /// What the stage holds: (what, bytes), largest first after the base.
+    pub terms: Vec<(String, u64)>,
+}
+
+/// The plan of a run: block size and the predicted peak of every stage.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemoryPlan {
+    /// Rows per block the passes will read.
+    pub batch_rows: usize,
+    /// Resident memory when planning (bytes), part of every stage's figure.
+    pub base_bytes: u64,
+    /// The limit planned for (bytes), if any.
+    pub limit_bytes: Option<u64>,
+    pub stages: Vec<StagePlan>,
+}
+
+impl MemoryPlan {
+    /// The largest predicted stage peak (bytes).
+    pub fn peak_bytes(&self) -> u64 {
+        self.stages.iter().map(|s| s.peak_bytes).max().unwrap_or(0)
+    }
+    /// The plan of stage `name`.
+    pub fn stage(&self, name: &str) -> Option<&StagePlan> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+    /// One line per stage: `name  peak = term + term + ...`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for s in &self.stages {
+            let terms: Vec<String> = s
+                .terms
+                .iter()
+                .filter(|(_, b)| *b > 0)
+                .map(|(w, b)| format!("{w} {}", format_bytes(*b)))
+                .collect();
+            out.push_str(&format!(
+                "{:<11} {:>10} = {}\n",
+                s.name,
+                format_bytes(s.peak_bytes),
+                terms.join(" + ")
+            ));
+        }
+        out
+    }
+}
+
+/// The shapes a plan depends on.
+#[derive(Debug, Clone)]
+pub struct PlanInput {
+    pub n_samples: usize,
+    pub n_features: usize,
+    /// Bytes per value of the working dtype (4 or 8).
+    pub value_bytes: usize,
+    pub format: Format,
+    /// Bytes per row of the input's other columns (Parquet; 0 otherwise).
+    pub other_bytes_per_row: u64,
+    pub base_bytes: u64,
+    /// Worker threads (each keeps GEMM packing buffers).
+    pub threads: usize,
+}
+
+impl PlanInput {
+    /// The shapes of `source`, with the process's current RSS as the base.
+    pub fn of(source: &EmbeddingSource) -> Self {
+        PlanInput {
+            n_samples: source.n_samples(),
+            n_features: source.n_features(),
+            value_bytes: source.dtype().size(),
+            format: source.format(),
+            other_bytes_per_row: source.other_bytes_per_row(),
+            base_bytes: crate::memory::current_rss_bytes(),
+            threads: rayon::current_num_threads(),
+        }
+    }
+}
+
+/// Rows per block when none is given: about [`DEFAULT_BLOCK_BYTES`], between
+/// [`MIN_BATCH_ROWS`] and [`MAX_DEFAULT_BATCH_ROWS`].
+pub fn default_batch_rows(n_features: usize, value_bytes: usize) -> usize {
+    ((DEFAULT_BLOCK_BYTES / (n_features * value_bytes).max(1) as u64) as usize)
+        .clamp(MIN_BATCH_ROWS, MAX_DEFAULT_BATCH_ROWS)
+}
+
+/// Plans `cfg` on a file of shapes `input`: every stage's predicted peak, and the block
+/// size (`cfg.batch_rows`, or when it is 0 the default, made smaller to meet
+/// `memory_limit`).
+///
+/// # Errors
+/// [`Error::MemoryLimit`] when some stage exceeds `memory_limit` even with the smallest
+/// block; the message names the stage, its terms and what to change.
+pub fn plan_run(
+    cfg: &RunConfig,
+    input: &PlanInput,
+    memory_limit: Option<u64>,
+) -> Result<MemoryPlan> {
+    let fixed = cfg.batch_rows > 0;
+    let mut b = if fixed {
+        cfg.batch_rows
+    } else {
+        default_batch_rows(input.n_features, input.value_bytes)
+    };
+    loop {
+        let plan = stages(cfg, input, b, memory_limit);
+        let Some(limit) = memory_limit else {
+            return Ok(plan);
+        };
+        let over = plan.stages.iter().find(|s| s.peak_bytes > limit);
+        let Some(over) = over else { return Ok(plan) };
+        let has_block = over.terms.iter().any(|(w, _)| w.starts_with("block"));
+        if has_block && !fixed && b > MIN_BATCH_ROWS {
+            b = (b / 2).max(MIN_BATCH_ROWS);
+            continue;
+        }
+        return Err(Error::MemoryLimit(limit_message(
+            cfg, input, over, limit, fixed, b,
+        )));
+    }
+}
+
+fn limit_message(
+    cfg: &RunConfig,
+    input: &PlanInput,
+    over: &StagePlan,
+    limit: u64,
+    fixed: bool,
+    b: usize,
+) -> String {
+    let terms: Vec<String> = over
+        .terms
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(w, v)| format!("{w} {}", format_bytes(*v)))
+        .collect();
+    let mut fixes: Vec<String> = Vec::new();
+    let (n, d, s) = (
+        input.n_samples as u64,
+        input.n_features as u64,
+        input.value_bytes as u64,
+    );
+    let excess = over.peak_bytes - limit;
+    if fixed && over.terms.iter().any(|(w, _)| w.starts_with("block")) && b > MIN_BATCH_ROWS {
+        fixes.push(format!(
+            "a smaller --batch-rows (or leave it out to let the plan choose; now {b})"
+        ));
+    }
+    match over.name.as_str() {
+        "pca_fit" | "pca_solve" => match cfg.pca_fit {
+            PcaFit::Exact => fixes.push(format!(
+                "--pca-fit sample:N (the exact fit holds d x d matrices: d = {d})"
+            )),
+            PcaFit::Sample(size) => {
+                let per_row = d * s * if over.name == "pca_solve" { 2 } else { 1 };
+                let fit = (size as u64).saturating_sub(excess.div_ceil(per_row.max(1)));
+                fixes.push(format!("a smaller sample: --pca-fit sample:{}", fit.max(2)))
+            }
+        },
+        "transform" | "kmeans" => {
+            let dim = match cfg.reduce {
+                Reduce::None => d,
+                Reduce::Pca(k) | Reduce::Matryoshka(k) => k as u64,
+            };
+            // every row holds D values in the reduced matrix (and about as much again
+            // in k-means' per-row arrays)
+            let per_dim = n * s;
+            let fit = dim.saturating_sub(excess.div_ceil(per_dim.max(1)));
+            if fit >= 1 {
+                fixes.push(format!(
+                    "fewer components: --reduce pca:{fit} (or matryoshka:{fit}) instead of {dim}"
+                ));
+            } else {
+                fixes.push("fewer rows (the reduced matrix alone does not fit)".into());
+            }
+        }
+        _ => {}
+    }
+    fixes.push("a larger --memory-limit".into());
+    format!(
+        "memory limit {} cannot be met: stage `{}` needs about {} ({}); use {}",
+        format_bytes(limit),
+        over.name,
+        format_bytes(over.peak_bytes),
+        terms.join(" + "),
+        fixes.join(", or ")
+    )
+}
+
+fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> MemoryPlan {
+    let (n, d, s) = (
+        input.n_samples as u64,
+        input.n_features as u64,
+        input.value_bytes as u64,
+    );
+    let r = input.base_bytes;
+    let dim = match cfg.reduce {
+        Reduce::None => d,
+        Reduce::Pca(k) | Reduce::Matryoshka(k) => k as u64,
+    };
+    let k = cfg.n_clusters as u64;
+    let block = b as u64 * d * s;
+    let dec = match input.format {
+        Format::Parquet => {
+            let a = crate::io::arrow_batch_rows((d * s) as usize).min(b) as u64;
+            8 * a * d * s + 4 * MIB
+        }
+        // the mapped pages of the block being copied, released after each block
+        Format::Npy => block,
+        Format::Csv => MIB,
+    };
+    let base = ("base".to_string(), r);
+    // faer's GEMM keeps its packing buffers (a thread-local pool of up to 2 x L3 bytes) once
+    // a GEMM has touched them, so each stage carries the largest packing any stage before
+    // it needed. Measured: about `min(m * 512 * s, L3)` for a tall `m`-row operand of depth
+    // >= 512 (smaller depths take another kernel and pack little), `d x 1024` panels for
+    // the exact fit and about 6 KiB per feature for the eigensolver.
+    let l3 = l3_cache_bytes();
+    let tall = |m: u64| if d >= 512 { (m * 512 * s).min(l3) } else { 0 };
+    let mut g = 2 * MIB;
+    let mut scratch = |need: u64| {
+        g = g.max(2 * MIB + need);
+        ("GEMM scratch".to_string(), g)
+    };
+    let mut out = Vec::new();
+    let mut push = |name: &str, terms: Vec<(String, u64)>| {
+        out.push(StagePlan {
+            name: name.into(),
+            peak_bytes: terms.iter().map(|t| t.1).sum(),
+            terms,
+        });
+    };
+    push("open", vec![base.clone()]);
+    let blk = |what: &str| (format!("block {b} x {d} x {s} B{what}"), block);
+    if let Reduce::Pca(_) = cfg.reduce {
+        match cfg.pca_fit {
+            PcaFit::Exact => {
+                push(
+                    "pca_fit",
+                    vec![
+                        base.clone(),
+                        scratch(2 * 1024 * d * s),
+                        blk(""),
+                        ("decoder".into(), dec),
+                        (
+                            format!("co-moment and Gram d^2 (8 + {s}/2) B"),
+                            d * d * (8 + s / 2),
+                        ),
+                        ("chunk buffers 2 x 1024 x d".into(), 2 * 1024 * d * s),
+                    ],
+                );
+                push(
+                    "pca_solve",
+                    vec![
+                        base.clone(),
+                        scratch(6 * 1024 * d),
+                        (
+                            "covariance and eigensolver 7 d^2 x 8 B".into(),
+                            7 * d * d * 8,
+                        ),
+                    ],
+                );
+            }
+            PcaFit::Sample(size) => {
+                let nn = (size as u64).min(n);
+                let l = (dim + 10).min(d).min(nn);
+                push(
+                    "pca_fit",
+                    vec![
+                        base.clone(),
+                        scratch(0),
+                        blk(""),
+                        ("decoder".into(), dec),
+                        (format!("sample {nn} x {d} x {s} B"), nn * d * s),
+                    ],
+                );
+                push(
+                    "pca_solve",
+                    vec![
+                        base.clone(),
+                        scratch(tall(nn)),
+                        (format!("sample {nn} x {d} x {s} B"), nn * d * s),
+                        (
+                            format!("range basis and QR 4 N l s (l = {l})"),
+                            4 * nn * l * s,
+                        ),
+                        ("SVD 3 d l x 8 B".into(), 3 * d * l * 8),
+                    ],
+                );
+            }
+        }
+    }
+    push(
+        "transform",
+        vec![
+            base.clone(),
+            scratch(if matches!(cfg.reduce, Reduce::Pca(_)) {
+                tall(b as u64)
+            } else {
+                0
+            }),
+            blk(""),
+            ("decoder".into(), dec),
+            (format!("reduced data {n} x {dim} x {s} B"), n * dim * s),
+            ("projection d D s".into(), d * dim * s),
+        ],
+    );
+    let trials = 2 + (k.max(1) as f64).ln().floor() as u64;
+    push(
+        "kmeans",
+        vec![
+            base.clone(),
+            scratch(0),
+            (format!("reduced data {n} x {dim} x {s} B"), n * dim * s),
+            (
+                "labels, distances, norms n (8 + 3 s)".into(),
+                n * (8 + 3 * s),
+            ),
+            (
+                format!("k-means++ n ({trials} s + s + 8)"),
+                n * (trials * s + s + 8),
+            ),
+            ("centroid sums 16 k D x 8 B".into(), 16 * k * dim * 8),
+        ],
+    );
+    if cfg.output.is_some() || cfg.labels_column.is_some() {
+        let mut terms = vec![
+            base.clone(),
+            scratch(0),
+            ("labels and scores 8 n".into(), 8 * n),
+        ];
+        if cfg.labels_column.is_some() {
+            terms.push(("true labels 8 n".into(), 8 * n));
+        }
+        if cfg.output.is_some() {
+            let o = input.other_bytes_per_row;
+            terms.push((
+                "Parquet writer (row group, compressor)".into(),
+                n.min(65536) * (o + 8) + 8 * MIB,
+            ));
+        }
+        push("write", terms);
+    }
+    if cfg.model.is_some() {
+        let pca = match cfg.reduce {
+            Reduce::Pca(_) => d * dim * 8 + d * 8,
+            _ => 0,
+        };
+        push(
+            "save_model",
+            vec![
+                base,
+                scratch(0),
+                ("labels and scores 8 n".into(), 8 * n),
+                (
+                    "tensors, twice (f64 PCA, centroids)".into(),
+                    2 * (pca + k * dim * s),
+                ),
+            ],
+        );
+    }
+    MemoryPlan {
+        batch_rows: b,
+        base_bytes: r,
+        limit_bytes: limit,
+        stages: out,
+    }
+}
+
+/// Size of the last-level cache in bytes (Linux sysfs), or 32 MiB where unknown.
+fn l3_cache_bytes() -> u64 {
+    let read = |i: u32| -> Option<u64> {
+        let t =
+            std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu0/cache/index{i}/size"))
+                .ok()?;
+        let t = t.trim();
+        let (num, mult) = match t.strip_suffix('K') {
+            Some(v) => (v, 1024),
+            None => match t.strip_suffix('M') {
+                Some(v) => (v, 1 << 20),
+                None => (t, 1),
+            },
+        };
+        num.parse::<u64>().ok().map(|v| v * mult)
+    };
+    read(3).or_else(|| read(2)).unwrap_or(32 * MIB)
+}
+
+/// Parses a byte size: `1073741824`, `1GiB`, `512MiB`, `64KiB`, `1.5G` (binary) or
+/// `2GB`, `500MB`, `10kB` (decimal).
+///
+/// # Errors
+/// [`Error::Parameter`] for anything else, or a size of 0.
+pub fn parse_bytes(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || {
+        Error::parameter(format!(
+            "size {text:?}: expected a number with an optional unit (B, KiB, MiB, GiB, TiB, kB, MB, GB, TB), e.g. 1GiB"
+        ))
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" | "b" => 1.0,
+        "K" | "k" | "KiB" | "kiB" => 1024.0,
+        "M" | "MiB" => 1024.0 * 1024.0,
+        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TiB" => 1024.0f64.powi(4),
+        "kB" | "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => return Err(bad()),
+    };
+    let bytes = (v * mult).round();
+    if !(1.0..1.8e19).contains(&bytes) {
+        return Err(Error::parameter(format!("size {text:?} must be positive")));
+    }
+    Ok(bytes as u64)
+}
+
+/// Formats bytes with a binary unit: `512 B`, `3.2 KiB`, `152.3 MiB`, `1.25 GiB`.
+pub fn format_bytes(b: u64) -> String {
+    let f = b as f64;
+    if f >= (1u64 << 30) as f64 {
+        format!("{:.2} GiB", f / (1u64 << 30) as f64)
+    } else if f >= MIB as f64 {
+        format!("{:.1} MiB", f / MIB as f64)
+    } else if f >= 1024.0 {
+        format!("{:.1} KiB", f / 1024.0)
+    } else {
+        format!("{b} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(n: usize, d: usize) -> PlanInput {
+        PlanInput {
+            n_samples: n,
+            n_features: d,
+            value_bytes: 4,
+            format: Format::Parquet,
+            other_bytes_per_row: 16,
+            base_bytes: 8 << 20,
+            threads: 2,
+        }
+    }
+
+    #[test]
+    fn sizes_parse_in_binary_and_decimal_units() {
+        assert_eq!(parse_bytes("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_bytes("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("2GB").unwrap(), 2_000_000_000);
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        for bad in ["", "1 parsec", "-1G", "0", "GiB", "1e3"] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_plan_shrinks_the_block_to_fit_and_names_the_stage_that_cannot() {
+        let mut cfg = RunConfig::new("x.parquet", 50);
+        cfg.batch_rows = 0;
+        let inp = input(312_000, 1536);
+        let free = plan_run(&cfg, &inp, None).unwrap();
+        assert_eq!(free.batch_rows, default_batch_rows(1536, 4));
+        // block = b * 1536 * 4; a budget just above the rest forces smaller blocks
+        let tight = free.stage("transform").unwrap().peak_bytes - 24 * MIB;
+        let p = plan_run(&cfg, &inp, Some(tight)).unwrap();
+        assert!(p.batch_rows < free.batch_rows);
+        assert!(p.peak_bytes() <= tight, "{}", p.describe());
+        // the reduced matrix (312000 x 128 x 4 = 152 MiB) cannot shrink with the block
+        let e = plan_run(&cfg, &inp, Some(170 * MIB))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("memory limit 170.0 MiB cannot be met: stage `transform` needs about"),
+            "{e}"
+        );
+        assert!(
+            e.contains("reduced data 312000 x 128 x 4 B 152.3 MiB"),
+            "{e}"
+        );
+        assert!(e.contains("--reduce pca:"), "{e}");
+        // the exact fit's d x d matrices do not shrink with the block either
+        let e = plan_run(&cfg, &inp, Some(100 * MIB))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("stage `pca_solve`") && e.contains("--pca-fit sample:N"),
+            "{e}"
+        );
+        // a fixed block is not changed; the message says to change it
+        cfg.batch_rows = 16384;
+        let p = plan_run(&cfg, &inp, None).unwrap();
+        assert_eq!(p.batch_rows, 16384);
+        let need = p.stage("transform").unwrap().peak_bytes;
+        let e = plan_run(&cfg, &inp, Some(need - 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a smaller --batch-rows"), "{e}");
+    }
+
+    #[test]
+    fn an_exact_fit_of_very_wide_vectors_suggests_a_sample() {
+        let mut cfg = RunConfig::new("x.parquet", 10);
+        cfg.batch_rows = 0;
+        let inp = input(10_000, 8192);
+        let e = plan_run(&cfg, &inp, Some(256 * MIB))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stage `pca_"), "{e}");
+        assert!(e.contains("--pca-fit sample:N"), "{e}");
+    }
+}
