@@ -10,6 +10,7 @@ with the GIL released; Ctrl-C stops a k-means fit between iterations with
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 from sklearn.base import (
@@ -19,6 +20,7 @@ from sklearn.base import (
     OneToOneFeatureMixin,
     TransformerMixin,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -196,6 +198,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 seed=_seed(self.random_state),
                 n_threads=self.n_threads,
             )
+        if r.get("warning"):
+            warnings.warn(r["warning"], ConvergenceWarning, stacklevel=2)
         self.cluster_centers_ = r["cluster_centers"]
         self.labels_ = r["labels"]
         self.inertia_ = float(r["inertia"])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from . import _core
 from ._estimators import PCA, KMeans, _seed, _Stage, _unit_rows, normalize
@@ -236,6 +238,8 @@ def cluster_embeddings(
             n_threads=n_threads,
         )
         report = json.loads(r["report"])
+        for w in report.get("warnings", []):
+            warnings.warn(w, ConvergenceWarning, stacklevel=2)
         steps = _steps(reduce, metric)
         pca = None
         if r["pca"] is not None:

@@ -651,6 +651,16 @@ fn print_table(r: &RunReport) {
     if let (Some(ari), Some(nmi)) = (r.ari, r.nmi) {
         let _ = writeln!(e, "against labels: ARI {ari:.4}  NMI {nmi:.4}");
     }
+    if r.skipped_rows > 0 {
+        let _ = writeln!(
+            e,
+            "skipped {} invalid rows (cluster -1 in the output), first: {:?}",
+            r.skipped_rows, r.skipped_examples
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(e, "warning: {w}");
+    }
 }
 
 fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
@@ -742,15 +752,37 @@ extern "C" fn on_sigint(_: libc::c_int) {
     }
 }
 
+/// The last panic's message and location, for the one-line internal error (the default
+/// hook would print a backtrace hint even for panics the core catches and reports).
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(format!("{msg}{at}"));
+        }
+    }));
     // Ctrl-C stops the job at its next block or iteration; temporary outputs are removed
     // on the way out (exit code 130).
+    // A file-size limit (ulimit -f) makes writes fail with EFBIG, reported like any other
+    // write error, instead of killing the process with SIGXFSZ mid-write.
     unsafe {
         libc::signal(
             libc::SIGINT,
             on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let result = std::panic::catch_unwind(move || match cli.command {
         Command::Run(a) => cmd_run(a),
@@ -781,7 +813,12 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(_) => {
-            eprintln!("error: internal error (a bug in embedcluster; please report it with the command line)");
+            let what = LAST_PANIC
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_default();
+            eprintln!("error: internal error (a bug in embedcluster; please report it with the command line): {what}");
             ExitCode::from(2)
         }
     }

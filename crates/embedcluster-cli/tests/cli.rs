@@ -878,3 +878,83 @@ fn matryoshka_models_predict_like_run() {
     assert_eq!(l1, l2);
     assert_eq!(s1, s2);
 }
+
+/// The determinism promise (README): for a fixed seed, the same labels, scores and
+/// centroids, bit for bit, for 1 or 2 threads and any `--batch-rows`, for every fit
+/// (exact and sampled PCA, cosine and Euclidean, skipped invalid rows).
+#[test]
+fn results_are_bitwise_identical_for_any_threads_and_batch_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let mut rows = blob_rows(9000, 24, 6);
+    rows[17] = None;
+    rows[4100].as_mut().unwrap()[3] = f64::NAN;
+    write_parquet(
+        &p.join("x.parquet"),
+        &rows,
+        Layout::List,
+        DType::Float32,
+        2500,
+    );
+    let configs: [&[&str]; 4] = [
+        &["--reduce", "pca:8"],
+        &["--reduce", "pca:8", "--pca-fit", "sample:3000"],
+        &[
+            "--reduce",
+            "pca:8",
+            "--metric",
+            "euclidean",
+            "--n-init",
+            "2",
+        ],
+        &["--reduce", "none", "--metric", "euclidean"],
+    ];
+    for cfg in configs {
+        let mut first: Option<(Vec<u8>, Vec<i32>, Vec<u32>)> = None;
+        for (threads, batch) in [
+            ("1", None),
+            ("2", Some("37")),
+            ("2", Some("1000")),
+            ("1", Some("4096")),
+        ] {
+            let model = format!("m{threads}{}", batch.unwrap_or("d"));
+            let out = format!("{model}.parquet");
+            let mut args = vec![
+                "run",
+                "x.parquet",
+                "--n-clusters",
+                "6",
+                "--on-invalid",
+                "skip",
+                "--threads",
+                threads,
+                "--model",
+                &model,
+                "--output",
+                &out,
+            ];
+            if let Some(b) = batch {
+                args.extend(["--batch-rows", b]);
+            }
+            args.extend_from_slice(cfg);
+            let r = run(&args, p);
+            assert_eq!(r.code, 0, "{cfg:?}: {}", r.stderr);
+            let tensors = std::fs::read(p.join(&model).join("model.safetensors")).unwrap();
+            let (labels, scores, _) = read_i32_f32(&p.join(&out), ["cluster", "score", "-"]);
+            assert_eq!(labels[17], -1);
+            assert_eq!(labels[4100], -1);
+            let got = (
+                tensors,
+                labels,
+                scores.iter().map(|s| s.to_bits()).collect(),
+            );
+            match &first {
+                None => first = Some(got),
+                Some(f) => assert!(
+                    *f == got,
+                    "{cfg:?}: threads {threads}, batch rows {batch:?} differ from the first run"
+                ),
+            }
+        }
+    }
+}

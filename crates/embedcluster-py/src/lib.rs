@@ -30,7 +30,8 @@ use numpy::{
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{
-    PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyValueError,
+    PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyPermissionError, PyRuntimeError,
+    PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyCapsuleMethods, PyDict};
@@ -57,6 +58,9 @@ fn to_py(e: Error) -> PyErr {
     match &e {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             PyFileNotFoundError::new_err(e.to_string())
+        }
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            PyPermissionError::new_err(e.to_string())
         }
         Error::Io { .. } => PyOSError::new_err(e.to_string()),
         Error::Interrupted => PyKeyboardInterrupt::new_err("interrupted"),
@@ -251,6 +255,7 @@ fn kmeans_out<'py, T: Real + Element>(
         cluster::fit_cancellable(params, x, d, cancel)
     })?;
     let out = PyDict::new(py);
+    out.set_item("warning", m.distinct_clusters_warning())?;
     out.set_item(
         "cluster_centers",
         vec2(py, m.cluster_centers, m.n_clusters, d)?,

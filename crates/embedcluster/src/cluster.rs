@@ -173,6 +173,28 @@ pub struct KMeans<T> {
     pub counts: Vec<u64>,
 }
 
+impl<T> KMeans<T> {
+    /// Clusters left without members (only when the data has fewer distinct points
+    /// than `n_clusters`, e.g. duplicate rows: every other empty cluster is re-seeded).
+    pub fn n_empty_clusters(&self) -> usize {
+        self.counts.iter().filter(|&&c| c == 0).count()
+    }
+
+    /// A warning when some clusters are empty (scikit-learn's "Number of distinct clusters
+    /// found smaller than n_clusters"), else `None`.
+    pub fn distinct_clusters_warning(&self) -> Option<String> {
+        let empty = self.n_empty_clusters();
+        (empty > 0 && !self.counts.is_empty()).then(|| {
+            format!(
+                "number of distinct clusters ({}) found smaller than n_clusters ({}): the data has fewer distinct points than clusters (duplicate rows?); {} clusters are empty",
+                self.n_clusters - empty,
+                self.n_clusters,
+                empty
+            )
+        })
+    }
+}
+
 /// Shape-checked view of a data matrix with its squared row norms.
 struct Data<'a, T> {
     x: &'a [T],

@@ -272,7 +272,7 @@ impl Generator {
                     .set_max_row_group_row_count(Some(GEN_BLOCK_ROWS))
                     .build();
                 let mut w = ArrowWriter::try_new(out.try_clone()?, schema.clone(), Some(props))
-                    .map_err(|e| Error::format(path, e))?;
+                    .map_err(|e| Error::write(path, e))?;
                 for b in 0..blocks {
                     let start = b * GEN_BLOCK_ROWS;
                     let rows = GEN_BLOCK_ROWS.min(n - start);
@@ -280,7 +280,7 @@ impl Generator {
                     let values = Float32Array::from(std::mem::take(&mut x));
                     let emb =
                         FixedSizeListArray::try_new(item.clone(), d as i32, Arc::new(values), None)
-                            .map_err(|e| Error::format(path, e))?;
+                            .map_err(|e| Error::write(path, e))?;
                     let cols: Vec<ArrayRef> = vec![
                         Arc::new(Int64Array::from_iter_values(
                             start as i64..(start + rows) as i64,
@@ -289,11 +289,11 @@ impl Generator {
                         Arc::new(emb),
                     ];
                     let batch = RecordBatch::try_new(schema.clone(), cols)
-                        .map_err(|e| Error::format(path, e))?;
-                    w.write(&batch).map_err(|e| Error::format(path, e))?;
+                        .map_err(|e| Error::write(path, e))?;
+                    w.write(&batch).map_err(|e| Error::write(path, e))?;
                     progress((start + rows) as u64);
                 }
-                w.close().map_err(|e| Error::format(path, e))?;
+                w.close().map_err(|e| Error::write(path, e))?;
             }
             Format::Npy | Format::Csv => {
                 let mut labels_out = AtomicFile::create(path.with_extension("labels.txt"))?;

@@ -28,7 +28,7 @@
 //! row offset, never materializing `X - mu`. Output keeps the input dtype.
 
 use crate::error::{Error, Result};
-use crate::linalg::{gemm_nn, gemm_tn, par, syrk_lower_tn};
+use crate::linalg::{gemm_nn, gemm_nn_rows, gemm_tn_rows, orthonormalize, par, syrk_lower_tn};
 use crate::preprocessing::Moments;
 use crate::real::Real;
 use faer::{Mat, Side};
@@ -492,7 +492,7 @@ pub fn randomized_pca<T: Real>(
     let mut y = vec![T::ZERO; n * l];
     // y = A omega (n x l) = S omega - 1 (mu^T omega)
     let apply_a = |x: &[T], y: &mut [T]| {
-        gemm_nn(y, sample, x, n, l, d, T::ONE, false, par());
+        gemm_nn_rows(y, sample, x, n, l, d);
         let shift: Vec<T> = (0..l)
             .map(|c| {
                 T::from_f64(
@@ -510,7 +510,7 @@ pub fn randomized_pca<T: Real>(
     };
     // z = A^T q (d x l) = S^T q - mu (1^T q)
     let apply_at = |q: &[T], z: &mut [T]| {
-        gemm_tn(z, sample, q, d, l, n, T::ONE, false, par());
+        gemm_tn_rows(z, sample, q, d, l, n);
         let colsum: Vec<f64> = (0..l)
             .map(|c| (0..n).map(|i| q[i * l + c].to_f64()).sum())
             .collect();
@@ -532,12 +532,9 @@ pub fn randomized_pca<T: Real>(
     apply_at(&y, &mut omega);
     drop(y);
     let bt = Mat::<f64>::from_fn(d, l, |i, j| omega[i * l + j].to_f64());
-    let svd = bt
-        .thin_svd()
-        .map_err(|e| Error::Numerical(format!("SVD failed: {e:?}")))?;
+    let (u, s, _) = crate::linalg::thin_svd(bt.as_ref())
+        .map_err(|e| Error::Numerical(format!("SVD failed: {e}")))?;
     // bt = U_bt S V_bt^T; the principal axes are the columns of U_bt (d x l).
-    let u = svd.U();
-    let s = svd.S();
     let mut order: Vec<usize> = (0..l).collect();
     order.sort_by(|&a, &b| s[b].partial_cmp(&s[a]).unwrap_or(std::cmp::Ordering::Equal));
     let mut components = vec![0.0; n_components * d];
@@ -557,16 +554,4 @@ pub fn randomized_pca<T: Real>(
         moments.n,
         "randomized",
     ))
-}
-
-/// Replaces the columns of `a` (`rows x cols` row-major) by an orthonormal basis of their
-/// span (thin QR, faer, in the data's dtype).
-fn orthonormalize<T: Real>(a: &mut [T], rows: usize, cols: usize) {
-    let m = faer::MatRef::from_row_major_slice(a, rows, cols);
-    let q = m.qr().compute_thin_Q();
-    for i in 0..rows {
-        for j in 0..cols {
-            a[i * cols + j] = q[(i, j)];
-        }
-    }
 }

@@ -108,6 +108,25 @@ impl Error {
             message: message.into(),
         }
     }
+    /// A failure of a writer into `path` (Parquet/Arrow): an I/O error underneath (disk
+    /// full, file too large, ...) becomes [`Error::Io`]; anything else is an I/O error of
+    /// kind `Other` with the writer's message.
+    pub(crate) fn write(path: impl Into<PathBuf>, e: impl std::error::Error + 'static) -> Self {
+        let path = path.into();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = cur {
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                let kind = io.kind();
+                let msg = match io.raw_os_error() {
+                    Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+                    None => io.to_string(),
+                };
+                return Error::io(path, std::io::Error::new(kind, msg));
+            }
+            cur = err.source();
+        }
+        Error::io(path, std::io::Error::other(format!("cannot write: {e}")))
+    }
     pub(crate) fn parameter(message: impl Into<String>) -> Self {
         Error::Parameter(message.into())
     }

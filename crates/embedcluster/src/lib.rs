@@ -24,6 +24,8 @@ pub mod datasets;
 pub mod decomposition;
 pub mod error;
 pub mod evaluate;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 pub mod linalg;
 pub mod memory;

@@ -111,6 +111,140 @@ pub fn row_sq_norms<T: Real>(a: &[T], d: usize, out: &mut Vec<T>) {
     );
 }
 
+/// Replaces the columns of `a` (`rows x cols`, row-major, `rows >= cols`) by an orthonormal
+/// basis of their span: the thin `Q` of a Householder QR (faer), computed sequentially.
+/// faer's parallel Householder updates reduce in an order that depends on the thread count,
+/// and our results must not. Memory: two `rows x cols` matrices besides `a`.
+pub fn orthonormalize<T: Real>(a: &mut [T], rows: usize, cols: usize) {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::householder::{
+        apply_block_householder_sequence_on_the_left_in_place_scratch,
+        apply_block_householder_sequence_on_the_left_in_place_with_conj,
+    };
+    use faer::linalg::qr::no_pivoting::factor;
+    debug_assert!(rows >= cols && a.len() == rows * cols);
+    let mut qr = faer::Mat::<T>::from_fn(rows, cols, |i, j| a[i * cols + j]);
+    let bs = factor::recommended_block_size::<T>(rows, cols);
+    let mut coeff = faer::Mat::<T>::zeros(bs, cols);
+    factor::qr_in_place(
+        qr.as_mut(),
+        coeff.as_mut(),
+        Par::Seq,
+        MemStack::new(&mut MemBuffer::new(factor::qr_in_place_scratch::<T>(
+            rows,
+            cols,
+            bs,
+            Par::Seq,
+            Default::default(),
+        ))),
+        Default::default(),
+    );
+    // the Householder basis: the strictly lower part, with a unit diagonal
+    for j in 0..cols {
+        for i in 0..j {
+            qr[(i, j)] = T::ZERO;
+        }
+        qr[(j, j)] = T::ONE;
+    }
+    let mut q = faer::Mat::<T>::zeros(rows, cols);
+    for j in 0..cols {
+        q[(j, j)] = T::ONE;
+    }
+    apply_block_householder_sequence_on_the_left_in_place_with_conj(
+        qr.as_ref(),
+        coeff.as_ref(),
+        faer::Conj::No,
+        q.as_mut(),
+        Par::Seq,
+        MemStack::new(&mut MemBuffer::new(
+            apply_block_householder_sequence_on_the_left_in_place_scratch::<T>(rows, bs, cols),
+        )),
+    );
+    for i in 0..rows {
+        for j in 0..cols {
+            a[i * cols + j] = q[(i, j)];
+        }
+    }
+}
+
+/// `(U, S, V)` of [`thin_svd`].
+pub type ThinSvd = (faer::Mat<f64>, Vec<f64>, faer::Mat<f64>);
+
+/// Thin SVD of a small dense `m x n` f64 matrix, sequentially (see [`orthonormalize`]):
+/// returns `(U (m x min), S (min), V (n x min))`, S nonincreasing.
+///
+/// # Errors
+/// The message of faer's error when the SVD does not converge.
+pub fn thin_svd(a: faer::MatRef<'_, f64>) -> Result<ThinSvd, String> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::svd::{svd, svd_scratch, ComputeSvdVectors};
+    let (m, n) = a.shape();
+    let size = m.min(n);
+    let mut u = faer::Mat::<f64>::zeros(m, size);
+    let mut v = faer::Mat::<f64>::zeros(n, size);
+    let mut s = faer::diag::Diag::<f64>::zeros(size);
+    svd(
+        a,
+        s.as_mut(),
+        Some(u.as_mut()),
+        Some(v.as_mut()),
+        Par::Seq,
+        MemStack::new(&mut MemBuffer::new(svd_scratch::<f64>(
+            m,
+            n,
+            ComputeSvdVectors::Thin,
+            ComputeSvdVectors::Thin,
+            Par::Seq,
+            Default::default(),
+        ))),
+        Default::default(),
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    let s = (0..size).map(|i| s[i]).collect();
+    Ok((u, s, v))
+}
+
+/// Rows per task of the deterministic parallel GEMMs below: a constant, so that the
+/// order of every floating-point sum depends only on the shapes, never on the threads.
+pub const ROW_CHUNK: usize = 4096;
+
+/// `C (m x n) = A (m x k) B (k x n)`, all row-major, parallel over fixed chunks of
+/// [`ROW_CHUNK`] rows of `A` and `C` (each a sequential GEMM): the same bits for any
+/// number of threads.
+pub fn gemm_nn_rows<T: Real>(c: &mut [T], a: &[T], b: &[T], m: usize, n: usize, k: usize) {
+    use rayon::prelude::*;
+    debug_assert_eq!(c.len(), m * n);
+    c.par_chunks_mut(ROW_CHUNK * n.max(1))
+        .zip(a.par_chunks(ROW_CHUNK * k.max(1)))
+        .for_each(|(cc, aa)| {
+            let rows = cc.len() / n.max(1);
+            gemm_nn(cc, aa, b, rows, n, k, T::ONE, false, Par::Seq);
+        });
+}
+
+/// `C (m x n) = A^T B` with `A` given as `k x m` and `B` as `k x n` (row-major): the depth
+/// `k` is split into fixed chunks of [`ROW_CHUNK`] rows, each a sequential GEMM in
+/// parallel, and the partial products are added in chunk order: the same bits for any
+/// number of threads. Memory: `ceil(k / ROW_CHUNK) * m * n` values.
+pub fn gemm_tn_rows<T: Real>(c: &mut [T], a: &[T], b: &[T], m: usize, n: usize, _k: usize) {
+    use rayon::prelude::*;
+    debug_assert_eq!(c.len(), m * n);
+    let partial: Vec<Vec<T>> = a
+        .par_chunks(ROW_CHUNK * m.max(1))
+        .zip(b.par_chunks(ROW_CHUNK * n.max(1)))
+        .map(|(aa, bb)| {
+            let rows = aa.len() / m.max(1);
+            let mut p = vec![T::ZERO; m * n];
+            gemm_tn(&mut p, aa, bb, m, n, rows, T::ONE, false, Par::Seq);
+            p
+        })
+        .collect();
+    c.iter_mut().for_each(|v| *v = T::ZERO);
+    for p in partial {
+        c.iter_mut().zip(&p).for_each(|(x, &y)| *x += y);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

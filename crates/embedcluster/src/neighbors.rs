@@ -743,7 +743,7 @@ pub fn write_neighbors<T: Real>(path: &std::path::Path, top: &TopK<T>) -> Result
         .build();
     let mut w =
         parquet::arrow::ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(props))
-            .map_err(|e| Error::format(path, e))?;
+            .map_err(|e| Error::write(path, e))?;
     let k = top.k;
     let per = (65536 / k.max(1)).max(1);
     let mut q0 = 0;
@@ -760,10 +760,10 @@ pub fn write_neighbors<T: Real>(path: &std::path::Path, top: &TopK<T>) -> Result
         let l1: ArrayRef = Arc::new(ListArray::new(id_item.clone(), offs(), Arc::new(ids), None));
         let l2: ArrayRef = Arc::new(ListArray::new(d_item.clone(), offs(), Arc::new(dis), None));
         let batch = RecordBatch::try_new(schema.clone(), vec![qid, l1, l2])
-            .map_err(|e| Error::format(path, e))?;
-        w.write(&batch).map_err(|e| Error::format(path, e))?;
+            .map_err(|e| Error::write(path, e))?;
+        w.write(&batch).map_err(|e| Error::write(path, e))?;
         q0 += m;
     }
-    w.close().map_err(|e| Error::format(path, e))?;
+    w.close().map_err(|e| Error::write(path, e))?;
     atomic.commit()
 }

@@ -86,6 +86,8 @@ pub fn save_model<T: Real>(
         .write_all(&bytes)
         .map_err(|e| Error::io(&path, e))?;
     f.commit()?;
+    // The manifest is written last and names the tensors file's size and checksum, so a
+    // directory left by an interrupted save (new tensors, old manifest) is refused on load.
 
     let mut shapes = HashMap::new();
     for (name, _, dt, shape) in &tensors {
@@ -97,6 +99,7 @@ pub fn save_model<T: Real>(
     let mut m = serde_json::json!({
         "format_version": FORMAT_VERSION,
         "tensors": shapes,
+        "files": {"model.safetensors": {"bytes": bytes.len(), "fnv1a64": format!("{:016x}", fnv1a64(&bytes))}},
     });
     if let (Some(obj), serde_json::Value::Object(extra)) = (m.as_object_mut(), manifest) {
         for (k, v) in extra {
@@ -121,6 +124,14 @@ pub struct LoadedModel {
     pub cluster_centers: (Vec<f64>, usize, usize),
 }
 
+/// FNV-1a, 64 bits: the manifest's checksum of the tensors file (detects a torn save, not
+/// tampering).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Loads a directory written by [`save_model`], checking the version and every shape.
 ///
 /// # Errors
@@ -131,19 +142,45 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
         path: dir.to_path_buf(),
         message: m,
     };
-    let mtext = std::fs::read_to_string(dir.join("manifest.json"))
-        .map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let mtext =
+        std::fs::read(dir.join("manifest.json")).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let bytes = std::fs::read(dir.join("model.safetensors"))
+        .map_err(|e| bad(format!("model.safetensors: {e}")))?;
+    parse_model(dir, &mtext, &bytes)
+}
+
+/// [`load_model`] on the two files' contents; `dir` names the model in errors. Never
+/// panics, whatever the bytes (a fuzz target checks this).
+///
+/// # Errors
+/// [`Error::Model`] as [`load_model`].
+pub fn parse_model(dir: &Path, manifest: &[u8], bytes: &[u8]) -> Result<LoadedModel> {
+    let bad = |m: String| Error::Model {
+        path: dir.to_path_buf(),
+        message: m,
+    };
     let manifest: serde_json::Value =
-        serde_json::from_str(&mtext).map_err(|e| bad(format!("manifest.json: {e}")))?;
+        serde_json::from_slice(manifest).map_err(|e| bad(format!("manifest.json: {e}")))?;
     let version = manifest.get("format_version").and_then(|v| v.as_u64());
     if version != Some(FORMAT_VERSION as u64) {
         return Err(bad(format!(
             "format_version {version:?} is not supported (this build reads {FORMAT_VERSION})"
         )));
     }
-    let bytes = std::fs::read(dir.join("model.safetensors"))
-        .map_err(|e| bad(format!("model.safetensors: {e}")))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
+    if let Some(f) = manifest.pointer("/files/model.safetensors") {
+        let want_len = f.get("bytes").and_then(|v| v.as_u64());
+        let want_sum = f.get("fnv1a64").and_then(|v| v.as_str());
+        let sum = format!("{:016x}", fnv1a64(bytes));
+        if want_len != Some(bytes.len() as u64) || want_sum != Some(sum.as_str()) {
+            return Err(bad(format!(
+                "model.safetensors does not match manifest.json ({} bytes, checksum {sum}; the manifest says {} bytes, {}): the files come from different saves, or one was cut short",
+                bytes.len(),
+                want_len.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+                want_sum.unwrap_or("?")
+            )));
+        }
+    }
+    let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| bad(format!("model.safetensors: {e}")))?;
     let read = |name: &str| -> Result<Option<(Vec<f64>, Vec<usize>)>> {
         let t = match st.tensor(name) {
@@ -166,7 +203,7 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
     };
     let (centers, cshape) = read("kmeans.cluster_centers")?
         .ok_or_else(|| bad("missing tensor kmeans.cluster_centers".into()))?;
-    if cshape.len() != 2 || cshape[0] == 0 {
+    if cshape.len() != 2 || cshape[0] == 0 || cshape[1] == 0 {
         return Err(bad(format!("kmeans.cluster_centers has shape {cshape:?}")));
     }
     let mean = read("pca.mean")?;
@@ -174,7 +211,8 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
     let (pca_mean, pca_components) = match (mean, comps) {
         (None, None) => (None, None),
         (Some((m, ms)), Some((c, cs))) => {
-            if ms.len() != 1 || cs.len() != 2 || cs[1] != ms[0] || cs[0] != cshape[1] {
+            if ms.len() != 1 || ms[0] == 0 || cs.len() != 2 || cs[1] != ms[0] || cs[0] != cshape[1]
+            {
                 return Err(bad(format!(
                     "inconsistent shapes: pca.mean {ms:?}, pca.components {cs:?}, centers {cshape:?}"
                 )));

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::io::{EmbeddingSource, OutputWriter};
 use crate::memory::{StageRecorder, StageReport};
 use crate::metrics::{adjusted_rand_score, normalized_mutual_info_score};
-use crate::preprocessing::{l2_normalize_rows, Moments};
+use crate::preprocessing::{l2_normalize_rows, MomentsAccumulator};
 use crate::real::{DType, Real};
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
@@ -213,6 +213,9 @@ pub struct RunReport {
     /// Rows left out as invalid (`--on-invalid skip`), and the first of them (up to 20).
     pub skipped_rows: usize,
     pub skipped_examples: Vec<u64>,
+    /// Conditions worth a look that did not stop the run (e.g. fewer distinct points than
+    /// clusters: some clusters are empty).
+    pub warnings: Vec<String>,
     /// The predicted peak of every stage (see [`crate::plan`]); each stage of `stages`
     /// also carries its prediction next to the measured figure.
     pub memory_plan: crate::plan::MemoryPlan,
@@ -453,14 +456,14 @@ pub(crate) fn reduce_source<T: Real>(
             PcaFit::Sample(size) => {
                 let (sample, moments) = rec.stage("pca_fit", || {
                     let mut sampler = ReservoirSampler::<T>::new(size, d, cfg.seed);
-                    let mut moments = Moments::new(d);
+                    let mut moments = MomentsAccumulator::<T>::new(d);
                     let rows = pass::<T>(cfg, source, progress, "pca_fit", |_, b| {
                         sampler.push(b);
-                        moments.merge(&Moments::partial(b, d));
+                        moments.push(b);
                         Ok(())
                     })?
                     .rows_read;
-                    Ok::<_, Error>(((sampler.into_sample(), moments), rows))
+                    Ok::<_, Error>(((sampler.into_sample(), moments.finish()), rows))
                 })?;
                 let opts = RandomizedOptions {
                     seed: cfg.seed,
@@ -474,6 +477,16 @@ pub(crate) fn reduce_source<T: Real>(
         }),
         _ => None,
     };
+    if let Some(p) = &pca {
+        if p.explained_variance.iter().all(|&v| v <= 0.0) {
+            return Err(Error::InvalidRow {
+                path: source.path().to_path_buf(),
+                row: 0,
+                column: source.column().to_string(),
+                message: "every row is the same vector (zero variance): PCA has no direction to keep; use --reduce none".into(),
+            });
+        }
+    }
     let dim = match cfg.reduce {
         Reduce::None => d,
         Reduce::Pca(k) | Reduce::Matryoshka(k) => k,
@@ -701,6 +714,7 @@ fn run_typed<T: Real>(
         threads: rayon::current_num_threads(),
         seed: cfg.seed,
         batch_rows: cfg.batch_rows,
+        warnings: km.distinct_clusters_warning().into_iter().collect(),
         skipped_rows: skipped.len(),
         skipped_examples: skipped.iter().take(20).copied().collect(),
         peak_rss_bytes: rec.peak_rss_bytes(),
@@ -773,6 +787,7 @@ pub(crate) fn write_output(
         Some(batches) => {
             let mut at = 0usize;
             for batch in batches {
+                crate::io::check_cancelled()?;
                 let batch = batch?;
                 let rows = batch.num_rows();
                 if at + rows > n {

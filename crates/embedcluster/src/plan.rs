@@ -258,10 +258,11 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
         Reduce::Pca(k) | Reduce::Matryoshka(k) => k as u64,
     };
     let k = cfg.n_clusters as u64;
-    let block = b as u64 * d * s;
+    // a block never holds more rows than the file
+    let block = (b as u64).min(n) * d * s;
     let dec = match input.format {
         Format::Parquet => {
-            let a = crate::io::arrow_batch_rows((d * s) as usize).min(b) as u64;
+            let a = (crate::io::arrow_batch_rows((d * s) as usize).min(b) as u64).min(n);
             8 * a * d * s + 4 * MIB
         }
         // the mapped pages of the block being copied, released after each block
@@ -290,7 +291,12 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
         });
     };
     push("open", vec![base.clone()]);
-    let blk = |what: &str| (format!("block {b} x {d} x {s} B{what}"), block);
+    let blk = |what: &str| {
+        (
+            format!("block {} x {d} x {s} B{what}", (b as u64).min(n)),
+            block,
+        )
+    };
     if let Reduce::Pca(_) = cfg.reduce {
         match cfg.pca_fit {
             PcaFit::Exact => {

@@ -105,8 +105,19 @@ pub struct Model<T> {
 
 impl<T: Real> Model<T> {
     /// Loads and checks a model directory written by `embedcluster run --model`.
+    ///
+    /// # Errors
+    /// [`Error::Model`] when a file is missing, truncated, of another format version, or
+    /// inconsistent (shapes, steps, calibration).
     pub fn load(dir: &Path) -> Result<Self> {
-        let m = crate::persist::load_model(dir)?;
+        Self::from_loaded(dir, crate::persist::load_model(dir)?)
+    }
+
+    /// Checks a loaded model's manifest against its tensors; `dir` names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::Model`], as [`load`](Self::load).
+    pub fn from_loaded(dir: &Path, m: crate::persist::LoadedModel) -> Result<Self> {
         let bad = |msg: String| Error::Model {
             path: dir.to_path_buf(),
             message: msg,
@@ -142,9 +153,29 @@ impl<T: Real> Model<T> {
                 as usize,
             (None, false) => dim,
         };
+        if n_features == 0 || (matryoshka && n_features < dim) {
+            return Err(bad(format!(
+                "n_features = {n_features} cannot feed {dim}-dimensional centroids"
+            )));
+        }
+        // the order `run` writes: [normalize] [pca:D | matryoshka:D] [normalize]
+        let reductions = steps.iter().filter(|s| *s != "normalize").count();
+        let shape_ok = reductions <= 1
+            && steps.len() <= 3
+            && steps.windows(2).all(|w| w[0] != w[1])
+            && (steps.len() < 3 || (steps[0] == "normalize" && steps[2] == "normalize"));
+        if !shape_ok || (reductions == 0 && (pca.is_some() || matryoshka)) {
+            return Err(bad(format!(
+                "steps {steps:?} are not [normalize] [pca:D | matryoshka:D] [normalize]"
+            )));
+        }
+        if pca.is_some() && reductions == 0 {
+            return Err(bad("pca tensors without a pca step".into()));
+        }
         for s in &steps {
             let ok = s == "normalize"
-                || (s.starts_with("pca:") && pca.is_some())
+                || (pca.is_some()
+                    && s.strip_prefix("pca:").and_then(|k| k.parse::<usize>().ok()) == Some(dim))
                 || (pca.is_none()
                     && s.strip_prefix("matryoshka:")
                         .and_then(|k| k.parse::<usize>().ok())

@@ -98,9 +98,81 @@ impl Moments {
     }
 }
 
+/// Streams rows into [`Moments`] in chunks of [`MOMENT_CHUNK_ROWS`] rows aligned to the
+/// rows' position in the stream, so the result is the same bit for bit whatever the block
+/// sizes are (each chunk's moments are computed whole, then merged in order).
+/// Memory: one pending chunk, `MOMENT_CHUNK_ROWS * d` values.
+pub struct MomentsAccumulator<T> {
+    d: usize,
+    state: Moments,
+    pending: Vec<T>,
+}
+
+/// Rows per chunk of [`MomentsAccumulator`].
+pub const MOMENT_CHUNK_ROWS: usize = 1024;
+
+impl<T: Real> MomentsAccumulator<T> {
+    /// An accumulator for `d` features.
+    pub fn new(d: usize) -> Self {
+        MomentsAccumulator {
+            d,
+            state: Moments::new(d),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Adds rows (`rows x d`, row-major).
+    pub fn push(&mut self, mut block: &[T]) {
+        let chunk = MOMENT_CHUNK_ROWS * self.d;
+        if !self.pending.is_empty() {
+            let take = (chunk - self.pending.len()).min(block.len());
+            self.pending.extend_from_slice(&block[..take]);
+            block = &block[take..];
+            if self.pending.len() == chunk {
+                self.state.merge(&Moments::partial(&self.pending, self.d));
+                self.pending.clear();
+            }
+        }
+        while block.len() >= chunk {
+            self.state.merge(&Moments::partial(&block[..chunk], self.d));
+            block = &block[chunk..];
+        }
+        self.pending.extend_from_slice(block);
+    }
+
+    /// Merges the last partial chunk and returns the moments.
+    pub fn finish(mut self) -> Moments {
+        if !self.pending.is_empty() {
+            self.state.merge(&Moments::partial(&self.pending, self.d));
+        }
+        self.state
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moments_are_the_same_bits_for_any_block_split() {
+        let d = 3;
+        let x: Vec<f32> = (0..5000 * d)
+            .map(|i| ((i * 7919) % 1013) as f32 * 0.37 + 1e4)
+            .collect();
+        let run = |b: usize| {
+            let mut acc = MomentsAccumulator::new(d);
+            for block in x.chunks(b * d) {
+                acc.push(block);
+            }
+            acc.finish()
+        };
+        let one = run(5000);
+        for b in [1, 7, 1000, 1024, 3333] {
+            assert_eq!(run(b), one, "block {b}");
+        }
+        let naive_mean: f64 = x.iter().step_by(d).map(|&v| v as f64).sum::<f64>() / 5000.0;
+        assert!((one.mean[0] - naive_mean).abs() < 1e-9);
+    }
 
     #[test]
     fn normalize_gives_unit_rows_and_reports_zero_rows() {
@@ -281,15 +353,15 @@ fn scale_typed<T: Real>(
     let (n, d) = (source.n_samples(), source.n_features());
     let moments = rec.stage("fit", || {
         progress.begin("fit", Some(n as u64));
-        let mut m = Moments::new(d);
+        let mut m = MomentsAccumulator::new(d);
         let mut r = source.blocks::<T>(batch_rows)?;
         while let Some(b) = r.next_block()? {
-            m.merge(&Moments::partial(b.data, d));
+            m.push(b.data);
             progress.advance(b.rows as u64);
         }
         progress.end();
         let rows = r.rows_read();
-        Ok::<_, Error>((m, rows))
+        Ok::<_, Error>((m.finish(), rows))
     })?;
     let scaler = StandardScaler::from_moments(&moments, with_mean, with_std);
     rec.stage("transform_write", || {
@@ -316,7 +388,7 @@ fn scale_typed<T: Real>(
             .build();
         let mut w =
             parquet::arrow::ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(props))
-                .map_err(|e| Error::format(output, e))?;
+                .map_err(|e| Error::write(output, e))?;
         progress.begin("transform", Some(n as u64));
         let mut reader = source.blocks::<T>(batch_rows)?;
         // Rows read but not yet written, and where they start.
@@ -338,8 +410,8 @@ fn scale_typed<T: Real>(
             let mut cols: Vec<ArrayRef> = other.map(|b| b.columns().to_vec()).unwrap_or_default();
             cols.insert(at, list);
             let batch =
-                RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::format(output, e))?;
-            w.write(&batch).map_err(|e| Error::format(output, e))?;
+                RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::write(output, e))?;
+            w.write(&batch).map_err(|e| Error::write(output, e))?;
             progress.advance(rows as u64);
             Ok(())
         };
@@ -395,7 +467,7 @@ fn scale_typed<T: Real>(
             ));
         }
         progress.end();
-        w.close().map_err(|e| Error::format(output, e))?;
+        w.close().map_err(|e| Error::write(output, e))?;
         atomic.commit()?;
         Ok::<_, Error>(((), n as u64))
     })?;

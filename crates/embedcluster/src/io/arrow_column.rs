@@ -38,11 +38,17 @@ impl VectorColumn {
     /// Checks that `data_type` is a list of float32/float64. `path` and `column` name the
     /// source in errors (a file path, or e.g. `<arrow stream>`).
     pub fn new(data_type: &DataType, path: &Path, column: &str) -> Result<Self> {
+        let shown = match data_type {
+            DataType::List(f) => format!("list<{}>", f.data_type()),
+            DataType::LargeList(f) => format!("large_list<{}>", f.data_type()),
+            DataType::FixedSizeList(f, n) => format!("fixed_size_list<{}>[{n}]", f.data_type()),
+            other => other.to_string(),
+        };
         let not_floats = || {
             Error::column(
                 path,
                 column,
-                format!("type {data_type} is not a list of float32/float64"),
+                format!("type {shown} is not a list of float32/float64"),
             )
         };
         let (kind, item, fixed) = match data_type {

@@ -102,7 +102,14 @@ impl EmbeddingSource {
     /// floats, [`Error::Empty`] if it has no rows, [`Error::Null`] if the first row is null.
     pub fn open(path: impl AsRef<Path>, column: &str) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        match Format::from_path(&path)? {
+        let format = Format::from_path(&path)?;
+        let len = std::fs::metadata(&path)
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+        if len == 0 {
+            return Err(Error::format(&path, "file is empty (0 bytes)"));
+        }
+        match format {
             Format::Parquet => {
                 let info = parquet_source::ParquetInfo::open(&path, column)?;
                 Ok(EmbeddingSource {

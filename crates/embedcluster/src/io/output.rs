@@ -151,7 +151,7 @@ impl OutputWriter {
             .set_max_row_group_row_count(Some(65536))
             .build();
         let writer = ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(props))
-            .map_err(|e| Error::format(atomic.target(), e))?;
+            .map_err(|e| Error::write(atomic.target(), e))?;
         Ok(OutputWriter {
             atomic,
             writer,
@@ -192,10 +192,10 @@ impl OutputWriter {
         }
         debug_assert!(columns.iter().all(|c| c.len() == cluster.len()));
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|e| Error::format(self.atomic.target(), e))?;
+            .map_err(|e| Error::write(self.atomic.target(), e))?;
         self.writer
             .write(&batch)
-            .map_err(|e| Error::format(self.atomic.target(), e))
+            .map_err(|e| Error::write(self.atomic.target(), e))
     }
 
     /// Finishes the Parquet footer, fsyncs and renames into place.
@@ -203,7 +203,7 @@ impl OutputWriter {
         let OutputWriter { atomic, writer, .. } = self;
         writer
             .close()
-            .map_err(|e| Error::format(atomic.target(), e))?;
+            .map_err(|e| Error::write(atomic.target(), e))?;
         atomic.commit()
     }
 }

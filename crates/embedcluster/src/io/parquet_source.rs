@@ -27,7 +27,30 @@ pub(crate) struct ParquetInfo {
 
 fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(path, e))
+    guard(path, || {
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(path, e))
+    })
+}
+
+/// Runs a call into the Parquet decoder, turning a panic inside it (the parquet crate
+/// asserts on some malformed files instead of returning an error; our fuzzing found
+/// "column start and length should not be negative") into [`Error::Format`], so that a
+/// corrupt file is an error naming it, never a crash of the CLI or the Python process.
+pub(crate) fn guard<R>(path: &Path, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown failure".into());
+            Err(Error::format(
+                path,
+                format!("corrupt Parquet file (the decoder failed: {msg})"),
+            ))
+        }
+    }
 }
 
 impl ParquetInfo {
@@ -74,8 +97,7 @@ impl ParquetInfo {
             Some(_) => None,
             None => {
                 let mut reader = info.arrow_reader(1)?;
-                let batch = reader
-                    .next()
+                let batch = guard(path, || Ok(reader.next()))?
                     .ok_or_else(|| Error::Empty {
                         path: path.to_path_buf(),
                     })?
@@ -93,11 +115,13 @@ impl ParquetInfo {
     fn arrow_reader(&self, batch_size: usize) -> Result<ParquetRecordBatchReader> {
         let builder = open_builder(&self.path)?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), [self.column_index]);
-        builder
-            .with_projection(mask)
-            .with_batch_size(batch_size)
-            .build()
-            .map_err(|e| Error::format(&self.path, e))
+        guard(&self.path, || {
+            builder
+                .with_projection(mask)
+                .with_batch_size(batch_size)
+                .build()
+                .map_err(|e| Error::format(&self.path, e))
+        })
     }
 
     pub(crate) fn reader(&self, batch_rows: usize) -> Result<ParquetBlocks<'_>> {
@@ -126,11 +150,13 @@ impl ParquetInfo {
         }
         let builder = open_builder(&self.path)?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), others);
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(batch_rows.clamp(1, ARROW_BATCH_ROWS))
-            .build()
-            .map_err(|e| Error::format(&self.path, e))?;
+        let reader = guard(&self.path, || {
+            builder
+                .with_projection(mask)
+                .with_batch_size(batch_rows.clamp(1, ARROW_BATCH_ROWS))
+                .build()
+                .map_err(|e| Error::format(&self.path, e))
+        })?;
         Ok(Some(OtherColumns {
             schema: reader.schema(),
             reader,
@@ -156,9 +182,11 @@ impl OtherColumns {
 impl Iterator for OtherColumns {
     type Item = Result<RecordBatch>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.reader
-            .next()
-            .map(|r| r.map_err(|e| Error::format(&self.path, e)))
+        let path = self.path.clone();
+        match guard(&path, || Ok(self.reader.next())) {
+            Ok(next) => next.map(|r| r.map_err(|e| Error::format(&path, e))),
+            Err(e) => Some(Err(e)),
+        }
     }
 }
 
@@ -185,7 +213,7 @@ impl ParquetBlocks<'_> {
         while done < max_rows {
             let (array, offset) = match self.pending.take() {
                 Some(p) => p,
-                None => match self.reader.next() {
+                None => match guard(&self.info.path, || Ok(self.reader.next()))? {
                     None => break,
                     Some(batch) => {
                         let batch = batch.map_err(|e| Error::format(&self.info.path, e))?;
