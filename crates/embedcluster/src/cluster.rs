@@ -41,6 +41,9 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Rows assigned at a time before their sums are accumulated (they stay in L1/L2).
+const UPDATE_ROWS: usize = 240;
+
 /// Rows per GEMM tile in the assignment kernel.
 pub const TILE_ROWS: usize = 256;
 /// Upper bound on the number of row chunks reduced in a fixed order.
@@ -301,6 +304,74 @@ fn assign_rows<T: Real>(
     }
 }
 
+/// Centroids prepared for one assignment pass: packed for the fused float32 kernel
+/// ([`crate::assign`]) where the CPU has AVX2/AVX-512, else kept for the tiled GEMM.
+pub(crate) enum Prepared<'a, T> {
+    Fused(crate::assign::Packed),
+    Gemm { centers: &'a [T], c_norms: Vec<T> },
+}
+
+/// `s` as `&[f32]` when `T` is `f32`.
+fn as_f32<T: Real>(s: &[T]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        // SAFETY: T is f32, so the slice has the same layout.
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
+}
+
+fn as_f32_mut<T: Real>(s: &mut [T]) -> Option<&mut [f32]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32, so the slice has the same layout.
+        Some(unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) })
+    } else {
+        None
+    }
+}
+
+impl<'a, T: Real> Prepared<'a, T> {
+    pub(crate) fn new(centers: &'a [T], k: usize, d: usize, metric: Metric) -> Self {
+        if std::env::var_os("EMBEDCLUSTER_NO_FUSED").is_none() {
+            if let Some(c) = as_f32(centers) {
+                if let Some(p) = crate::assign::Packed::new(c, k, d, metric) {
+                    return Prepared::Fused(p);
+                }
+            }
+        }
+        let mut c_norms = Vec::new();
+        crate::linalg::row_sq_norms(centers, d, &mut c_norms);
+        Prepared::Gemm { centers, c_norms }
+    }
+
+    /// Assigns rows `x` (see [`assign_rows`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assign(
+        &self,
+        x: &[T],
+        x_norms: &[T],
+        k: usize,
+        d: usize,
+        metric: Metric,
+        labels: &mut [i32],
+        dists: &mut [T],
+        second: Option<&mut [T]>,
+        tile: &mut Vec<T>,
+    ) {
+        match self {
+            Prepared::Fused(p) => {
+                let (x, n, di) = (
+                    as_f32(x).expect("f32"),
+                    as_f32(x_norms).expect("f32"),
+                    as_f32_mut(dists).expect("f32"),
+                );
+                let sec = second.map(|s| as_f32_mut(s).expect("f32"));
+                p.assign(x, n, labels, di, sec);
+            }
+            Prepared::Gemm { centers, c_norms } => assign_rows(
+                x, x_norms, centers, c_norms, k, d, metric, labels, dists, second, tile,
+            ),
+        }
+    }
+}
+
 /// Per-chunk result of a Lloyd step.
 struct ChunkStats {
     sums: Vec<f64>,
@@ -321,8 +392,7 @@ fn lloyd_step<T: Real>(
     dists: &mut [T],
 ) -> (Vec<f64>, Vec<u64>, f64, u64) {
     let d = data.d;
-    let mut c_norms = Vec::new();
-    crate::linalg::row_sq_norms(centers, d, &mut c_norms);
+    let prepared = Prepared::new(centers, k, d, metric);
     let cr = data.chunk_rows;
     let stats: Vec<ChunkStats> = labels
         .par_chunks_mut(cr)
@@ -332,34 +402,40 @@ fn lloyd_step<T: Real>(
             let start = ci * cr;
             let rows = lab.len();
             let x = &data.x[start * d..(start + rows) * d];
-            let old: Vec<i32> = lab.to_vec();
             let mut tile = Vec::new();
-            assign_rows(
-                x,
-                &data.norms[start..start + rows],
-                centers,
-                &c_norms,
-                k,
-                d,
-                metric,
-                lab,
-                dis,
-                None,
-                &mut tile,
-            );
             let mut sums = vec![0.0f64; k * d];
             let mut counts = vec![0u64; k];
             let mut objective = 0.0;
             let mut changed = 0;
-            for r in 0..rows {
-                let j = lab[r] as usize;
-                counts[j] += 1;
-                objective += dis[r].to_f64();
-                changed += (lab[r] != old[r]) as u64;
-                let s = &mut sums[j * d..(j + 1) * d];
-                for (acc, &v) in s.iter_mut().zip(&x[r * d..(r + 1) * d]) {
-                    *acc += v.to_f64();
+            let mut old = [0i32; UPDATE_ROWS];
+            // Assign a few rows, then add them to the sums while they are still in cache
+            // (one pass over the data per iteration, not two); sums stay in row order.
+            let mut b = 0;
+            while b < rows {
+                let m = UPDATE_ROWS.min(rows - b);
+                old[..m].copy_from_slice(&lab[b..b + m]);
+                prepared.assign(
+                    &x[b * d..(b + m) * d],
+                    &data.norms[start + b..start + b + m],
+                    k,
+                    d,
+                    metric,
+                    &mut lab[b..b + m],
+                    &mut dis[b..b + m],
+                    None,
+                    &mut tile,
+                );
+                for r in b..b + m {
+                    let j = lab[r] as usize;
+                    counts[j] += 1;
+                    objective += dis[r].to_f64();
+                    changed += (lab[r] != old[r - b]) as u64;
+                    let s = &mut sums[j * d..(j + 1) * d];
+                    for (acc, &v) in s.iter_mut().zip(&x[r * d..(r + 1) * d]) {
+                        *acc += v.to_f64();
+                    }
                 }
+                b += m;
             }
             ChunkStats {
                 sums,
@@ -753,8 +829,7 @@ impl<T: Real> KMeans<T> {
         } else {
             Vec::new()
         };
-        let mut c_norms = Vec::new();
-        crate::linalg::row_sq_norms(&self.cluster_centers, d, &mut c_norms);
+        let prepared = Prepared::new(&self.cluster_centers, self.n_clusters, d, self.metric);
         let cr = data.chunk_rows;
         let sec_chunks: Vec<&mut [T]> = if top2 {
             second.chunks_mut(cr).collect()
@@ -774,11 +849,9 @@ impl<T: Real> KMeans<T> {
                 let start = ci * cr;
                 let rows = lab.len();
                 let mut tile = Vec::new();
-                assign_rows(
+                prepared.assign(
                     &x[start * d..(start + rows) * d],
                     &data.norms[start..start + rows],
-                    &self.cluster_centers,
-                    &c_norms,
                     self.n_clusters,
                     d,
                     self.metric,

@@ -19,6 +19,7 @@
 // Index loops and BLAS-style argument lists are the clearest form for numeric kernels.
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
+pub(crate) mod assign;
 pub mod cluster;
 pub mod datasets;
 pub mod decomposition;
