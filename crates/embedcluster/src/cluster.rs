@@ -675,7 +675,7 @@ pub fn fit_cancellable<T: Real>(
     n_features: usize,
     cancel: &AtomicBool,
 ) -> Result<KMeans<T>> {
-    if n_features == 0 || x.len() % n_features != 0 {
+    if n_features == 0 || !x.len().is_multiple_of(n_features) {
         return Err(Error::parameter(format!(
             "data of {} values is not a multiple of n_features = {n_features}",
             x.len()

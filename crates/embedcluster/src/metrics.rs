@@ -274,7 +274,7 @@ fn check_number_of_labels(n_labels: usize, n_samples: usize) -> Result<()> {
 }
 
 fn check_data<T>(x: &[T], d: usize, labels: &[i64]) -> Result<usize> {
-    if d == 0 || x.len() % d != 0 {
+    if d == 0 || !x.len().is_multiple_of(d) {
         return Err(Error::parameter(format!(
             "data of {} values is not a multiple of n_features = {d}",
             x.len()

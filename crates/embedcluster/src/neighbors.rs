@@ -163,7 +163,7 @@ impl<T: Real> KnnState<T> {
         metric: NeighborMetric,
         exclude_self: Option<i64>,
     ) -> Result<Self> {
-        if d == 0 || queries.len() % d != 0 {
+        if d == 0 || !queries.len().is_multiple_of(d) {
             return Err(Error::parameter(format!(
                 "queries of {} values are not a multiple of n_features = {d}",
                 queries.len()
@@ -219,7 +219,7 @@ impl<T: Real> KnnState<T> {
     /// parameter error if (cosine) a base row is all zeros.
     pub fn push_base(&mut self, base: &[T], first_id: i64) -> Result<()> {
         let d = self.d;
-        if base.len() % d != 0 {
+        if !base.len().is_multiple_of(d) {
             return Err(Error::parameter(format!(
                 "base block of {} values is not a multiple of n_features = {d}",
                 base.len()
