@@ -757,6 +757,8 @@ extern "C" fn on_sigint(_: libc::c_int) {
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
 fn main() -> ExitCode {
+    // before any thread exists: the decoder threads' freed batches must go back to the OS
+    embedcluster::memory::single_malloc_arena();
     let cli = Cli::parse();
     std::panic::set_hook(Box::new(|info| {
         let msg = info

@@ -114,7 +114,7 @@ pub fn row_sq_norms<T: Real>(a: &[T], d: usize, out: &mut Vec<T>) {
 /// Replaces the columns of `a` (`rows x cols`, row-major, `rows >= cols`) by an orthonormal
 /// basis of their span: the thin `Q` of a Householder QR (faer), computed sequentially.
 /// faer's parallel Householder updates reduce in an order that depends on the thread count,
-/// and our results must not. Memory: two `rows x cols` matrices besides `a`.
+/// and our results must not. Memory: one `rows x cols` matrix besides `a`.
 pub fn orthonormalize<T: Real>(a: &mut [T], rows: usize, cols: usize) {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::householder::{
@@ -146,23 +146,31 @@ pub fn orthonormalize<T: Real>(a: &mut [T], rows: usize, cols: usize) {
         }
         qr[(j, j)] = T::ONE;
     }
-    let mut q = faer::Mat::<T>::zeros(rows, cols);
-    for j in 0..cols {
-        q[(j, j)] = T::ONE;
+    // Q is formed in `a`'s own storage (column-major), then the factor's storage, no
+    // longer needed, turns it back into row-major: one `rows x cols` matrix besides `a`.
+    a.fill(T::ZERO);
+    {
+        let mut q = MatMut::from_column_major_slice_mut(a, rows, cols);
+        for j in 0..cols {
+            q[(j, j)] = T::ONE;
+        }
+        apply_block_householder_sequence_on_the_left_in_place_with_conj(
+            qr.as_ref(),
+            coeff.as_ref(),
+            faer::Conj::No,
+            q,
+            Par::Seq,
+            MemStack::new(&mut MemBuffer::new(
+                apply_block_householder_sequence_on_the_left_in_place_scratch::<T>(rows, bs, cols),
+            )),
+        );
     }
-    apply_block_householder_sequence_on_the_left_in_place_with_conj(
-        qr.as_ref(),
-        coeff.as_ref(),
-        faer::Conj::No,
-        q.as_mut(),
-        Par::Seq,
-        MemStack::new(&mut MemBuffer::new(
-            apply_block_householder_sequence_on_the_left_in_place_scratch::<T>(rows, bs, cols),
-        )),
-    );
+    let mut t = qr;
+    t.as_mut()
+        .copy_from(MatRef::from_column_major_slice(a, rows, cols));
     for i in 0..rows {
         for j in 0..cols {
-            a[i * cols + j] = q[(i, j)];
+            a[i * cols + j] = t[(i, j)];
         }
     }
 }

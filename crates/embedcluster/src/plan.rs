@@ -17,10 +17,10 @@
 //! | stage | predicted peak |
 //! |---|---|
 //! | `open` | `r` |
-//! | `pca_fit` (exact) | `r + g + b d s + dec + d^2 (8 + s/2) + 2 * 1024 d s` |
+//! | `pca_fit` (exact) | `r + g + b d s + dec + d^2 (8 + s/2) + 2 c d s` (`c` = `cov_chunk_rows(d)`) |
 //! | `pca_fit` (sample) | `r + g + b d s + dec + N d s` |
 //! | `pca_solve` (exact) | `r + g + 7 d^2 8` (covariance, its copy, the eigensolver's matrices) |
-//! | `pca_solve` (sample) | `r + g + N d s + 4 N l s + 3 d l 8` (sample, range basis and its QR, the small SVD) |
+//! | `pca_solve` (sample) | `r + g + N d s + 3 N l s + 3 d l 8` (sample, range basis and its QR factor, the small SVD) |
 //! | `transform` | `r + g + b d s + dec + n D s + d D s` |
 //! | `kmeans` | `r + g + n D s + n (8 + 3 s) + n (t s + s + 8) + 16 k D 8` |
 //! | `write` | `r + g + 8 n + 8 n (with labels) + writer` |
@@ -31,7 +31,7 @@
 //! in the exact fit, `6 KiB * d` after its eigensolver, and for `d >= 512`
 //! `min(N * 512 s, L3)` in the sample fit's solve and `min(b * 512 s, L3)` in the projection. `dec`, the Parquet decoder's buffers, is
 //! `8 a d s + 4 MiB` for list columns (values, definition and repetition levels, pages, the
-//! batch handed over), the block's mapped pages `b d s` for `.npy` (they are released after
+//! batch handed over), and `W (5 a d s + 2 MiB)` when `W > 1` decoder threads read a file of several row groups ahead of the computation (each decodes one row group at a time and holds at most `PREFETCH_BATCHES` batches ready),, the block's mapped pages `b d s` for `.npy` (they are released after
 //! each block) and 1 MiB for CSV (one line at a time). `writer` is the Parquet writer's open row group (up to 65,536 rows of the
 //! other columns and the two new ones) plus its compressor: `min(n, 65536) (o + 8) + 8 MiB`
 //! with `o` the other columns' uncompressed bytes per row. The exact fit touches only the
@@ -119,6 +119,9 @@ pub struct PlanInput {
     pub base_bytes: u64,
     /// Worker threads (each keeps GEMM packing buffers).
     pub threads: usize,
+    /// Threads decoding the input ahead of the computation (Parquet with several row
+    /// groups; 1 otherwise).
+    pub decoder_threads: usize,
 }
 
 impl PlanInput {
@@ -132,6 +135,7 @@ impl PlanInput {
             other_bytes_per_row: source.other_bytes_per_row(),
             base_bytes: crate::memory::current_rss_bytes(),
             threads: rayon::current_num_threads(),
+            decoder_threads: source.decoder_threads(),
         }
     }
 }
@@ -263,7 +267,15 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
     let dec = match input.format {
         Format::Parquet => {
             let a = (crate::io::arrow_batch_rows((d * s) as usize).min(b) as u64).min(n);
-            8 * a * d * s + 4 * MIB
+            let w = input.decoder_threads.max(1) as u64;
+            if w == 1 {
+                8 * a * d * s + 4 * MIB
+            } else {
+                // each worker decodes one row group at a time and holds a few batches ready;
+                // fitted on the canonical and Debian sets (the serial reader's coefficient
+                // also covers its larger internal buffering)
+                w * (5 * a * d * s + 2 * MIB)
+            }
         }
         // the mapped pages of the block being copied, released after each block
         Format::Npy => block,
@@ -300,6 +312,7 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
     if let Reduce::Pca(_) = cfg.reduce {
         match cfg.pca_fit {
             PcaFit::Exact => {
+                let chunk = (crate::decomposition::cov_chunk_rows(d as usize) as u64).min(n);
                 push(
                     "pca_fit",
                     vec![
@@ -311,7 +324,10 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
                             format!("co-moment and Gram d^2 (8 + {s}/2) B"),
                             d * d * (8 + s / 2),
                         ),
-                        ("chunk buffers 2 x 1024 x d".into(), 2 * 1024 * d * s),
+                        (
+                            format!("chunk buffers 2 x {chunk} x d x {s} B"),
+                            2 * chunk * d * s,
+                        ),
                     ],
                 );
                 push(
@@ -346,8 +362,8 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
                         scratch(tall(nn)),
                         (format!("sample {nn} x {d} x {s} B"), nn * d * s),
                         (
-                            format!("range basis and QR 4 N l s (l = {l})"),
-                            4 * nn * l * s,
+                            format!("range basis and QR 3 N l s (l = {l})"),
+                            3 * nn * l * s,
                         ),
                         ("SVD 3 d l x 8 B".into(), 3 * d * l * 8),
                     ],
@@ -514,6 +530,7 @@ mod tests {
             other_bytes_per_row: 16,
             base_bytes: 8 << 20,
             threads: 2,
+            decoder_threads: 1,
         }
     }
 
@@ -554,12 +571,12 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("--reduce pca:"), "{e}");
-        // the exact fit's d x d matrices do not shrink with the block either
+        // the exact fit's d x d matrices and chunk buffers do not shrink with the block
         let e = plan_run(&cfg, &inp, Some(100 * MIB))
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("stage `pca_solve`") && e.contains("--pca-fit sample:N"),
+            e.contains("stage `pca_fit`") && e.contains("--pca-fit sample:N"),
             "{e}"
         );
         // a fixed block is not changed; the message says to change it

@@ -184,6 +184,16 @@ impl EmbeddingSource {
         }
     }
 
+    /// Threads that decode the file ahead of the computation in a pass: for a Parquet file
+    /// with several row groups, one per thread of the pool (at most one per row group); 1
+    /// (a serial read) otherwise.
+    pub fn decoder_threads(&self) -> usize {
+        match &self.inner {
+            Inner::Parquet(info) => parquet_source::decoder_threads(info.row_groups()),
+            _ => 1,
+        }
+    }
+
     /// Starts a pass over the rows in blocks of at most `batch_rows` rows, converted to `T`.
     pub fn blocks<T: Real>(&self, batch_rows: usize) -> Result<BlockReader<'_, T>> {
         if batch_rows == 0 {
@@ -224,7 +234,7 @@ impl EmbeddingSource {
     }
 }
 
-pub use parquet_source::OtherColumns;
+pub use parquet_source::{OtherColumns, PREFETCH_BATCHES};
 
 enum ReaderInner<'a> {
     Parquet(parquet_source::ParquetBlocks<'a>),
