@@ -167,7 +167,13 @@ def w1(args, results):
 def w2(args, results, peaks):
     ns = [10_000, 100_000, 1_000_000] if not args.quick else [10_000, 100_000]
     ds, ks = [2, 32, 128], [8, 64, 256]
-    systems = ["embedcluster", "faiss", "sklearn", "rustcluster"]
+    if args.w2_n:
+        ns = [int(v) for v in args.w2_n.split(",")]
+    if args.w2_d:
+        ds = [int(v) for v in args.w2_d.split(",")]
+    if args.w2_k:
+        ks = [int(v) for v in args.w2_k.split(",")]
+    systems = args.systems.split(",")
     rows = []
     rate = {}  # (system, t, d, k) -> last GFLOP/s, to skip runs that would be too long
     for n in ns:
@@ -319,6 +325,11 @@ def main():
     ap.add_argument("--cell-budget", type=float, default=60.0,
                     help="skip a W2 run estimated to take longer than this (seconds)")
     ap.add_argument("--quick", action="store_true", help="W2 without n = 1,000,000")
+    ap.add_argument("--w2-n", help="W2 sizes to run (comma-separated; default 10000,100000,1000000)")
+    ap.add_argument("--w2-d", help="W2 dimensions to run (default 2,32,128)")
+    ap.add_argument("--w2-k", help="W2 cluster counts to run (default 8,64,256)")
+    ap.add_argument("--systems", default="embedcluster,faiss,sklearn,rustcluster",
+                    help="W2 systems to run")
     args = ap.parse_args()
     args.threads = [int(x) for x in args.threads.split(",")]
     args.data_dir.mkdir(parents=True, exist_ok=True)

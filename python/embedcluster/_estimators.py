@@ -241,6 +241,13 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         s = scores.astype(np.float64)
         return float(-(1.0 - s).sum() if self.metric == "cosine" else -s.sum())
 
+    def predict_spark(self, df, column, **kwargs):
+        """Add ``cluster`` and ``score`` columns to a Spark DataFrame, lazily, on the
+        executors; see :func:`embedcluster.spark.predict_spark`."""
+        from .spark import predict_spark
+
+        return predict_spark(self, df, column, **kwargs)
+
     def save(self, path):
         """Save as a model directory (safetensors + manifest.json, the CLI's format)."""
         from ._pipeline import ClusterModel
@@ -392,6 +399,13 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         return out
 
+    def transform_spark(self, df, column, output_column="pca"):
+        """Add the reduced vectors as ``output_column`` to a Spark DataFrame, lazily, on the
+        executors; see :func:`embedcluster.spark.transform_spark`."""
+        from .spark import transform_spark
+
+        return transform_spark(self, df, column, output_column)
+
     def fit_transform(self, X, y=None):
         return self.fit(X).transform(X)
 
@@ -469,6 +483,13 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if self.with_std:
             X /= self.scale_.astype(X.dtype)
         return X
+
+    def transform_spark(self, df, column, output_column="scaled"):
+        """Add the standardized vectors as ``output_column`` to a Spark DataFrame, lazily,
+        on the executors; see :func:`embedcluster.spark.transform_spark`."""
+        from .spark import transform_spark
+
+        return transform_spark(self, df, column, output_column)
 
     def inverse_transform(self, X, copy=None):
         check_is_fitted(self)

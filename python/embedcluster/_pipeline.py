@@ -58,6 +58,14 @@ class ClusterModel:
             return self.predict_with_scores(X)[0]
         return self.kmeans.predict(self.transform(X))
 
+    def predict_spark(self, df, column, **kwargs):
+        """Add ``cluster`` and ``score`` columns for the raw vectors of ``df[column]`` (the
+        model's steps run first), lazily, on the executors; see
+        :func:`embedcluster.spark.predict_spark`."""
+        from .spark import predict_spark
+
+        return predict_spark(self, df, column, **kwargs)
+
     def predict_with_scores(self, X, *, min_confidence=None, adaptive=None):
         """Labels (int32; -1 for rejected rows), scores (float32) and, for a model loaded
         from a directory, confidence (float32, the normalized top-2 margin in [0, 1)).

@@ -308,6 +308,54 @@ fn kmeans_predict<'py>(
     }
 }
 
+/// One Lloyd step's state of a block against fixed centroids (distributed k-means):
+/// `(sums float64 (k, d), counts uint64 (k,), objective)`. X and centers share a dtype;
+/// rows must be unit vectors for the cosine metric.
+#[pyfunction]
+#[pyo3(signature = (x, centers, metric_name, n_threads=None))]
+#[allow(clippy::type_complexity)]
+fn lloyd_partial<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    centers: &Bound<'py, PyAny>,
+    metric_name: &str,
+    n_threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<u64>>, f64)> {
+    let metric = metric(metric_name)?;
+    fn go<'py, T: Real + Element>(
+        py: Python<'py>,
+        a: &PyReadonlyArray2<'py, T>,
+        c: &PyReadonlyArray2<'py, T>,
+        metric: Metric,
+        n_threads: Option<usize>,
+    ) -> PyResult<cluster::LloydState> {
+        let (x, _, d) = slice(a);
+        let (centers, k, dc) = slice(c);
+        if d != dc {
+            return Err(EmbedclusterError::new_err(format!(
+                "X has {d} features, but the centroids have {dc}"
+            )));
+        }
+        compute(py, n_threads, |_| {
+            cluster::LloydState::partial(x, d, centers, k, metric)
+        })
+    }
+    let st = match (arr(x, "X")?, arr(centers, "cluster_centers")?) {
+        (Arr::F32(a), Arr::F32(c)) => go(py, &a, &c, metric, n_threads)?,
+        (Arr::F64(a), Arr::F64(c)) => go(py, &a, &c, metric, n_threads)?,
+        _ => {
+            return Err(EmbedclusterError::new_err(
+                "X and cluster_centers must have the same dtype",
+            ))
+        }
+    };
+    Ok((
+        vec2(py, st.sums, st.n_clusters, st.n_features)?,
+        vec1(py, st.counts),
+        st.objective,
+    ))
+}
+
 /// Covariance state `(n, mean, comoment)` of a block (streaming PCA's `partial`).
 #[pyfunction]
 #[pyo3(signature = (x, n_threads=None))]
@@ -1081,6 +1129,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MemoryLimitError", m.py().get_type::<MemoryLimitError>())?;
     m.add_function(wrap_pyfunction!(kmeans_fit, m)?)?;
     m.add_function(wrap_pyfunction!(kmeans_predict, m)?)?;
+    m.add_function(wrap_pyfunction!(lloyd_partial, m)?)?;
     m.add_function(wrap_pyfunction!(cov_partial, m)?)?;
     m.add_function(wrap_pyfunction!(cov_merge, m)?)?;
     m.add_function(wrap_pyfunction!(cov_finish, m)?)?;

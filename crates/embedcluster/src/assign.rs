@@ -59,9 +59,19 @@ pub(crate) struct Packed {
     data: Vec<f32>,
     /// `n_panels x nr`
     bias: Vec<f32>,
+    /// Row-major `k x d` copy of the centroids and their biases, for the small-`d` kernel
+    /// (empty when it is not used).
+    rows: Vec<f32>,
+    row_bias: Vec<f32>,
     metric: Metric,
     isa: Isa,
 }
+
+/// Widest `d` for the rows-in-lanes kernel ([`small`]).
+pub(crate) const SMALL_D: usize = 16;
+/// Most centroids for the rows-in-lanes kernel: beyond, the panel kernel's reuse of each row
+/// across a register block of centroids wins (measured on AVX-512).
+pub(crate) const SMALL_K: usize = 64;
 
 impl Packed {
     /// Packs `centers` (`k x d`, row-major); `None` where the CPU has neither AVX-512 nor
@@ -90,6 +100,17 @@ impl Packed {
                 Metric::Cosine => 0.0,
             };
         }
+        let small = cfg!(target_arch = "x86_64")
+            && matches!(isa, Isa::Avx512)
+            && (1..=SMALL_D).contains(&d)
+            && k <= SMALL_K
+            && std::env::var_os("EMBEDCLUSTER_NO_SMALL_D").is_none();
+        let (rows, row_bias) = if small {
+            let rb = (0..k).map(|c| bias[(c / nr) * nr + c % nr]).collect();
+            (centers[..k * d].to_vec(), rb)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Some(Packed {
             k,
             d,
@@ -97,6 +118,8 @@ impl Packed {
             n_panels,
             data,
             bias,
+            rows,
+            row_bias,
             metric,
             isa,
         })
@@ -125,6 +148,10 @@ impl Packed {
         // SAFETY: `detect` confirmed the instruction set; slices have the sizes asserted.
         unsafe {
             match (self.isa, one, second.is_some()) {
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx512, _, false) if !self.rows.is_empty() => {
+                    small::run(self, x, &mut keys, labels)
+                }
                 #[cfg(target_arch = "x86_64")]
                 (Isa::Avx512, false, false) => {
                     avx512::run::<2, false>(self, x, &mut keys, labels, &mut [])
@@ -431,6 +458,83 @@ mod avx2 {
     kernel!("avx2,fma", __m256, 8);
 }
 
+/// Small `d` (1 to [`SMALL_D`]) and few centroids: rows in the lanes instead of centroids.
+/// Sixteen rows are gathered into `d` vectors (feature-major), then every centroid is one
+/// broadcast FMA chain over the features and a compare-and-blend into the running minimum:
+/// `k (d + 3)` instructions per 16 rows, where the panel kernel spends a horizontal
+/// reduction per row that dwarfs `d` FMAs when `d` is tiny (the GEMM does not pay).
+///
+/// The arithmetic is the panel kernel's, operation for operation (`acc = fma(x_j, c_j, acc)`
+/// over the features in order from 0, `key = fma(-2, acc, bias)`, strict `<` in index
+/// order), so both give the same keys and labels bit for bit.
+#[cfg(target_arch = "x86_64")]
+mod small {
+    use std::arch::x86_64::*;
+
+    /// Every row of `x`; the best key and its centroid.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn run(p: &super::Packed, x: &[f32], keys: &mut [f32], labels: &mut [i32]) {
+        macro_rules! dispatch {
+            ($($d:literal)*) => {
+                match p.d {
+                    $($d => rows::<$d>(p, x, keys, labels),)*
+                    _ => unreachable!("small kernel for d <= SMALL_D"),
+                }
+            };
+        }
+        dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows<const D: usize>(
+        p: &super::Packed,
+        x: &[f32],
+        keys: &mut [f32],
+        labels: &mut [i32],
+    ) {
+        let n = labels.len();
+        let k = p.k;
+        debug_assert!(x.len() == n * D && keys.len() == n);
+        let offsets = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(D as i32),
+        );
+        let minus_two = _mm512_set1_ps(-2.0);
+        let c = p.rows.as_ptr();
+        let mut r = 0;
+        while r < n {
+            let m = (n - r).min(16);
+            let mask: __mmask16 = if m == 16 {
+                0xFFFF
+            } else {
+                ((1u32 << m) - 1) as u16
+            };
+            let base = x.as_ptr().add(r * D);
+            let mut xv = [_mm512_setzero_ps(); D];
+            for (f, v) in xv.iter_mut().enumerate() {
+                *v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, offsets, base.add(f));
+            }
+            let mut best = _mm512_set1_ps(f32::INFINITY);
+            let mut bidx = _mm512_setzero_si512();
+            for j in 0..k {
+                let cj = c.add(j * D);
+                let mut acc = _mm512_setzero_ps();
+                for (f, v) in xv.iter().enumerate() {
+                    acc = _mm512_fmadd_ps(*v, _mm512_set1_ps(*cj.add(f)), acc);
+                }
+                let key =
+                    _mm512_fmadd_ps(minus_two, acc, _mm512_set1_ps(*p.row_bias.get_unchecked(j)));
+                let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(key, best);
+                best = _mm512_mask_blend_ps(lt, best, key);
+                bidx = _mm512_mask_blend_epi32(lt, bidx, _mm512_set1_epi32(j as i32));
+            }
+            _mm512_mask_storeu_ps(keys.as_mut_ptr().add(r), mask, best);
+            _mm512_mask_storeu_epi32(labels.as_mut_ptr().add(r), mask, bidx);
+            r += m;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,6 +597,50 @@ mod tests {
                     );
                     let want2 = if k > 1 { all[1].0 } else { all[0].0 };
                     assert!((sec[r] as f64 - want2).abs() < 1e-4, "{} {want2}", sec[r]);
+                }
+            }
+        }
+    }
+
+    /// The small-`d` kernel gives the panel kernel's keys and labels bit for bit.
+    #[test]
+    fn small_d_kernel_equals_the_panel_kernel_bitwise() {
+        let Some(Isa::Avx512) = detect() else { return };
+        let mut s = 11u64;
+        let mut rnd = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for d in 1..=SMALL_D {
+            for (rows, k) in [(1, 1), (15, 3), (16, 8), (37, 17), (100, 64)] {
+                let x: Vec<f32> = (0..rows * d).map(|_| rnd() * 3.0).collect();
+                let mut c: Vec<f32> = (0..k * d).map(|_| rnd() * 3.0).collect();
+                if k > 2 {
+                    let (a, b) = c.split_at_mut(2 * d);
+                    b[..d].copy_from_slice(&a[..d]); // a tie: the smaller index wins
+                }
+                for metric in [Metric::Euclidean, Metric::Cosine] {
+                    let p = Packed::new(&c, k, d, metric).unwrap();
+                    assert!(!p.rows.is_empty());
+                    let (mut k1, mut l1) = (vec![0.0; rows], vec![0; rows]);
+                    let (mut k2, mut l2) = (vec![0.0; rows], vec![0; rows]);
+                    let nv1 = p.nr <= 16;
+                    unsafe {
+                        small::run(&p, &x, &mut k1, &mut l1);
+                        if nv1 {
+                            avx512::run::<1, false>(&p, &x, &mut k2, &mut l2, &mut []);
+                        } else {
+                            avx512::run::<2, false>(&p, &x, &mut k2, &mut l2, &mut []);
+                        }
+                    }
+                    assert_eq!(l1, l2, "d {d} k {k} {metric:?}");
+                    let (b1, b2): (Vec<u32>, Vec<u32>) = (
+                        k1.iter().map(|v| v.to_bits()).collect(),
+                        k2.iter().map(|v| v.to_bits()).collect(),
+                    );
+                    assert_eq!(b1, b2, "d {d} k {k} {metric:?}");
                 }
             }
         }

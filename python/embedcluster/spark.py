@@ -1,0 +1,634 @@
+"""Spark: fit on the executors, apply lazily, and extract to NumPy without Python lists.
+
+Our users' embeddings live in Spark tables. Pulling them to the driver with ``toPandas()``
+builds a Python list per row (several times the data) and the driver runs out of memory;
+Spark MLlib's ``KMeans`` and ``PCA`` compute in float64 on the JVM and collect the
+covariance on the driver. Here the executors run embedcluster's Rust kernels over Arrow
+batches (``DataFrame.mapInArrow``), each partition returns one small partial state, and the
+states are merged (on one executor first when they are large, so the driver receives one):
+
+====================  ===================================  ==================================
+function              per-partition state                  algorithm
+====================  ===================================  ==================================
+:func:`fit_scaler`    count, mean, M2 (``2 d`` float64)     Chan, Golub and LeVeque (1979)
+:func:`fit_pca`       count, mean, co-moment (``d^2``)      streaming covariance + eigh;
+                                                           or randomized SVD on a sample
+                                                           (Halko, Martinsson, Tropp 2011)
+:func:`fit_kmeans`    per-cluster sums, counts, objective   Lloyd (1982) / spherical k-means
+                      (``k d`` float64)                     (Dhillon and Modha 2001), seeded
+                                                           by k-means++ on a sample (Arthur
+                                                           and Vassilvitskii 2007)
+====================  ===================================  ==================================
+
+They return the package's own estimators (:class:`~embedcluster.PCA`,
+:class:`~embedcluster.KMeans`, :class:`~embedcluster.StandardScaler`), which ``save`` and
+``load`` like any other. :func:`transform_spark` and :func:`predict_spark` (also methods of
+those estimators and of :class:`~embedcluster.ClusterModel`) add columns lazily, partition
+by partition. :func:`to_numpy` fills one preallocated float32 array on the driver from
+Arrow batches, for data that does fit there.
+
+Only the DataFrame API is used (no ``sparkContext``, RDD or broadcast), so everything works
+with classic Spark and with Spark Connect. Needs ``pyspark>=4`` (``DataFrame.toArrow``) and
+``pyarrow``; the executors' Python must import ``embedcluster`` (see the README, "Spark").
+
+Memory (driver): one merged state (``d^2 * 8`` bytes for PCA, ``k d * 8`` for k-means) plus
+the fitted model; the embeddings never reach it. Memory (each Python worker): one Arrow
+batch (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows, 10,000 by default), its
+validated float copy, and the partition's state.
+
+Errors: a null vector, a null element, NaN or infinity, a vector of the wrong length or a
+column of another type fails the Spark job with embedcluster's message, prefixed by the
+partition (``partition 3: <arrow stream>: row 17, column `embedding`[5]: value is NaN``);
+the row is counted within that partition.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+
+from . import _core
+from ._core import EmbedclusterError
+
+__all__ = [
+    "fit_kmeans",
+    "fit_pca",
+    "fit_scaler",
+    "predict_spark",
+    "to_numpy",
+    "transform_spark",
+]
+
+
+# --- executor side -------------------------------------------------------------------------
+
+
+def _partition_id():
+    try:
+        from pyspark import TaskContext
+
+        tc = TaskContext.get()
+        return tc.partitionId() if tc is not None else None
+    except Exception:  # pragma: no cover - outside Spark
+        return None
+
+
+def _with_partition(e):
+    pid = _partition_id()
+    return EmbedclusterError(f"partition {pid}: {e}" if pid is not None else str(e))
+
+
+def _blocks(batches, column):
+    """The vectors of an iterator of Arrow record batches, as 2-D float arrays (one per
+    non-empty batch), validated by the Rust reader (null, ragged, NaN and infinity errors
+    name the row within the partition)."""
+    import pyarrow as pa
+
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        return
+    reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
+    try:
+        for block in _core.ArrowVectorReader(reader, column):
+            yield block
+    except EmbedclusterError as e:
+        raise _with_partition(e) from None
+
+
+def _one_block(batch, column):
+    """The vectors of one record batch (n_rows, n_features)."""
+    import pyarrow as pa
+
+    if batch.num_rows == 0:
+        return None
+    try:
+        blocks = list(_core.ArrowVectorReader(pa.Table.from_batches([batch]), column))
+    except EmbedclusterError as e:
+        raise _with_partition(e) from None
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
+def _unit(X):
+    from ._estimators import _unit_rows
+
+    try:
+        return _unit_rows(X)
+    except ValueError as e:
+        raise _with_partition(e) from None
+
+
+def _f64_bytes(a):
+    return np.ascontiguousarray(a, dtype=np.float64).tobytes()
+
+
+def _from_bytes(b, shape=None, dtype=np.float64):
+    a = np.frombuffer(b, dtype=dtype)
+    return a if shape is None else a.reshape(shape)
+
+
+_MOMENTS_SCHEMA = "n long, mean binary, m2 binary, dtype string, d long"
+_COV_SCHEMA = "n long, mean binary, comoment binary, dtype string"
+_LLOYD_SCHEMA = "n long, sums binary, counts binary, objective double"
+
+
+def _moments_rows(n, mean, m2, dtype):
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_pydict(
+        {"n": [int(n)], "mean": [_f64_bytes(mean)], "m2": [_f64_bytes(m2)],
+         "dtype": [dtype], "d": [len(mean)]},
+        schema=pa.schema([("n", pa.int64()), ("mean", pa.binary()), ("m2", pa.binary()),
+                          ("dtype", pa.string()), ("d", pa.int64())]),
+    )
+
+
+def _moments_partition(column, unit):
+    def f(batches):
+        st, dtype = None, None
+        for X in _blocks(batches, column):
+            X = _unit(X) if unit else X
+            dtype = str(X.dtype)
+            m = _core.moments_partial(X)
+            st = m if st is None else _core.moments_merge(st, m)
+        if st is not None:
+            yield _moments_rows(st[0], st[1], st[2], dtype)
+
+    return f
+
+
+def _moments_merge(batches):
+    st, dtype = None, None
+    for b in batches:
+        for i in range(b.num_rows):
+            n = b.column("n")[i].as_py()
+            mean = _from_bytes(b.column("mean")[i].as_py())
+            m2 = _from_bytes(b.column("m2")[i].as_py())
+            dtype = b.column("dtype")[i].as_py()
+            st = (n, mean, m2) if st is None else _core.moments_merge(st, (n, mean, m2))
+    if st is not None:
+        yield _moments_rows(st[0], st[1], st[2], dtype)
+
+
+def _cov_rows(n, mean, comoment, dtype):
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_pydict(
+        {"n": [int(n)], "mean": [_f64_bytes(mean)], "comoment": [_f64_bytes(comoment)],
+         "dtype": [dtype]},
+        schema=pa.schema([("n", pa.int64()), ("mean", pa.binary()), ("comoment", pa.binary()),
+                          ("dtype", pa.string())]),
+    )
+
+
+def _cov_partition(column):
+    def f(batches):
+        st, dtype = None, None
+        for X in _blocks(batches, column):
+            dtype = str(X.dtype)
+            s = _core.cov_partial(X)
+            st = s if st is None else _core.cov_merge(st, s)
+        if st is not None:
+            yield _cov_rows(st[0], st[1], st[2], dtype)
+
+    return f
+
+
+def _cov_merge(batches):
+    st, dtype = None, None
+    for b in batches:
+        for i in range(b.num_rows):
+            mean = _from_bytes(b.column("mean")[i].as_py())
+            d = len(mean)
+            s = (b.column("n")[i].as_py(), mean,
+                 _from_bytes(b.column("comoment")[i].as_py(), (d, d)))
+            dtype = b.column("dtype")[i].as_py()
+            st = s if st is None else _core.cov_merge(st, s)
+    if st is not None:
+        yield _cov_rows(st[0], st[1], st[2], dtype)
+
+
+def _lloyd_rows(n, sums, counts, objective):
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_pydict(
+        {"n": [int(n)], "sums": [_f64_bytes(sums)],
+         "counts": [np.ascontiguousarray(counts, dtype=np.uint64).tobytes()],
+         "objective": [float(objective)]},
+        schema=pa.schema([("n", pa.int64()), ("sums", pa.binary()), ("counts", pa.binary()),
+                          ("objective", pa.float64())]),
+    )
+
+
+def _lloyd_partition(column, centers, metric):
+    def f(batches):
+        sums = counts = None
+        n, objective = 0, 0.0
+        for X in _blocks(batches, column):
+            if metric == "cosine":
+                X = _unit(X)
+            C = centers.astype(X.dtype, copy=False)
+            s, c, o = _core.lloyd_partial(X, C, metric)
+            sums = s if sums is None else sums + s
+            counts = c if counts is None else counts + c
+            objective += o
+            n += len(X)
+        if sums is not None:
+            yield _lloyd_rows(n, sums, counts, objective)
+
+    return f
+
+
+def _lloyd_merge(batches):
+    n, sums, counts, objective = 0, None, None, 0.0
+    for b in batches:
+        for i in range(b.num_rows):
+            s = _from_bytes(b.column("sums")[i].as_py())
+            c = _from_bytes(b.column("counts")[i].as_py(), dtype=np.uint64)
+            sums = s.copy() if sums is None else sums + s
+            counts = c.copy() if counts is None else counts + c
+            objective += b.column("objective")[i].as_py()
+            n += b.column("n")[i].as_py()
+    if sums is not None:
+        yield _lloyd_rows(n, sums, counts, objective)
+
+
+# --- driver side ---------------------------------------------------------------------------
+
+
+def _reduce(df, partial, merge, schema):
+    """Partial states per partition, merged on one executor, then the one row to the driver
+    as Arrow (never Python lists of floats)."""
+    tbl = df.mapInArrow(partial, schema).repartition(1).mapInArrow(merge, schema).toArrow()
+    if tbl.num_rows == 0:
+        raise ValueError("Found array with 0 sample(s) (the DataFrame is empty)")
+    return tbl.slice(0, 1).to_batches()[0]
+
+
+def _moments(df, column, unit=False):
+    b = _reduce(df.select(column), _moments_partition(column, unit), _moments_merge,
+                _MOMENTS_SCHEMA)
+    n = b.column("n")[0].as_py()
+    return ((n, _from_bytes(b.column("mean")[0].as_py()), _from_bytes(b.column("m2")[0].as_py())),
+            b.column("dtype")[0].as_py())
+
+
+def _sample(df, column, size, n, seed):
+    """About `size` rows drawn uniformly (Spark's Bernoulli sampling), as one array."""
+    frac = min(1.0, 1.1 * size / max(n, 1))
+    part = df.select(column)
+    if frac < 1.0:
+        part = part.sample(withReplacement=False, fraction=frac, seed=int(seed))
+    X = to_numpy(part, column)  # one job: the sample is drawn once
+    return X[:size]
+
+
+def fit_scaler(df, column, *, with_mean=True, with_std=True):
+    """Fit a :class:`~embedcluster.StandardScaler` on the vectors of ``df[column]``.
+
+    ``column`` holds ``array<float>`` or ``array<double>`` (all rows the same length).
+    One Spark job: per-partition count, mean and M2 (float64), merged with Chan, Golub and
+    LeVeque's update; the driver receives ``2 * n_features * 8`` bytes.
+
+    Raises ``EmbedclusterError`` (a ``ValueError``) for a malformed row (the Spark job fails
+    with our message) or an empty DataFrame.
+    """
+    from ._estimators import StandardScaler
+
+    (n, mean, m2), _ = _moments(df, column)
+    sc = StandardScaler(with_mean=with_mean, with_std=with_std)
+    sc._moments = (n, mean, m2)
+    sc.n_samples_seen_ = int(n)
+    sc.n_features_in_ = len(mean)
+    sc.mean_ = mean
+    sc.var_ = m2 / max(n, 1)
+    eps = np.finfo(np.float64).eps
+    constant = sc.var_ <= n * eps * sc.var_ + (n * sc.mean_ * eps) ** 2
+    scale = np.sqrt(sc.var_)
+    scale[constant] = 1.0
+    sc.scale_ = scale
+    return sc
+
+
+def fit_pca(df, column, n_components, *, fit_method="exact", sample_size=50_000,
+            random_state=0):
+    """Fit a :class:`~embedcluster.PCA` with ``n_components`` on the vectors of ``df[column]``.
+
+    ``fit_method="exact"``: one Spark job; each partition accumulates the co-moment of its
+    rows (count, mean, ``d x d`` float64), the states are merged on one executor
+    (``repartition(1)``, Chan, Golub and LeVeque's update) and the driver eigendecomposes
+    the merged covariance. Driver memory: about ``4 d^2 * 8`` bytes (the state and the
+    eigensolver's). Each worker: ``3 d^2 * 8`` bytes besides its batch.
+
+    ``fit_method="randomized"``: one job for the mean and variance, then a uniform sample of
+    about ``sample_size`` rows is brought to the driver (``sample_size * d * itemsize``
+    bytes, filled in place by :func:`to_numpy`) for randomized SVD (Halko, Martinsson and
+    Tropp 2011), centered with the mean of all rows.
+    """
+    from ._estimators import PCA
+
+    pca = PCA(n_components=n_components, fit_method=fit_method, random_state=random_state)
+    if fit_method == "exact":
+        b = _reduce(df.select(column), _cov_partition(column), _cov_merge, _COV_SCHEMA)
+        n = b.column("n")[0].as_py()
+        mean = _from_bytes(b.column("mean")[0].as_py())
+        d = len(mean)
+        comoment = _from_bytes(b.column("comoment")[0].as_py(), (d, d))
+        del b
+        k = pca._k(n, d)
+        pca._finish(_core.cov_finish(n, mean, comoment, k))
+    elif fit_method == "randomized":
+        moments, _ = _moments(df, column)
+        n, d = moments[0], len(moments[1])
+        k = pca._k(n, d)
+        sample = _sample(df, column, int(sample_size), n, random_state)
+        from ._estimators import _seed
+
+        pca._finish(_core.pca_randomized(sample, moments, k, seed=_seed(random_state)))
+        del sample
+    else:
+        raise ValueError(f"fit_method must be 'exact' or 'randomized', got {fit_method!r}")
+    pca.n_features_in_ = d
+    return pca
+
+
+def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means++", max_iter=300,
+               tol=1e-4, random_state=0, init_sample_size=None):
+    """Fit a :class:`~embedcluster.KMeans` on the vectors of ``df[column]`` on the executors.
+
+    Lloyd iterations (Lloyd 1982; spherical for ``metric="cosine"``, Dhillon and Modha
+    2001): each is one Spark job in which every partition assigns its rows with the fused
+    GEMM + argmin kernel and returns per-cluster sums, counts and its objective
+    (``k d * 8`` bytes), merged on one executor. A cluster that loses all its rows keeps its
+    centroid (as Spark MLlib). Stops when the squared centroid shift is at most ``tol *
+    mean(var(X))`` (scikit-learn's rule) or after ``max_iter`` iterations.
+
+    ``init="k-means++"``: k-means++ (Arthur and Vassilvitskii 2007) and Lloyd on a uniform
+    sample of ``init_sample_size`` rows (default ``max(10_000, 100 * n_clusters)``) on the
+    driver, as FAISS trains on a sample; or an array ``(n_clusters, n_features)`` of
+    initial centroids. Rows are normalized per batch for the cosine metric; the data's
+    dtype is kept.
+
+    The first job computes the row count and variance (for ``tol``). The cache of ``df`` is
+    the caller's choice: without it every iteration reads the source again (cache the
+    reduced vectors, not the raw ones).
+
+    Returns a fitted :class:`~embedcluster.KMeans` (``cluster_centers_``, ``inertia_``: the
+    objective of the last assignment pass, ``n_iter_``, ``objective_history_``); it has no
+    ``labels_`` (use :func:`predict_spark`).
+    """
+    from ._estimators import KMeans, _seed
+
+    km = KMeans(n_clusters=n_clusters, metric=metric, init=init, max_iter=max_iter, tol=tol,
+                random_state=random_state)
+    km._check_params()
+    moments, dtype = _moments(df, column, unit=(metric == "cosine"))
+    n, d = moments[0], len(moments[1])
+    if n_clusters > n:
+        raise ValueError(f"n_samples={n} should be >= n_clusters={n_clusters}")
+    tol_abs = float(tol) * float(np.mean(moments[2] / max(n, 1)))
+    dtype = np.dtype(dtype)
+    if isinstance(init, str):
+        if init != "k-means++":
+            raise ValueError(f"init must be 'k-means++' or an array, got {init!r}")
+        size = int(init_sample_size or max(10_000, 100 * n_clusters))
+        sample = _sample(df, column, size, n, random_state)
+        if len(sample) < n_clusters:
+            sample = to_numpy(df.select(column), column)
+        seed_km = KMeans(n_clusters=n_clusters, metric=metric, max_iter=max_iter, tol=tol,
+                         random_state=_seed(random_state)).fit(sample)
+        centers = seed_km.cluster_centers_.astype(dtype)
+        del sample
+    else:
+        centers = np.ascontiguousarray(init, dtype=dtype)
+        if centers.shape != (n_clusters, d):
+            raise ValueError(f"init has shape {centers.shape}, expected ({n_clusters}, {d})")
+    history = []
+    n_iter = 0
+    converged = False
+    for it in range(int(max_iter)):
+        b = _reduce(df.select(column), _lloyd_partition(column, centers, metric), _lloyd_merge,
+                    _LLOYD_SCHEMA)
+        sums = _from_bytes(b.column("sums")[0].as_py(), (n_clusters, d))
+        counts = _from_bytes(b.column("counts")[0].as_py(), dtype=np.uint64)
+        history.append(b.column("objective")[0].as_py())
+        n_iter = it + 1
+        new = _centers_from_sums(sums, counts, centers, metric)
+        shift = float(((new.astype(np.float64) - centers.astype(np.float64)) ** 2).sum())
+        centers = new
+        if shift <= tol_abs:
+            converged = True
+            break
+    if not converged:
+        warnings.warn(f"k-means did not converge in {max_iter} iterations", stacklevel=2)
+    km.cluster_centers_ = centers
+    km.n_features_in_ = d
+    km.inertia_ = float(history[-1])
+    km.n_iter_ = n_iter
+    km.objective_history_ = history
+    return km
+
+
+def _centers_from_sums(sums, counts, prev, metric):
+    """As the core's: mean (euclidean) or normalized sum (cosine), in float64 then cast to
+    the data's dtype; an empty cluster keeps its centroid."""
+    out = prev.copy()
+    for j in range(len(counts)):
+        if counts[j] == 0:
+            continue
+        if metric == "cosine":
+            norm = np.sqrt(np.dot(sums[j], sums[j]))
+            if norm == 0.0:
+                continue
+            scale = 1.0 / norm
+        else:
+            scale = 1.0 / float(counts[j])
+        out[j] = (sums[j] * scale).astype(prev.dtype)
+    return out
+
+
+# --- apply on the executors ----------------------------------------------------------------
+
+
+def _append_schema(df, fields):
+    from pyspark.sql.types import StructType
+
+    schema = StructType(list(df.schema.fields))
+    for f in fields:
+        schema = schema.add(f)
+    return schema
+
+
+def _list_array(Y):
+    import pyarrow as pa
+
+    n, k = Y.shape
+    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(Y.reshape(-1)))
+
+
+def transform_spark(model, df, column, output_column=None):
+    """Add the reduced vector of ``df[column]`` as ``output_column`` (``array<float>`` for
+    float32 input, ``array<double>`` for float64), lazily, partition by partition.
+
+    ``model`` is a fitted :class:`~embedcluster.PCA` (``output_column`` defaults to
+    ``"pca"``) or :class:`~embedcluster.StandardScaler` (default ``"scaled"``). Memory per
+    worker: one batch and its output.
+    """
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField
+
+    from ._estimators import PCA, StandardScaler
+
+    if isinstance(model, PCA):
+        output_column = output_column or "pca"
+        mean = np.ascontiguousarray(model.mean_, dtype=np.float64)
+        comps = np.ascontiguousarray(model.components_, dtype=np.float64)
+
+        def apply(X):
+            return _core.pca_transform(X, mean, comps)
+    elif isinstance(model, StandardScaler):
+        output_column = output_column or "scaled"
+
+        def apply(X):
+            return model.transform(X, copy=True)
+    else:
+        raise TypeError(f"transform_spark needs a fitted PCA or StandardScaler, got {type(model).__name__}")
+    elem = _column_element(df, column)
+    schema = _append_schema(df, [StructField(output_column, ArrayType(elem(), False), True)])
+
+    def f(batches):
+        for batch in batches:
+            X = _one_block(batch, column)
+            if X is None:
+                continue
+            Y = apply(X)
+            yield batch.append_column(output_column, _list_array(np.ascontiguousarray(Y)))
+
+    return df.mapInArrow(f, schema)
+
+
+def _column_element(df, column):
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType
+
+    t = df.schema[column].dataType
+    if not isinstance(t, ArrayType):
+        raise EmbedclusterError(f"column `{column}`: expected array<float> or array<double>, got {t.simpleString()}")
+    return DoubleType if isinstance(t.elementType, DoubleType) else FloatType
+
+
+def predict_spark(model, df, column, *, cluster_column="cluster", score_column="score"):
+    """Add ``cluster`` (int, nearest centroid) and ``score`` (float: cosine similarity, or
+    squared distance for the euclidean metric) columns for the vectors of ``df[column]``,
+    lazily, partition by partition (the fused GEMM + argmin kernel; no ``n x k`` matrix).
+
+    ``model`` is a fitted :class:`~embedcluster.KMeans` (rows of ``column`` have its
+    ``n_features_in_``) or a :class:`~embedcluster.ClusterModel` (raw vectors; its PCA and
+    normalization steps run first).
+    """
+    from pyspark.sql.types import FloatType, IntegerType, StructField
+
+    from ._estimators import KMeans
+    from ._pipeline import ClusterModel
+
+    if isinstance(model, KMeans):
+        centers = np.ascontiguousarray(model.cluster_centers_)
+        metric = model.metric
+
+        def assign(X):
+            Xp = _unit(X) if metric == "cosine" else X
+            return _core.kmeans_predict(Xp, centers.astype(X.dtype, copy=False), metric)
+    elif isinstance(model, ClusterModel):
+        # in memory (also for a loaded model: its directory need not exist on executors)
+        def assign(X):
+            return model.kmeans.predict_with_scores(model.transform(X))
+    else:
+        raise TypeError(f"predict_spark needs a fitted KMeans or ClusterModel, got {type(model).__name__}")
+    _column_element(df, column)
+    schema = _append_schema(df, [StructField(cluster_column, IntegerType(), False),
+                                 StructField(score_column, FloatType(), False)])
+
+    def f(batches):
+        import pyarrow as pa
+
+        for batch in batches:
+            X = _one_block(batch, column)
+            if X is None:
+                continue
+            labels, scores = assign(X)
+            out = batch.append_column(cluster_column, pa.array(np.asarray(labels, dtype=np.int32)))
+            yield out.append_column(score_column, pa.array(np.asarray(scores, dtype=np.float32)))
+
+    return df.mapInArrow(f, schema)
+
+
+# --- extraction to the driver --------------------------------------------------------------
+
+
+def to_numpy(df, column, other_columns=None):
+    """Bring ``df[column]`` to the driver as one C-contiguous ``(n_samples, n_features)``
+    array (float32 for ``array<float>``), filled in place from Arrow batches (``toArrow``,
+    never Python lists of floats).
+
+    ``other_columns``: names of scalar columns to return too, as NumPy arrays, in the same
+    row order: ``to_numpy(df, "embedding", ["id"])`` returns ``(X, {"id": ids})``.
+
+    Memory: the array (``n_samples * n_features * itemsize`` bytes, allocated once: the
+    Arrow result knows its row count) plus the Arrow batches not yet copied; each is
+    released as soon as it is copied, so the peak is about one copy of the data plus one
+    batch, never a Python object per value.
+
+    When to use which: ``to_numpy`` when the array fits comfortably on the driver (then use
+    the in-memory estimators; e.g. 1M x 384 float32 = 1.5 GB); the ``fit_*`` functions and
+    ``predict_spark`` when it does not, or when the result should stay a Spark table.
+    """
+    cols = [column] + list(other_columns or [])
+    n_rows, batches = _local_arrow_batches(df.select(*cols))
+    X = None
+    others = {c: [] for c in (other_columns or [])}
+    at = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        block = _one_block(batch.select([column]), column)
+        if X is None:
+            X = np.empty((n_rows, block.shape[1]), dtype=block.dtype)
+        X[at : at + len(block)] = block
+        at += len(block)
+        for c in others:
+            others[c].append(batch.column(c).to_numpy(zero_copy_only=False))
+        del batch, block
+    if X is None:
+        raise ValueError("Found array with 0 sample(s) (the DataFrame is empty)")
+    assert at == n_rows
+    if other_columns:
+        return X, {c: (np.concatenate(v) if v else np.empty(0)) for c, v in others.items()}
+    return X
+
+
+def _local_arrow_batches(df):
+    """``(n_rows, batches)``: the Arrow record batches of ``df`` on the driver, each released
+    once consumed.
+
+    ``toArrow()`` (pyspark >= 4, classic and Connect) brings the result as Arrow, never as
+    Python rows; we take its batches out of the table and drop each after the caller has
+    copied it, so the Arrow data and the array being filled add up to about one copy.
+    """
+    import pyarrow as pa
+
+    try:  # return freed Arrow memory to the OS at once (pyarrow's jemalloc pool)
+        pa.jemalloc_set_decay_ms(0)
+    except Exception:
+        pass
+    tbl = df.toArrow()
+    n_rows = tbl.num_rows
+    batches = tbl.to_batches()
+    del tbl
+    batches.reverse()
+
+    def gen():
+        while batches:
+            yield batches.pop()
+
+    return n_rows, gen()
