@@ -125,6 +125,29 @@ impl Packed {
         })
     }
 
+    /// Whether [`Packed::dots`] runs here (AVX-512 and at most 16 centroids).
+    pub(crate) fn has_dots(&self) -> bool {
+        cfg!(target_arch = "x86_64")
+            && matches!(self.isa, Isa::Avx512)
+            && self.n_panels == 1
+            && self.nr == 16
+    }
+
+    /// Dot products of every row of `x` (`rows x d`) with every centroid, into `out`
+    /// (`rows x k`, row-major), when `k` fits in one vector of an AVX-512 machine (k-means++
+    /// candidates); returns false (nothing written) otherwise. Each product is an FMA chain
+    /// over the features in order, so it does not depend on the rows around it.
+    pub(crate) fn dots(&self, x: &[f32], out: &mut [f32]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.has_dots() {
+            // SAFETY: AVX-512 was detected; `dots` checks the slice sizes.
+            unsafe { avx512_dots::run(self, x, out) };
+            return true;
+        }
+        let _ = (x, out);
+        false
+    }
+
     /// Assigns rows `x` (`rows x d`): writes the nearest centroid, its distance (squared
     /// Euclidean, clamped at 0, or `1 - cos`), and with `second` the second-best distance
     /// (the best one again when `k == 1`). `x_norms` are the rows' squared norms (Euclidean).
@@ -458,6 +481,71 @@ mod avx2 {
     kernel!("avx2,fma", __m256, 8);
 }
 
+/// Row-by-centroid dot products for up to 16 centroids (one panel): `MR` rows at a time,
+/// one FMA per row and feature, the lanes stored with a mask.
+#[cfg(target_arch = "x86_64")]
+mod avx512_dots {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn run(p: &super::Packed, x: &[f32], out: &mut [f32]) {
+        let (d, k) = (p.d, p.k);
+        let rows = x.len() / d;
+        assert!(out.len() == rows * k && p.data.len() >= d * 16);
+        let mask: __mmask16 = if k >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << k) - 1) as u16
+        };
+        let c = p.data.as_ptr();
+        let mut r = 0;
+        while r + super::MR <= rows {
+            block::<{ super::MR }>(
+                c,
+                x.as_ptr().add(r * d),
+                d,
+                out.as_mut_ptr().add(r * k),
+                k,
+                mask,
+            );
+            r += super::MR;
+        }
+        while r < rows {
+            block::<1>(
+                c,
+                x.as_ptr().add(r * d),
+                d,
+                out.as_mut_ptr().add(r * k),
+                k,
+                mask,
+            );
+            r += 1;
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block<const M: usize>(
+        c: *const f32,
+        x: *const f32,
+        d: usize,
+        out: *mut f32,
+        k: usize,
+        mask: __mmask16,
+    ) {
+        let mut acc = [_mm512_setzero_ps(); M];
+        for j in 0..d {
+            let cv = _mm512_loadu_ps(c.add(j * 16));
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(r * d + j)), cv, *a);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            _mm512_mask_storeu_ps(out.add(r * k), mask, *a);
+        }
+    }
+}
+
 /// Small `d` (1 to [`SMALL_D`]) and few centroids: rows in the lanes instead of centroids.
 /// Sixteen rows are gathered into `d` vectors (feature-major), then every centroid is one
 /// broadcast FMA chain over the features and a compare-and-blend into the running minimum:
@@ -641,6 +729,32 @@ mod tests {
                         k2.iter().map(|v| v.to_bits()).collect(),
                     );
                     assert_eq!(b1, b2, "d {d} k {k} {metric:?}");
+                }
+            }
+        }
+    }
+
+    /// The dot kernel against a naive loop, bit for bit (an FMA chain in feature order).
+    #[test]
+    fn dot_kernel_equals_an_fma_chain() {
+        let Some(Isa::Avx512) = detect() else { return };
+        let mut s = 5u64;
+        let mut rnd = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for (rows, k, d) in [(1, 1, 1), (13, 5, 128), (40, 16, 3), (7, 9, 33)] {
+            let x: Vec<f32> = (0..rows * d).map(|_| rnd()).collect();
+            let c: Vec<f32> = (0..k * d).map(|_| rnd()).collect();
+            let p = Packed::new(&c, k, d, Metric::Cosine).unwrap();
+            let mut out = vec![0.0f32; rows * k];
+            assert!(p.dots(&x, &mut out));
+            for r in 0..rows {
+                for j in 0..k {
+                    let want = (0..d).fold(0.0f32, |a, f| x[r * d + f].mul_add(c[j * d + f], a));
+                    assert_eq!(out[r * k + j].to_bits(), want.to_bits(), "{rows} {k} {d}");
                 }
             }
         }
