@@ -46,10 +46,15 @@ def descendants(pid):
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
-        try:
-            kids = open(f"/proc/{p}/task/{p}/children").read().split()
+        kids = []
+        try:  # children of every thread (the JVM starts the Python daemon from another thread)
+            for t in os.listdir(f"/proc/{p}/task"):
+                try:
+                    kids += open(f"/proc/{p}/task/{t}/children").read().split()
+                except OSError:
+                    pass
         except OSError:
-            kids = []
+            pass
         for k in map(int, kids):
             out.append(k)
             todo.append(k)
@@ -74,11 +79,7 @@ class Monitor(threading.Thread):
                 c = cmdline(p)
                 if "java" in c.split(" ")[0]:
                     self.jvm = max(self.jvm, hwm)
-                elif "python" in c and ("pyspark.daemon" in c or "pyspark.worker" in c
-                                        or "daemon" in c or "worker" in c):
-                    self.workers = max(self.workers, hwm)
-                    self.n_workers.add(p)
-                elif "python" in c:
+                elif "python" in c:  # pyspark.daemon and the workers it forks
                     self.workers = max(self.workers, hwm)
                     self.n_workers.add(p)
             time.sleep(0.2)

@@ -840,7 +840,7 @@ impl LloydState {
         k: usize,
         metric: Metric,
     ) -> Result<Self> {
-        if k == 0 || d == 0 || centers.len() != k * d || x.len() % d != 0 {
+        if k == 0 || d == 0 || centers.len() != k * d || !x.len().is_multiple_of(d) {
             return Err(Error::parameter(format!(
                 "Lloyd step: {} centroid values for k = {k}, d = {d}, and {} data values",
                 centers.len(),

@@ -301,7 +301,8 @@ pub struct ScaleReport {
 /// embedding column becomes `fixed_size_list<float32|float64>[d]` of the input dtype.
 ///
 /// Peak memory: one block (`batch_rows d s`) + one Arrow batch of the other columns + the
-/// writer's open row group (row groups are sized to about 16 MiB) + `3 d 8` of statistics.
+/// row groups being encoded (about 8 MiB each, one per thread plus the one being filled,
+/// with their compressed pages) + `3 d 8` of statistics.
 ///
 /// # Errors
 /// Reader errors (file, row, column); [`Error::Parameter`] if `batch_rows` is 0 or the
@@ -381,21 +382,28 @@ fn scale_typed<T: Real>(
         fields.insert(at, Arc::new(vec_field));
         let schema = Arc::new(Schema::new(fields));
         let atomic = crate::io::AtomicFile::create(output)?;
-        let group_rows = ((16usize << 20) / (d * std::mem::size_of::<T>())).clamp(1024, 65536);
+        // row groups of about 8 MiB of vectors, encoded and compressed on the pool's
+        // threads while this one reads and standardizes the next rows
+        let group_rows = ((8usize << 20) / (d * std::mem::size_of::<T>())).clamp(1024, 65536);
         let props = parquet::file::properties::WriterProperties::builder()
             .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
             .set_max_row_group_row_count(Some(group_rows))
             .build();
-        let mut w =
-            parquet::arrow::ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(props))
-                .map_err(|e| Error::write(output, e))?;
+        let mut w = crate::io::RowGroupEncoder::new(
+            atomic.try_clone()?,
+            schema.clone(),
+            props,
+            group_rows,
+            rayon::current_num_threads(),
+            output,
+        )?;
         progress.begin("transform", Some(n as u64));
         let mut reader = source.blocks::<T>(batch_rows)?;
         // Rows read but not yet written, and where they start.
         let mut pending: Vec<T> = Vec::new();
         let mut pend_at = 0usize;
         let mut written = 0usize;
-        let write = |w: &mut parquet::arrow::ArrowWriter<std::fs::File>,
+        let write = |w: &mut crate::io::RowGroupEncoder<std::fs::File>,
                      vals: Vec<T>,
                      other: Option<&RecordBatch>|
          -> crate::error::Result<()> {
@@ -411,7 +419,7 @@ fn scale_typed<T: Real>(
             cols.insert(at, list);
             let batch =
                 RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::write(output, e))?;
-            w.write(&batch).map_err(|e| Error::write(output, e))?;
+            w.write(&batch)?;
             progress.advance(rows as u64);
             Ok(())
         };
@@ -467,7 +475,7 @@ fn scale_typed<T: Real>(
             ));
         }
         progress.end();
-        w.close().map_err(|e| Error::write(output, e))?;
+        w.close()?;
         atomic.commit()?;
         Ok::<_, Error>(((), n as u64))
     })?;

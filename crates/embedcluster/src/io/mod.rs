@@ -22,6 +22,7 @@ mod parquet_source;
 
 pub use arrow_column::VectorColumn;
 pub use npy::{write_npy_header, NpyHeader};
+pub(crate) use output::RowGroupEncoder;
 pub use output::{AtomicFile, OutputWriter};
 
 use crate::error::{Error, Result};

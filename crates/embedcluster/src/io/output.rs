@@ -207,3 +207,127 @@ impl OutputWriter {
         atomic.commit()
     }
 }
+
+/// A Parquet writer that encodes and compresses row groups on `W` threads and writes them
+/// in order: the single-threaded `ArrowWriter` spent most of a streaming standardization's
+/// second pass in zstd. Batches are gathered into row groups of `group_rows` rows; a full
+/// group goes to a worker (arrow-rs's `ArrowColumnWriter`s for that row group), and the
+/// oldest finished group is appended to the file whenever `W` are in flight. The file is
+/// the same as `ArrowWriter`'s with the same properties, row group for row group.
+///
+/// Memory: at most `W + 1` row groups of input batches plus their encoded pages.
+pub(crate) struct RowGroupEncoder<W: std::io::Write + Send> {
+    file: parquet::file::writer::SerializedFileWriter<W>,
+    factory: Arc<parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory>,
+    schema: SchemaRef,
+    group_rows: usize,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    inflight: std::collections::VecDeque<std::thread::JoinHandle<EncodedGroup>>,
+    next_index: usize,
+    workers: usize,
+    path: PathBuf,
+}
+
+type EncodedGroup = parquet::errors::Result<Vec<parquet::arrow::arrow_writer::ArrowColumnChunk>>;
+
+impl<W: std::io::Write + Send> RowGroupEncoder<W> {
+    /// `workers` encoding threads (at least 1); `path` names the output in errors.
+    pub(crate) fn new(
+        out: W,
+        schema: SchemaRef,
+        props: WriterProperties,
+        group_rows: usize,
+        workers: usize,
+        path: &Path,
+    ) -> Result<Self> {
+        let (file, factory) = ArrowWriter::try_new(out, schema.clone(), Some(props))
+            .and_then(|w| w.into_serialized_writer())
+            .map_err(|e| Error::write(path, e))?;
+        Ok(RowGroupEncoder {
+            file,
+            factory: Arc::new(factory),
+            schema,
+            group_rows: group_rows.max(1),
+            pending: Vec::new(),
+            pending_rows: 0,
+            inflight: Default::default(),
+            next_index: 0,
+            workers: workers.max(1),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Adds a batch (split across row groups at `group_rows`).
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let take = (self.group_rows - self.pending_rows).min(batch.num_rows() - at);
+            self.pending.push(batch.slice(at, take));
+            self.pending_rows += take;
+            at += take;
+            if self.pending_rows == self.group_rows {
+                self.dispatch()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        while self.inflight.len() >= self.workers {
+            self.append_oldest()?;
+        }
+        let batches = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let (factory, schema, index) = (self.factory.clone(), self.schema.clone(), self.next_index);
+        self.next_index += 1;
+        self.inflight.push_back(std::thread::spawn(move || {
+            use parquet::arrow::arrow_writer::compute_leaves;
+            let mut writers = factory.create_column_writers(index)?;
+            for b in &batches {
+                let mut w = writers.iter_mut();
+                for (array, field) in b.columns().iter().zip(schema.fields()) {
+                    for leaf in compute_leaves(field, array)? {
+                        w.next().expect("a writer per leaf").write(&leaf)?;
+                    }
+                }
+            }
+            drop(batches);
+            writers.into_iter().map(|w| w.close()).collect()
+        }));
+        Ok(())
+    }
+
+    fn append_oldest(&mut self) -> Result<()> {
+        let Some(h) = self.inflight.pop_front() else {
+            return Ok(());
+        };
+        let chunks = h
+            .join()
+            .map_err(|_| Error::format(&self.path, "a Parquet encoder thread panicked"))?
+            .map_err(|e| Error::write(&self.path, e))?;
+        let mut rg = self
+            .file
+            .next_row_group()
+            .map_err(|e| Error::write(&self.path, e))?;
+        for c in chunks {
+            c.append_to_row_group(&mut rg)
+                .map_err(|e| Error::write(&self.path, e))?;
+        }
+        rg.close().map_err(|e| Error::write(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Encodes what is left and writes the footer.
+    pub(crate) fn close(mut self) -> Result<()> {
+        self.dispatch()?;
+        while !self.inflight.is_empty() {
+            self.append_oldest()?;
+        }
+        self.file.close().map_err(|e| Error::write(&self.path, e))?;
+        Ok(())
+    }
+}
