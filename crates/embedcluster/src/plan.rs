@@ -17,7 +17,7 @@
 //! | stage | predicted peak |
 //! |---|---|
 //! | `open` | `r` |
-//! | `pca_fit` (exact) | `r + g + b d s + dec + d^2 (8 + s/2) + 2 c d s` (`c` = `cov_chunk_rows(d)`) |
+//! | `pca_fit` (exact) | `r + g + b d s + dec + d^2 (8 + s/2) + q c d s` (`c` = `cov_chunk_rows(d)`; `q` = 1 when blocks end on chunks, else 2) |
 //! | `pca_fit` (sample) | `r + g + b d s + dec + N d s` |
 //! | `pca_solve` (exact) | `r + g + 7 d^2 8` (covariance, its copy, the eigensolver's matrices) |
 //! | `pca_solve` (sample) | `r + g + N d s + 3 N l s + 3 d l 8` (sample, range basis and its QR factor, the small SVD) |
@@ -27,11 +27,11 @@
 //! | `save_model` | `r + g + 8 n + 2 (8 d D + k D s)` |
 //!
 //! `g`, the GEMM scratch, is 2 MiB (stacks) plus the largest packing any GEMM so far
-//! needed, since faer keeps a thread-local pool of up to twice the L3 cache: `2 * 1024 d s`
+//! needed, since faer keeps a thread-local pool of up to twice the L3 cache: `2 max(1024, c/4) d s`
 //! in the exact fit, `6 KiB * d` after its eigensolver, and for `d >= 512`
 //! `min(N * 512 s, L3)` in the sample fit's solve and `min(b * 512 s, L3)` in the projection. `dec`, the Parquet decoder's buffers, is
 //! `8 a d s + 4 MiB` for list columns (values, definition and repetition levels, pages, the
-//! batch handed over), and `W (5 a d s + 2 MiB)` when `W > 1` decoder threads read a file of several row groups ahead of the computation (each decodes one row group at a time and holds at most `PREFETCH_BATCHES` batches ready),, the block's mapped pages `b d s` for `.npy` (they are released after
+//! batch handed over), and `W (7 a d s + 2 MiB)` when `W > 1` decoder threads read a file of several row groups ahead of the computation (each decodes one row group at a time and holds at most `PREFETCH_BATCHES` batches ready),, the block's mapped pages `b d s` for `.npy` (they are released after
 //! each block) and 1 MiB for CSV (one line at a time). `writer` is the Parquet writer's open row group (up to 65,536 rows of the
 //! other columns and the two new ones) plus its compressor: `min(n, 65536) (o + 8) + 8 MiB`
 //! with `o` the other columns' uncompressed bytes per row. The exact fit touches only the
@@ -274,7 +274,7 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
                 // each worker decodes one row group at a time and holds a few batches ready;
                 // fitted on the canonical and Debian sets (the serial reader's coefficient
                 // also covers its larger internal buffering)
-                w * (5 * a * d * s + 2 * MIB)
+                w * (7 * a * d * s + 2 * MIB)
             }
         }
         // the mapped pages of the block being copied, released after each block
@@ -313,11 +313,15 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
         match cfg.pca_fit {
             PcaFit::Exact => {
                 let chunk = (crate::decomposition::cov_chunk_rows(d as usize) as u64).min(n);
+                // the centered copy, plus the pending rows when blocks do not end on chunks
+                let bufs = if (b as u64).min(n) % chunk == 0 { 1 } else { 2 };
                 push(
                     "pca_fit",
                     vec![
                         base.clone(),
-                        scratch(2 * 1024 * d * s),
+                        // faer's packing grows with the chunk's depth (measured at d = 768
+                        // with 8,192-row chunks: 6 MiB above the 1,024-row figure)
+                        scratch(2 * (chunk / 4).max(1024) * d * s),
                         blk(""),
                         ("decoder".into(), dec),
                         (
@@ -325,8 +329,8 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
                             d * d * (8 + s / 2),
                         ),
                         (
-                            format!("chunk buffers 2 x {chunk} x d x {s} B"),
-                            2 * chunk * d * s,
+                            format!("chunk buffers {bufs} x {chunk} x d x {s} B"),
+                            bufs * chunk * d * s,
                         ),
                     ],
                 );

@@ -186,11 +186,13 @@ impl EmbeddingSource {
     }
 
     /// Threads that decode the file ahead of the computation in a pass: for a Parquet file
-    /// with several row groups, one per thread of the pool (at most one per row group); 1
-    /// (a serial read) otherwise.
+    /// with several row groups and at least 256 MiB of vectors, one per thread of the pool
+    /// (at most one per row group); 1 (a serial read) otherwise.
     pub fn decoder_threads(&self) -> usize {
         match &self.inner {
-            Inner::Parquet(info) => parquet_source::decoder_threads(info.row_groups()),
+            Inner::Parquet(info) => {
+                parquet_source::decoder_threads(info.row_groups(), info.vector_bytes())
+            }
             _ => 1,
         }
     }

@@ -133,7 +133,7 @@ impl ParquetInfo {
 
     pub(crate) fn reader(&self, batch_rows: usize) -> Result<ParquetBlocks<'_>> {
         let batch_size = batch_rows.min(self.arrow_rows());
-        let workers = decoder_threads(self.row_groups);
+        let workers = decoder_threads(self.row_groups, self.vector_bytes());
         let reader = if workers > 1 {
             let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
             let meta = guard(&self.path, || {
@@ -154,6 +154,11 @@ impl ParquetInfo {
     /// Row groups in the file.
     pub(crate) fn row_groups(&self) -> usize {
         self.row_groups
+    }
+
+    /// Bytes of the decoded vectors, `n_samples x n_features x` the dtype's size.
+    pub(crate) fn vector_bytes(&self) -> u64 {
+        (self.n_samples * self.n_features * self.dtype.size()) as u64
     }
 
     /// Rows per decoded Arrow batch of the embedding column.
@@ -255,7 +260,7 @@ enum Msg {
 /// channel of [`PREFETCH_BATCHES`] slots; the consumer takes them group by group in file
 /// order, so the rows arrive exactly as a serial read gives them (results stay bitwise
 /// identical). Memory: each worker holds its decoder's buffers and at most
-/// `PREFETCH_BATCHES + 1` batches of `a` rows; measured, `W (5 a d s + 2 MiB)` in all
+/// `PREFETCH_BATCHES + 1` batches of `a` rows; measured, `W (7 a d s + 2 MiB)` in all
 /// (`crate::plan`). Dropping it (end of pass, error, Ctrl-C) closes the channels; each
 /// worker stops at its next batch and is joined.
 struct Prefetch {
@@ -268,9 +273,17 @@ struct Prefetch {
 /// Decoded batches each worker may have ready ahead of the consumer.
 pub const PREFETCH_BATCHES: usize = 2;
 
-/// Decoder threads for a pass over a Parquet file of `row_groups` row groups: one per
-/// thread of the pool (the computation's), at most one per row group; 1 means a serial read.
-pub(crate) fn decoder_threads(row_groups: usize) -> usize {
+/// Files whose vectors decode to less than this are read serially: their pass is short, and
+/// a serial reader's memory is steadier (the memory plan's figures for it vary less).
+pub const PARALLEL_DECODE_MIN_BYTES: u64 = 256 << 20;
+
+/// Decoder threads for a pass over a Parquet file of `row_groups` row groups whose vectors
+/// decode to `bytes`: one per thread of the pool (the computation's), at most one per row
+/// group, and 1 (a serial read) below [`PARALLEL_DECODE_MIN_BYTES`].
+pub(crate) fn decoder_threads(row_groups: usize, bytes: u64) -> usize {
+    if bytes < PARALLEL_DECODE_MIN_BYTES {
+        return 1;
+    }
     rayon::current_num_threads().min(row_groups).max(1)
 }
 
