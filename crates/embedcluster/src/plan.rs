@@ -36,8 +36,8 @@
 //! other columns and the two new ones) plus its compressor: `min(n, 65536) (o + 8) + 8 MiB`
 //! with `o` the other columns' uncompressed bytes per row. The exact fit touches only the
 //! lower half of its chunk Gram matrix, hence `s/2`. The coefficients were fitted on the canonical workload and on the Debian set and
-//! are checked against the measured peaks (see `bench/memory_plan.sh`): every stage within
-//! 25 %.
+//! are checked against the measured peaks (`tests/test_memory.py` on the Debian set; the
+//! README's table for the canonical workload): every stage within 25 %.
 //!
 //! The default block is about [`DEFAULT_BLOCK_BYTES`] (at most 16,384 rows); a limit makes
 //! it smaller, down to [`MIN_BATCH_ROWS`] rows. Results do not depend on the block size.
