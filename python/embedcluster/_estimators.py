@@ -461,8 +461,13 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         first = not hasattr(self, "_moments")
         X = _validate(self, X, reset=first)
         m = _core.moments_partial(X)
-        self._moments = m if first else _core.moments_merge(self._moments, m)
-        n, mean, m2 = self._moments
+        return self._set_moments(m if first else _core.moments_merge(self._moments, m))
+
+    def _set_moments(self, moments):
+        """Fitted attributes from merged moments ``(n, mean, m2)`` (also used by
+        :func:`embedcluster.spark.fit_scaler`)."""
+        self._moments = moments
+        n, mean, m2 = moments
         self.n_samples_seen_ = int(n)
         self.mean_ = mean
         self.var_ = m2 / max(n, 1)

@@ -120,159 +120,138 @@ def _unit(X):
         raise _with_partition(e) from None
 
 
-def _f64_bytes(a):
-    return np.ascontiguousarray(a, dtype=np.float64).tobytes()
+# A partial state travels as one Arrow row: each field is a count (`long`), a float64 or
+# uint64 array as raw bytes (`f8`, `u8`; flat), a float (`double`) or a `string`.
+_MOMENTS = [("n", "long"), ("mean", "f8"), ("m2", "f8"), ("dtype", "string")]
+_COV = [("n", "long"), ("mean", "f8"), ("comoment", "f8"), ("dtype", "string")]
+_LLOYD = [("n", "long"), ("sums", "f8"), ("counts", "u8"), ("objective", "double")]
+_SPARK_TYPES = {"long": "long", "f8": "binary", "u8": "binary", "double": "double",
+                "string": "string"}
 
 
-def _from_bytes(b, shape=None, dtype=np.float64):
-    a = np.frombuffer(b, dtype=dtype)
-    return a if shape is None else a.reshape(shape)
+def _schema(fields):
+    return ", ".join(f"{name} {_SPARK_TYPES[kind]}" for name, kind in fields)
 
 
-_MOMENTS_SCHEMA = "n long, mean binary, m2 binary, dtype string, d long"
-_COV_SCHEMA = "n long, mean binary, comoment binary, dtype string"
-_LLOYD_SCHEMA = "n long, sums binary, counts binary, objective double"
-
-
-def _moments_rows(n, mean, m2, dtype):
+def _encode(fields, state):
     import pyarrow as pa
 
-    return pa.RecordBatch.from_pydict(
-        {"n": [int(n)], "mean": [_f64_bytes(mean)], "m2": [_f64_bytes(m2)],
-         "dtype": [dtype], "d": [len(mean)]},
-        schema=pa.schema([("n", pa.int64()), ("mean", pa.binary()), ("m2", pa.binary()),
-                          ("dtype", pa.string()), ("d", pa.int64())]),
-    )
+    types = {"long": pa.int64(), "f8": pa.binary(), "u8": pa.binary(), "double": pa.float64(),
+             "string": pa.string()}
+    cols = {}
+    for name, kind in fields:
+        v = state[name]
+        if kind == "f8":
+            v = np.ascontiguousarray(v, dtype=np.float64).tobytes()
+        elif kind == "u8":
+            v = np.ascontiguousarray(v, dtype=np.uint64).tobytes()
+        elif kind == "long":
+            v = int(v)
+        elif kind == "double":
+            v = float(v)
+        cols[name] = [v]
+    return pa.RecordBatch.from_pydict(cols, schema=pa.schema([(n, types[k]) for n, k in fields]))
 
 
-def _moments_partition(column, unit):
+def _decode(fields, batch, i):
+    state = {}
+    for name, kind in fields:
+        v = batch.column(name)[i].as_py()
+        if kind == "f8":
+            v = np.frombuffer(v, dtype=np.float64)
+        elif kind == "u8":
+            v = np.frombuffer(v, dtype=np.uint64)
+        state[name] = v
+    return state
+
+
+def _fold_blocks(column, fields, partial, merge):
+    """Executor side, per partition: `partial` of each block, merged into one state row."""
     def f(batches):
-        st, dtype = None, None
+        st = None
         for X in _blocks(batches, column):
-            X = _unit(X) if unit else X
-            dtype = str(X.dtype)
-            m = _core.moments_partial(X)
-            st = m if st is None else _core.moments_merge(st, m)
+            s = partial(X)
+            st = s if st is None else merge(st, s)
         if st is not None:
-            yield _moments_rows(st[0], st[1], st[2], dtype)
+            yield _encode(fields, st)
 
     return f
 
 
-def _moments_merge(batches):
-    st, dtype = None, None
-    for b in batches:
-        for i in range(b.num_rows):
-            n = b.column("n")[i].as_py()
-            mean = _from_bytes(b.column("mean")[i].as_py())
-            m2 = _from_bytes(b.column("m2")[i].as_py())
-            dtype = b.column("dtype")[i].as_py()
-            st = (n, mean, m2) if st is None else _core.moments_merge(st, (n, mean, m2))
-    if st is not None:
-        yield _moments_rows(st[0], st[1], st[2], dtype)
-
-
-def _cov_rows(n, mean, comoment, dtype):
-    import pyarrow as pa
-
-    return pa.RecordBatch.from_pydict(
-        {"n": [int(n)], "mean": [_f64_bytes(mean)], "comoment": [_f64_bytes(comoment)],
-         "dtype": [dtype]},
-        schema=pa.schema([("n", pa.int64()), ("mean", pa.binary()), ("comoment", pa.binary()),
-                          ("dtype", pa.string())]),
-    )
-
-
-def _cov_partition(column):
+def _fold_rows(fields, merge):
+    """Executor side, after `repartition(1)`: every partition's state row merged into one."""
     def f(batches):
-        st, dtype = None, None
-        for X in _blocks(batches, column):
-            dtype = str(X.dtype)
-            s = _core.cov_partial(X)
-            st = s if st is None else _core.cov_merge(st, s)
+        st = None
+        for b in batches:
+            for i in range(b.num_rows):
+                s = _decode(fields, b, i)
+                st = s if st is None else merge(st, s)
         if st is not None:
-            yield _cov_rows(st[0], st[1], st[2], dtype)
+            yield _encode(fields, st)
 
     return f
 
 
-def _cov_merge(batches):
-    st, dtype = None, None
-    for b in batches:
-        for i in range(b.num_rows):
-            mean = _from_bytes(b.column("mean")[i].as_py())
-            d = len(mean)
-            s = (b.column("n")[i].as_py(), mean,
-                 _from_bytes(b.column("comoment")[i].as_py(), (d, d)))
-            dtype = b.column("dtype")[i].as_py()
-            st = s if st is None else _core.cov_merge(st, s)
-    if st is not None:
-        yield _cov_rows(st[0], st[1], st[2], dtype)
+def _moments_partial(unit):
+    def partial(X):
+        X = _unit(X) if unit else X
+        n, mean, m2 = _core.moments_partial(X)
+        return {"n": n, "mean": mean, "m2": m2, "dtype": str(X.dtype)}
+
+    return partial
 
 
-def _lloyd_rows(n, sums, counts, objective):
-    import pyarrow as pa
-
-    return pa.RecordBatch.from_pydict(
-        {"n": [int(n)], "sums": [_f64_bytes(sums)],
-         "counts": [np.ascontiguousarray(counts, dtype=np.uint64).tobytes()],
-         "objective": [float(objective)]},
-        schema=pa.schema([("n", pa.int64()), ("sums", pa.binary()), ("counts", pa.binary()),
-                          ("objective", pa.float64())]),
-    )
+def _moments_merge(a, b):
+    n, mean, m2 = _core.moments_merge((a["n"], a["mean"], a["m2"]), (b["n"], b["mean"], b["m2"]))
+    return {"n": n, "mean": mean, "m2": m2, "dtype": a["dtype"]}
 
 
-def _lloyd_partition(column, centers, metric):
-    def f(batches):
-        sums = counts = None
-        n, objective = 0, 0.0
-        for X in _blocks(batches, column):
-            if metric == "cosine":
-                X = _unit(X)
-            C = centers.astype(X.dtype, copy=False)
-            s, c, o = _core.lloyd_partial(X, C, metric)
-            sums = s if sums is None else sums + s
-            counts = c if counts is None else counts + c
-            objective += o
-            n += len(X)
-        if sums is not None:
-            yield _lloyd_rows(n, sums, counts, objective)
-
-    return f
+def _cov_partial(X):
+    n, mean, comoment = _core.cov_partial(X)
+    return {"n": n, "mean": mean, "comoment": comoment, "dtype": str(X.dtype)}
 
 
-def _lloyd_merge(batches):
-    n, sums, counts, objective = 0, None, None, 0.0
-    for b in batches:
-        for i in range(b.num_rows):
-            s = _from_bytes(b.column("sums")[i].as_py())
-            c = _from_bytes(b.column("counts")[i].as_py(), dtype=np.uint64)
-            sums = s.copy() if sums is None else sums + s
-            counts = c.copy() if counts is None else counts + c
-            objective += b.column("objective")[i].as_py()
-            n += b.column("n")[i].as_py()
-    if sums is not None:
-        yield _lloyd_rows(n, sums, counts, objective)
+def _cov_merge(a, b):
+    d = len(a["mean"])
+    n, mean, comoment = _core.cov_merge(
+        (a["n"], a["mean"], np.reshape(a["comoment"], (d, d))),
+        (b["n"], b["mean"], np.reshape(b["comoment"], (d, d))))
+    return {"n": n, "mean": mean, "comoment": comoment, "dtype": a["dtype"]}
+
+
+def _lloyd_partial(centers, metric):
+    def partial(X):
+        if metric == "cosine":
+            X = _unit(X)
+        sums, counts, objective = _core.lloyd_partial(X, centers.astype(X.dtype, copy=False),
+                                                      metric)
+        return {"n": len(X), "sums": sums.reshape(-1), "counts": counts, "objective": objective}
+
+    return partial
+
+
+def _lloyd_merge(a, b):
+    return {"n": a["n"] + b["n"], "sums": a["sums"] + b["sums"],
+            "counts": a["counts"] + b["counts"], "objective": a["objective"] + b["objective"]}
 
 
 # --- driver side ---------------------------------------------------------------------------
 
 
-def _reduce(df, partial, merge, schema):
-    """Partial states per partition, merged on one executor, then the one row to the driver
-    as Arrow (never Python lists of floats)."""
-    tbl = df.mapInArrow(partial, schema).repartition(1).mapInArrow(merge, schema).toArrow()
+def _reduce(df, column, fields, partial, merge):
+    """Partial states per partition, merged on one executor, then the one state to the
+    driver as Arrow (never Python lists of floats)."""
+    schema = _schema(fields)
+    tbl = (df.select(column).mapInArrow(_fold_blocks(column, fields, partial, merge), schema)
+           .repartition(1).mapInArrow(_fold_rows(fields, merge), schema).toArrow())
     if tbl.num_rows == 0:
         raise ValueError("Found array with 0 sample(s) (the DataFrame is empty)")
-    return tbl.slice(0, 1).to_batches()[0]
+    return _decode(fields, tbl.slice(0, 1).to_batches()[0], 0)
 
 
 def _moments(df, column, unit=False):
-    b = _reduce(df.select(column), _moments_partition(column, unit), _moments_merge,
-                _MOMENTS_SCHEMA)
-    n = b.column("n")[0].as_py()
-    return ((n, _from_bytes(b.column("mean")[0].as_py()), _from_bytes(b.column("m2")[0].as_py())),
-            b.column("dtype")[0].as_py())
+    st = _reduce(df, column, _MOMENTS, _moments_partial(unit), _moments_merge)
+    return (st["n"], st["mean"], st["m2"]), st["dtype"]
 
 
 def _sample(df, column, size, n, seed):
@@ -297,18 +276,10 @@ def fit_scaler(df, column, *, with_mean=True, with_std=True):
     """
     from ._estimators import StandardScaler
 
-    (n, mean, m2), _ = _moments(df, column)
+    moments, _ = _moments(df, column)
     sc = StandardScaler(with_mean=with_mean, with_std=with_std)
-    sc._moments = (n, mean, m2)
-    sc.n_samples_seen_ = int(n)
-    sc.n_features_in_ = len(mean)
-    sc.mean_ = mean
-    sc.var_ = m2 / max(n, 1)
-    eps = np.finfo(np.float64).eps
-    constant = sc.var_ <= n * eps * sc.var_ + (n * sc.mean_ * eps) ** 2
-    scale = np.sqrt(sc.var_)
-    scale[constant] = 1.0
-    sc.scale_ = scale
+    sc.n_features_in_ = len(moments[1])
+    sc._set_moments(moments)
     return sc
 
 
@@ -331,14 +302,12 @@ def fit_pca(df, column, n_components, *, fit_method="exact", sample_size=50_000,
 
     pca = PCA(n_components=n_components, fit_method=fit_method, random_state=random_state)
     if fit_method == "exact":
-        b = _reduce(df.select(column), _cov_partition(column), _cov_merge, _COV_SCHEMA)
-        n = b.column("n")[0].as_py()
-        mean = _from_bytes(b.column("mean")[0].as_py())
+        st = _reduce(df, column, _COV, _cov_partial, _cov_merge)
+        n, mean = st["n"], st["mean"]
         d = len(mean)
-        comoment = _from_bytes(b.column("comoment")[0].as_py(), (d, d))
-        del b
-        k = pca._k(n, d)
-        pca._finish(_core.cov_finish(n, mean, comoment, k))
+        comoment = st.pop("comoment").reshape(d, d)
+        pca._finish(_core.cov_finish(n, mean, comoment, pca._k(n, d)))
+        del comoment
     elif fit_method == "randomized":
         moments, _ = _moments(df, column)
         n, d = moments[0], len(moments[1])
@@ -409,13 +378,12 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means++", max
     n_iter = 0
     converged = False
     for it in range(int(max_iter)):
-        b = _reduce(df.select(column), _lloyd_partition(column, centers, metric), _lloyd_merge,
-                    _LLOYD_SCHEMA)
-        sums = _from_bytes(b.column("sums")[0].as_py(), (n_clusters, d))
-        counts = _from_bytes(b.column("counts")[0].as_py(), dtype=np.uint64)
-        history.append(b.column("objective")[0].as_py())
+        st = _reduce(df, column, _LLOYD, _lloyd_partial(centers, metric), _lloyd_merge)
+        history.append(st["objective"])
         n_iter = it + 1
-        new = _centers_from_sums(sums, counts, centers, metric)
+        # the core's update (LloydState::centers): mean or normalized sum, empty keeps its own
+        new = _core.lloyd_centers(st["sums"].reshape(n_clusters, d), st["counts"], centers,
+                                  metric)
         shift = float(((new.astype(np.float64) - centers.astype(np.float64)) ** 2).sum())
         centers = new
         if shift <= tol_abs:
@@ -429,24 +397,6 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means++", max
     km.n_iter_ = n_iter
     km.objective_history_ = history
     return km
-
-
-def _centers_from_sums(sums, counts, prev, metric):
-    """As the core's: mean (euclidean) or normalized sum (cosine), in float64 then cast to
-    the data's dtype; an empty cluster keeps its centroid."""
-    out = prev.copy()
-    for j in range(len(counts)):
-        if counts[j] == 0:
-            continue
-        if metric == "cosine":
-            norm = np.sqrt(np.dot(sums[j], sums[j]))
-            if norm == 0.0:
-                continue
-            scale = 1.0 / norm
-        else:
-            scale = 1.0 / float(counts[j])
-        out[j] = (sums[j] * scale).astype(prev.dtype)
-    return out
 
 
 # --- apply on the executors ----------------------------------------------------------------

@@ -356,6 +356,53 @@ fn lloyd_partial<'py>(
     ))
 }
 
+/// The next centroids from a merged Lloyd step (`LloydState::centers`): the mean of each
+/// cluster (euclidean) or its normalized sum (cosine), in float64 then rounded to the dtype
+/// of `prev` (k, d); an empty cluster keeps its row of `prev`.
+#[pyfunction]
+fn lloyd_centers<'py>(
+    py: Python<'py>,
+    sums: PyReadonlyArray2<'py, f64>,
+    counts: PyReadonlyArray1<'py, u64>,
+    prev: &Bound<'py, PyAny>,
+    metric_name: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let metric = metric(metric_name)?;
+    let (k, d) = (sums.shape()[0], sums.shape()[1]);
+    if counts.len() != k {
+        return Err(EmbedclusterError::new_err(format!(
+            "{} counts for {k} clusters",
+            counts.len()
+        )));
+    }
+    let st = cluster::LloydState {
+        n_clusters: k,
+        n_features: d,
+        sums: sums.as_array().iter().copied().collect(),
+        counts: counts.as_array().iter().copied().collect(),
+        objective: 0.0,
+    };
+    fn go<'py, T: Real + Element>(
+        py: Python<'py>,
+        p: &PyReadonlyArray2<'py, T>,
+        st: &cluster::LloydState,
+        metric: Metric,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (prev, k, d) = slice(p);
+        if (k, d) != (st.n_clusters, st.n_features) {
+            return Err(EmbedclusterError::new_err(format!(
+                "previous centroids are {k} x {d}, the sums {} x {}",
+                st.n_clusters, st.n_features
+            )));
+        }
+        Ok(vec2(py, st.centers(prev, metric), k, d)?.into_any())
+    }
+    match arr(prev, "cluster_centers")? {
+        Arr::F32(p) => go(py, &p, &st, metric),
+        Arr::F64(p) => go(py, &p, &st, metric),
+    }
+}
+
 /// Covariance state `(n, mean, comoment)` of a block (streaming PCA's `partial`).
 #[pyfunction]
 #[pyo3(signature = (x, n_threads=None))]
@@ -1130,6 +1177,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kmeans_fit, m)?)?;
     m.add_function(wrap_pyfunction!(kmeans_predict, m)?)?;
     m.add_function(wrap_pyfunction!(lloyd_partial, m)?)?;
+    m.add_function(wrap_pyfunction!(lloyd_centers, m)?)?;
     m.add_function(wrap_pyfunction!(cov_partial, m)?)?;
     m.add_function(wrap_pyfunction!(cov_merge, m)?)?;
     m.add_function(wrap_pyfunction!(cov_finish, m)?)?;

@@ -58,6 +58,25 @@ pub(crate) fn guard<R>(path: &Path, f: impl FnOnce() -> Result<R>) -> Result<R> 
     }
 }
 
+/// A reader of column `column` alone, `batch_size` rows per batch, over one row group or all.
+fn column_reader(
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    path: &Path,
+    column: usize,
+    batch_size: usize,
+    group: Option<usize>,
+) -> Result<ParquetRecordBatchReader> {
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
+    guard(path, || {
+        let builder = builder.with_projection(mask).with_batch_size(batch_size);
+        let builder = match group {
+            Some(g) => builder.with_row_groups(vec![g]),
+            None => builder,
+        };
+        builder.build().map_err(|e| Error::format(path, e))
+    })
+}
+
 impl ParquetInfo {
     pub(crate) fn open(path: &Path, column: &str) -> Result<Self> {
         let builder = open_builder(path)?;
@@ -121,14 +140,7 @@ impl ParquetInfo {
 
     fn arrow_reader(&self, batch_size: usize) -> Result<ParquetRecordBatchReader> {
         let builder = open_builder(&self.path)?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), [self.column_index]);
-        guard(&self.path, || {
-            builder
-                .with_projection(mask)
-                .with_batch_size(batch_size)
-                .build()
-                .map_err(|e| Error::format(&self.path, e))
-        })
+        column_reader(builder, &self.path, self.column_index, batch_size, None)
     }
 
     pub(crate) fn reader(&self, batch_rows: usize) -> Result<ParquetBlocks<'_>> {
@@ -366,15 +378,7 @@ fn decode_group(
         .map_err(|e| Error::io(path, e))
         .and_then(|file| {
             let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone());
-            let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
-            guard(path, || {
-                builder
-                    .with_projection(mask)
-                    .with_row_groups(vec![group])
-                    .with_batch_size(batch_size)
-                    .build()
-                    .map_err(|e| Error::format(path, e))
-            })
+            column_reader(builder, path, column, batch_size, Some(group))
         });
     let mut reader = match reader {
         Ok(r) => r,
