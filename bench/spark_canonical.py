@@ -115,7 +115,7 @@ def main():
     pca = ecs.fit_pca(df, "embedding", 128)
     t["fit_pca"] = time.perf_counter() - s
     s = time.perf_counter()
-    reduced = pca.transform_spark(df.select("id", "label", "embedding"), "embedding").select(
+    reduced = ecs.transform_spark(pca, df.select("id", "label", "embedding"), "embedding").select(
         "id", "label", "pca").cache()
     n = reduced.count()
     t["transform_spark_and_cache"] = time.perf_counter() - s
@@ -124,7 +124,7 @@ def main():
     t["fit_kmeans"] = time.perf_counter() - s
     s = time.perf_counter()
     model = ec.ClusterModel(kmeans=km, pca=pca, steps=["pca:128", "normalize"])
-    pred = model.predict_spark(df.select("id", "label", "embedding"), "embedding").select(
+    pred = ecs.predict_spark(model, df.select("id", "label", "embedding"), "embedding").select(
         "id", "label", "cluster")
     tbl = pred.toArrow()  # three scalar columns: 312,000 x 16 bytes
     t["predict_spark"] = time.perf_counter() - s

@@ -105,3 +105,22 @@ def test_sweep_on_the_debian_set(tmp_path):
     assert rows[0]["objective"] > rows[1]["objective"] > rows[2]["objective"]
     assert all(-1 <= r["silhouette"] <= 1 and r["davies_bouldin"] > 0 for r in rows)
     assert (tmp_path / "sw.svg").read_text().startswith("<svg")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "sweep"])
+def test_a_closed_stdout_ends_quietly_with_exit_0(tmp_path, command):
+    """`embedcluster evaluate ... | head -n 0`: the reader is gone before the first line;
+    the command stops quietly with exit code 0 (as ripgrep), no "Broken pipe" error."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 8)).astype(np.float32)
+    write_vectors(tmp_path / "x.parquet", X, label=np.repeat(np.arange(3), 200))
+    cli("run", "x.parquet", "--n-clusters", "3", "--reduce", "none", "--output", "c.parquet",
+        cwd=tmp_path)
+    if command == "evaluate":
+        args = f"evaluate c.parquet --labels label --embeddings x.parquet"
+    else:
+        args = f"sweep x.parquet --n-clusters 2:4 --output sw --silhouette-sample 100"
+    r = subprocess.run(f"set -o pipefail; '{BIN}' {args} | head -n 0", shell=True, cwd=tmp_path,
+                       capture_output=True, text=True, executable="/bin/bash")
+    assert r.returncode == 0, r.stderr
+    assert "Broken pipe" not in r.stderr and "internal error" not in r.stderr, r.stderr

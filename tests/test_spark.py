@@ -90,7 +90,7 @@ def test_scaler_equals_the_core_for_any_partitioning(spark, data, partitions):
     assert sc.n_samples_seen_ == len(X)
     assert rel(sc.mean_, ref.mean_) <= 1e-6
     assert rel(sc.var_, ref.var_) <= 1e-6
-    out = ecs.to_numpy(sc.transform_spark(frame(spark, path, partitions), "embedding"), "scaled")
+    out = ecs.to_numpy(ecs.transform_spark(sc, frame(spark, path, partitions), "embedding"), "scaled")
     np.testing.assert_allclose(out, ref.transform(X), rtol=1e-5, atol=1e-5)
 
 
@@ -104,7 +104,7 @@ def test_exact_pca_equals_the_core_for_any_partitioning(spark, data, partitions)
     # the same deterministic sign, so the components compare directly
     assert rel(p.components_, ref.components_) <= 1e-6
     np.testing.assert_allclose(p.components_ @ p.components_.T, np.eye(5), atol=1e-10)
-    red = ecs.to_numpy(p.transform_spark(frame(spark, path, partitions), "embedding"), "pca")
+    red = ecs.to_numpy(ecs.transform_spark(p, frame(spark, path, partitions), "embedding"), "pca")
     assert red.dtype == np.float32
     np.testing.assert_allclose(red, ref.transform(X), rtol=1e-4, atol=1e-4)
 
@@ -131,11 +131,31 @@ def test_kmeans_from_the_same_centres_gives_the_core_labels(spark, data, metric,
                         tol=0.0)
     ref = ec.KMeans(6, metric=metric, init=init, tol=0.0).fit(X)
     assert rel(km.cluster_centers_, ref.cluster_centers_) <= 1e-5
-    out = km.predict_spark(frame(spark, path, partitions), "embedding")
+    out = ecs.predict_spark(km, frame(spark, path, partitions), "embedding")
     labels = ecs.to_numpy(out, "embedding", ["cluster", "score"])[1]
     np.testing.assert_array_equal(labels["cluster"], ref.labels_)
     np.testing.assert_array_equal(labels["cluster"], ref.predict(X))
     assert abs(km.inertia_ - ref.inertia_) <= 1e-5 * abs(ref.inertia_)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_kmeans_with_a_cluster_that_empties_runs_the_core_driver(spark, data, metric):
+    """Centre 6 duplicates centre 5, so it starts empty: the core's relocation (the row
+    farthest from its centroid, collected from the partitions) re-seeds it, and the stopping
+    rule (stable labels, from the partitions' label fingerprints) ends the loop, as in the
+    core: the same labels, centres and iterations."""
+    X, path = data
+    init = X[[0, 400, 800, 1200, 1600, 1600]].astype(np.float64)
+    if metric == "cosine":
+        init /= np.linalg.norm(init, axis=1, keepdims=True)
+    ref = ec.KMeans(6, metric=metric, init=init).fit(X)
+    assert np.bincount(ref.labels_, minlength=6).min() > 0
+    km = ecs.fit_kmeans(frame(spark, path, 3), "embedding", 6, metric=metric, init=init)
+    assert km.n_iter_ == ref.n_iter_
+    assert rel(km.cluster_centers_, ref.cluster_centers_) <= 1e-5
+    out = ecs.predict_spark(km, frame(spark, path, 3), "embedding")
+    labels = ecs.to_numpy(out, "embedding", ["cluster"])[1]["cluster"]
+    np.testing.assert_array_equal(labels, ref.labels_)
 
 
 def test_kmeans_plusplus_on_a_sample_and_save_load(spark, data, tmp_path):
@@ -148,7 +168,7 @@ def test_kmeans_plusplus_on_a_sample_and_save_load(spark, data, tmp_path):
     assert all(b <= a * (1 + 1e-9) for a, b in zip(h, h[1:]))
     km.save(tmp_path / "m")
     loaded = ec.load(tmp_path / "m")
-    out = loaded.predict_spark(frame(spark, path, 2), "embedding")
+    out = ecs.predict_spark(loaded, frame(spark, path, 2), "embedding")
     got = ecs.to_numpy(out, "embedding", ["cluster"])[1]["cluster"]
     np.testing.assert_array_equal(got, km.predict(X))
 
@@ -156,10 +176,10 @@ def test_kmeans_plusplus_on_a_sample_and_save_load(spark, data, tmp_path):
 def test_the_pipeline_model_predicts_raw_vectors(spark, data):
     X, path = data
     p = ecs.fit_pca(frame(spark, path, 2), "embedding", 8)
-    reduced = p.transform_spark(frame(spark, path, 2), "embedding").cache()
+    reduced = ecs.transform_spark(p, frame(spark, path, 2), "embedding").cache()
     km = ecs.fit_kmeans(reduced, "pca", 6, metric="cosine", random_state=0)
     model = ec.ClusterModel(kmeans=km, pca=p, steps=["pca:8", "normalize"])
-    got = ecs.to_numpy(model.predict_spark(frame(spark, path, 2), "embedding"), "embedding",
+    got = ecs.to_numpy(ecs.predict_spark(model, frame(spark, path, 2), "embedding"), "embedding",
                        ["cluster"])[1]["cluster"]
     np.testing.assert_array_equal(got, model.predict(X))
     reduced.unpersist()

@@ -53,6 +53,6 @@ def test_fits_and_labels_over_spark_connect(connect, tmp_path):
     init = X[[0, 300, 600, 900]].astype(np.float64)
     km = ecs.fit_kmeans(df, "embedding", 4, metric="euclidean", init=init, tol=0.0)
     kr = ec.KMeans(4, init=init, tol=0.0).fit(X)
-    got = ecs.to_numpy(km.predict_spark(df, "embedding"), "embedding", ["id", "cluster"])[1]
+    got = ecs.to_numpy(ecs.predict_spark(km, df, "embedding"), "embedding", ["id", "cluster"])[1]
     order = np.argsort(got["id"])
     np.testing.assert_array_equal(got["cluster"][order], kr.labels_)

@@ -4,14 +4,21 @@ scikit-learn style estimators (:class:`KMeans`, :class:`PCA`, :class:`StandardSc
 one-call pipeline (:func:`cluster_embeddings`) over a Rust core that streams its input,
 keeps float32 as float32, never builds an ``n_samples x n_clusters`` distance matrix, and
 reports the time and peak memory of every stage (``fit_report_``).
+
+Modules follow scikit-learn's: :mod:`embedcluster.cluster`, :mod:`embedcluster.decomposition`,
+:mod:`embedcluster.preprocessing`, :mod:`embedcluster.pipeline`, :mod:`embedcluster.neighbors`,
+:mod:`embedcluster.metrics`; the engines are leaves that nothing here imports
+(:mod:`embedcluster.spark`).
 """
 
 from ._core import EmbedclusterError, MemoryLimitError
-from ._estimators import KMeans, PCA, StandardScaler, normalize
 from ._io import iter_batches, to_numpy
 from . import metrics
+from .cluster import KMeans
+from .decomposition import PCA
 from .neighbors import IndexFlatIP, IndexFlatL2, NearestNeighbors
-from ._pipeline import ClusterModel, ClusterResult, cluster_embeddings, load
+from .pipeline import ClusterModel, ClusterResult, cluster_embeddings, load
+from .preprocessing import StandardScaler, normalize
 from sklearn.exceptions import NotFittedError
 
 __all__ = [

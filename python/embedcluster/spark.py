@@ -112,7 +112,7 @@ def _one_block(batch, column):
 
 
 def _unit(X):
-    from ._estimators import _unit_rows
+    from .preprocessing import _unit_rows
 
     try:
         return _unit_rows(X)
@@ -122,9 +122,11 @@ def _unit(X):
 
 # A partial state travels as one Arrow row: each field is a count (`long`), a float64 or
 # uint64 array as raw bytes (`f8`, `u8`; flat), a float (`double`) or a `string`.
-_MOMENTS = [("n", "long"), ("mean", "f8"), ("m2", "f8"), ("dtype", "string")]
-_COV = [("n", "long"), ("mean", "f8"), ("comoment", "f8"), ("dtype", "string")]
-_LLOYD = [("n", "long"), ("sums", "f8"), ("counts", "u8"), ("objective", "double")]
+_MOMENTS = [("part", "long"), ("n", "long"), ("mean", "f8"), ("m2", "f8"), ("dtype", "string")]
+_COV = [("part", "long"), ("n", "long"), ("mean", "f8"), ("comoment", "f8"), ("dtype", "string")]
+_LLOYD = [("part", "long"), ("n", "long"), ("sums", "f8"), ("counts", "u8"), ("objective", "double"),
+          ("fingerprint", "u8")]
+_FARTHEST = [("part", "long"), ("n", "long"), ("ids", "u8"), ("dists", "f8"), ("labels", "f8"), ("rows", "f8")]
 _SPARK_TYPES = {"long": "long", "f8": "binary", "u8": "binary", "double": "double",
                 "string": "string"}
 
@@ -166,28 +168,31 @@ def _decode(fields, batch, i):
 
 
 def _fold_blocks(column, fields, partial, merge):
-    """Executor side, per partition: `partial` of each block, merged into one state row."""
+    """Executor side, per partition: `partial` of each block, merged into one state row
+    tagged with the partition's index."""
     def f(batches):
         st = None
         for X in _blocks(batches, column):
             s = partial(X)
             st = s if st is None else merge(st, s)
         if st is not None:
-            yield _encode(fields, st)
+            yield _encode(fields, {**st, "part": _partition_id() or 0})
 
     return f
 
 
 def _fold_rows(fields, merge):
-    """Executor side, after `repartition(1)`: every partition's state row merged into one."""
+    """Executor side, after `repartition(1)`: every partition's state row merged into one,
+    in partition order (the shuffle delivers them in any order; floating-point sums must
+    not depend on it)."""
     def f(batches):
+        rows = [_decode(fields, b, i) for b in batches for i in range(b.num_rows)]
+        rows.sort(key=lambda s: s["part"])
         st = None
-        for b in batches:
-            for i in range(b.num_rows):
-                s = _decode(fields, b, i)
-                st = s if st is None else merge(st, s)
+        for s in rows:
+            st = s if st is None else merge(st, s)
         if st is not None:
-            yield _encode(fields, st)
+            yield _encode(fields, {**st, "part": 0})
 
     return f
 
@@ -219,30 +224,64 @@ def _cov_merge(a, b):
     return {"n": n, "mean": mean, "comoment": comoment, "dtype": a["dtype"]}
 
 
-def _lloyd_partial(centers, metric):
-    def partial(X):
-        if metric == "cosine":
-            X = _unit(X)
-        sums, counts, objective = _core.lloyd_partial(X, centers.astype(X.dtype, copy=False),
-                                                      metric)
-        return {"n": len(X), "sums": sums.reshape(-1), "counts": counts, "objective": objective}
+# Row ids of the Lloyd passes: partition index in the high bits, row within the partition
+# below; the same rows in the same partitions get the same ids in every pass and retry.
+_ROW_BITS = 40
 
-    return partial
+
+def _lloyd_fold(column, centers, metric, kind, m=0):
+    """Executor side, per partition: one Lloyd pass's state of the partition's rows
+    (`kind="step"`: sums, counts, objective, label fingerprint) or its `m` farthest rows
+    (`kind="farthest"`), against `centers`."""
+    def f(batches):
+        pid = _partition_id() or 0
+        first = pid << _ROW_BITS
+        st = None
+        for X in _blocks(batches, column):
+            if metric == "cosine":
+                X = _unit(X)
+            C = centers.astype(X.dtype, copy=False)
+            if kind == "step":
+                sums, counts, objective, fp = _core.lloyd_partial(X, C, metric, first)
+                s = {"n": len(X), "sums": sums.reshape(-1), "counts": counts,
+                     "objective": objective, "fingerprint": np.array([fp], dtype=np.uint64)}
+                st = s if st is None else _lloyd_merge(st, s)
+            else:
+                ids, dists, labels, rows = _core.lloyd_farthest(X, C, metric, m, first)
+                if st is not None:
+                    ids, dists, labels, rows = _core.lloyd_merge_farthest(
+                        np.concatenate([st[0], ids]), np.concatenate([st[1], dists]),
+                        np.concatenate([st[2], labels]), np.concatenate([st[3], rows]), m)
+                st = (ids, dists, labels, rows)
+            first += len(X)
+        if st is None:
+            return
+        if kind == "step":
+            yield _encode(_LLOYD, {**st, "part": pid})
+        else:
+            ids, dists, labels, rows = st
+            yield _encode(_FARTHEST, {"part": pid, "n": len(ids), "ids": ids, "dists": dists,
+                                      "labels": labels.astype(np.float64), "rows": rows.reshape(-1)})
+
+    return f
 
 
 def _lloyd_merge(a, b):
     return {"n": a["n"] + b["n"], "sums": a["sums"] + b["sums"],
-            "counts": a["counts"] + b["counts"], "objective": a["objective"] + b["objective"]}
+            "counts": a["counts"] + b["counts"], "objective": a["objective"] + b["objective"],
+            # wrapping sum, as the core's fingerprints
+            "fingerprint": a["fingerprint"] + b["fingerprint"]}
 
 
 # --- driver side ---------------------------------------------------------------------------
 
 
-def _reduce(df, column, fields, partial, merge):
-    """Partial states per partition, merged on one executor, then the one state to the
-    driver as Arrow (never Python lists of floats)."""
+def _reduce(df, column, fields, partial, merge, fold=None):
+    """Partial states per partition (`fold`, or `partial` of each block), merged on one
+    executor, then the one state to the driver as Arrow (never Python lists of floats)."""
     schema = _schema(fields)
-    tbl = (df.select(column).mapInArrow(_fold_blocks(column, fields, partial, merge), schema)
+    fold = fold or _fold_blocks(column, fields, partial, merge)
+    tbl = (df.select(column).mapInArrow(fold, schema)
            .repartition(1).mapInArrow(_fold_rows(fields, merge), schema).toArrow())
     if tbl.num_rows == 0:
         raise ValueError("Found array with 0 sample(s) (the DataFrame is empty)")
@@ -274,7 +313,7 @@ def fit_scaler(df, column, *, with_mean=True, with_std=True):
     Raises ``EmbedclusterError`` (a ``ValueError``) for a malformed row (the Spark job fails
     with our message) or an empty DataFrame.
     """
-    from ._estimators import StandardScaler
+    from .preprocessing import StandardScaler
 
     moments, _ = _moments(df, column)
     sc = StandardScaler(with_mean=with_mean, with_std=with_std)
@@ -298,7 +337,8 @@ def fit_pca(df, column, n_components, *, fit_method="exact", sample_size=50_000,
     bytes, filled in place by :func:`to_numpy`) for randomized SVD (Halko, Martinsson and
     Tropp 2011), centered with the mean of all rows.
     """
-    from ._estimators import PCA
+    from ._utils import _seed
+    from .decomposition import PCA
 
     pca = PCA(n_components=n_components, fit_method=fit_method, random_state=random_state)
     if fit_method == "exact":
@@ -313,8 +353,6 @@ def fit_pca(df, column, n_components, *, fit_method="exact", sample_size=50_000,
         n, d = moments[0], len(moments[1])
         k = pca._k(n, d)
         sample = _sample(df, column, int(sample_size), n, random_state)
-        from ._estimators import _seed
-
         pca._finish(_core.pca_randomized(sample, moments, k, seed=_seed(random_state)))
         del sample
     else:
@@ -330,9 +368,14 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means++", max
     Lloyd iterations (Lloyd 1982; spherical for ``metric="cosine"``, Dhillon and Modha
     2001): each is one Spark job in which every partition assigns its rows with the fused
     GEMM + argmin kernel and returns per-cluster sums, counts and its objective
-    (``k d * 8`` bytes), merged on one executor. A cluster that loses all its rows keeps its
-    centroid (as Spark MLlib). Stops when the squared centroid shift is at most ``tol *
-    mean(var(X))`` (scikit-learn's rule) or after ``max_iter`` iterations.
+    (``k d * 8`` bytes) and a fingerprint of its labels, merged on one executor. The loop
+    is the core's own Lloyd driver (``_core.lloyd_drive``, the code every in-memory fit
+    runs): it stops when no label changed (the fingerprints agree), when the squared
+    centroid shift is at most ``tol * mean(var(X))`` (scikit-learn's rule), or after
+    ``max_iter`` iterations; a cluster that loses all its rows takes the row farthest from
+    its centroid (scikit-learn's relocation; one more job collects each partition's
+    farthest rows). From the same initial centroids and the same rows, the labels are the
+    core's.
 
     ``init="k-means++"``: k-means++ (Arthur and Vassilvitskii 2007) and Lloyd on a uniform
     sample of ``init_sample_size`` rows (default ``max(10_000, 100 * n_clusters)``) on the
@@ -348,7 +391,8 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means++", max
     objective of the last assignment pass, ``n_iter_``, ``objective_history_``); it has no
     ``labels_`` (use :func:`predict_spark`).
     """
-    from ._estimators import KMeans, _seed
+    from ._utils import _seed
+    from .cluster import KMeans
 
     km = KMeans(n_clusters=n_clusters, metric=metric, init=init, max_iter=max_iter, tol=tol,
                 random_state=random_state)
@@ -357,7 +401,7 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means++", max
     n, d = moments[0], len(moments[1])
     if n_clusters > n:
         raise ValueError(f"n_samples={n} should be >= n_clusters={n_clusters}")
-    tol_abs = float(tol) * float(np.mean(moments[2] / max(n, 1)))
+    tol_abs = _core.lloyd_tol(moments, float(tol))
     dtype = np.dtype(dtype)
     if isinstance(init, str):
         if init != "k-means++":
@@ -374,28 +418,35 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means++", max
         centers = np.ascontiguousarray(init, dtype=dtype)
         if centers.shape != (n_clusters, d):
             raise ValueError(f"init has shape {centers.shape}, expected ({n_clusters}, {d})")
-    history = []
-    n_iter = 0
-    converged = False
-    for it in range(int(max_iter)):
-        st = _reduce(df, column, _LLOYD, _lloyd_partial(centers, metric), _lloyd_merge)
-        history.append(st["objective"])
-        n_iter = it + 1
-        # the core's update (LloydState::centers): mean or normalized sum, empty keeps its own
-        new = _core.lloyd_centers(st["sums"].reshape(n_clusters, d), st["counts"], centers,
-                                  metric)
-        shift = float(((new.astype(np.float64) - centers.astype(np.float64)) ** 2).sum())
-        centers = new
-        if shift <= tol_abs:
-            converged = True
-            break
-    if not converged:
+
+    def step(c):
+        st = _reduce(df, column, _LLOYD, None, _lloyd_merge,
+                     fold=_lloyd_fold(column, c, metric, "step"))
+        return (st["sums"].reshape(n_clusters, d), np.ascontiguousarray(st["counts"]),
+                float(st["objective"]), int(st["fingerprint"][0]))
+
+    def farthest(c, m):
+        tbl = df.select(column).mapInArrow(_lloyd_fold(column, c, metric, "farthest", m),
+                                           _schema(_FARTHEST)).toArrow()
+        parts = sorted((_decode(_FARTHEST, b, i) for b in tbl.to_batches() for i in range(b.num_rows)),
+                       key=lambda p: p["part"])
+        if not parts:
+            return (np.empty(0, np.uint64), np.empty(0), np.empty(0, np.int32), np.empty((0, d)))
+        return _core.lloyd_merge_farthest(
+            np.ascontiguousarray(np.concatenate([p["ids"] for p in parts])),
+            np.ascontiguousarray(np.concatenate([p["dists"] for p in parts])),
+            np.concatenate([p["labels"] for p in parts]).astype(np.int32),
+            np.ascontiguousarray(np.concatenate([p["rows"] for p in parts]).reshape(-1, d)), m)
+
+    r = _core.lloyd_drive(np.ascontiguousarray(centers), metric, int(max_iter), float(tol_abs),
+                          step, farthest)
+    if not r["converged"]:
         warnings.warn(f"k-means did not converge in {max_iter} iterations", stacklevel=2)
-    km.cluster_centers_ = centers
+    km.cluster_centers_ = r["cluster_centers"]
     km.n_features_in_ = d
-    km.inertia_ = float(history[-1])
-    km.n_iter_ = n_iter
-    km.objective_history_ = history
+    km.inertia_ = float(r["objective_history"][-1])
+    km.n_iter_ = int(r["n_iter"])
+    km.objective_history_ = list(r["objective_history"])
     return km
 
 
@@ -429,7 +480,8 @@ def transform_spark(model, df, column, output_column=None):
     """
     from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField
 
-    from ._estimators import PCA, StandardScaler
+    from .decomposition import PCA
+    from .preprocessing import StandardScaler
 
     if isinstance(model, PCA):
         output_column = output_column or "pca"
@@ -479,8 +531,8 @@ def predict_spark(model, df, column, *, cluster_column="cluster", score_column="
     """
     from pyspark.sql.types import FloatType, IntegerType, StructField
 
-    from ._estimators import KMeans
-    from ._pipeline import ClusterModel
+    from .cluster import KMeans
+    from .pipeline import ClusterModel
 
     if isinstance(model, KMeans):
         centers = np.ascontiguousarray(model.cluster_centers_)

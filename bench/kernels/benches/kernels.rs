@@ -10,7 +10,8 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use embedcluster::cluster::{fit, Init, KMeans, KMeansParams, Metric};
 use embedcluster::decomposition::CovarianceAccumulator;
-use embedcluster::neighbors::{knn, NeighborMetric};
+use embedcluster::linalg::Distance;
+use embedcluster::neighbors::knn;
 use faer::{Accum, MatMut, MatRef, Par};
 use std::hint::black_box;
 use std::time::Duration;
@@ -94,7 +95,7 @@ fn neighbours(c: &mut Criterion) {
     let queries = data(nq, d, 4);
     g.throughput(Throughput::Elements((2 * nb * nq * d) as u64));
     g.bench_function("embedcluster_top100_l2", |bch| {
-        bch.iter(|| black_box(knn(&base, &queries, d, k, NeighborMetric::L2, false).unwrap()))
+        bch.iter(|| black_box(knn(&base, &queries, d, k, Distance::SqEuclidean, false).unwrap()))
     });
     let mut out = vec![0.0f32; nq * nb];
     g.bench_function("faer_gemm_q_x_base", |bch| bch.iter(|| gemm(&mut out, &queries, &base, nq, nb, d)));

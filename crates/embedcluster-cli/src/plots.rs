@@ -2,8 +2,8 @@
 //! report (cluster sizes, per-stage time and peak memory). Written atomically.
 
 use embedcluster::io::AtomicFile;
-use embedcluster::pipeline::RunReport;
-use embedcluster::sweep::SweepReport;
+use embedcluster::jobs::run::RunReport;
+use embedcluster::jobs::sweep::SweepReport;
 use plotters::prelude::*;
 use std::io::Write;
 use std::path::Path;
@@ -104,7 +104,7 @@ pub fn sweep_svg(path: &Path, r: &SweepReport) -> anyhow::Result<()> {
         let obj: Vec<(f64, f64)> = r.rows.iter().map(|x| (x.k as f64, x.objective)).collect();
         let objective_name = match r.metric {
             embedcluster::cluster::Metric::Cosine => "objective: sum of (1 - cos)",
-            embedcluster::cluster::Metric::Euclidean => "objective: inertia",
+            _ => "objective: inertia",
         };
         line_panel(
             &panels[0],

@@ -357,12 +357,12 @@ fn bad_inputs_fail_cleanly_with_exit_code_2() {
     assert_fails(
         p,
         &["good.parquet", "--n-clusters", "0"],
-        "n_clusters must be at least 1",
+        "invalid parameter: --n-clusters 0 must be at least 1",
     );
     assert_fails(
         p,
         &["good.parquet", "--n-clusters", "301"],
-        "n_clusters = 301 is larger than n_samples = 300",
+        "--n-clusters 301 is larger than n_samples = 300",
     );
     assert_fails(
         p,
@@ -388,7 +388,7 @@ fn bad_inputs_fail_cleanly_with_exit_code_2() {
     assert_fails(
         p,
         &["good.parquet", "--n-clusters", "3", "--labels", "nope"],
-        "column `nope`: no such column (for --labels)",
+        "--labels `nope` is not a column of",
     );
     assert_fails(
         p,

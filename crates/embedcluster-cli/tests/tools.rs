@@ -163,7 +163,7 @@ fn neighbors_match_a_naive_loop() {
     fails(
         p,
         &with(&["--queries", "q.npy", "-k", "901"]),
-        "k = 901 must be between 1 and the base's 900 rows",
+        "--k 901 must be between 1 and the base's 900 rows",
     );
     fails(
         p,
@@ -178,7 +178,7 @@ fn neighbors_match_a_naive_loop() {
     fails(
         p,
         &with(&["--queries", "q.npy", "-k", "3", "--metric", "manhattan"]),
-        "unknown metric \"manhattan\"",
+        "--metric \"manhattan\" is not valid",
     );
 }
 
@@ -368,7 +368,7 @@ fn evaluate_and_sweep_end_to_end() {
     ));
     assert!(close(
         &ev["internal"]["silhouette_score"],
-        m::silhouette_score(&x, d, &pred, m::SilhouetteMetric::Euclidean, None, 0).unwrap()
+        m::silhouette_score(&x, d, &pred, embedcluster::linalg::Distance::Euclidean, None, 0).unwrap()
     ));
     assert!(close(
         &ev["internal"]["davies_bouldin_score"],
@@ -427,7 +427,7 @@ fn evaluate_and_sweep_end_to_end() {
             "--output",
             "s2",
         ],
-        "n_clusters = 700 is larger than n_samples = 600",
+        "--n-clusters 700 is larger than n_samples = 600",
     );
     fails(
         p,

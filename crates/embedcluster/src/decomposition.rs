@@ -30,7 +30,7 @@
 use crate::error::{Error, Result};
 use crate::linalg::{gemm_nn, gemm_nn_rows, gemm_tn_rows, orthonormalize, par, syrk_lower_tn};
 use crate::preprocessing::Moments;
-use crate::real::Real;
+use crate::dtype::Real;
 use faer::{Mat, Side};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -51,6 +51,23 @@ pub fn cov_chunk_rows(d: usize) -> usize {
 
 /// Mergeable covariance state: count, mean and co-moment `sum (x - mean)(x - mean)^T`,
 /// all f64. The co-moment is stored as a full symmetric `d x d` row-major matrix.
+///
+/// # Example
+/// ```
+/// use embedcluster::decomposition::CovarianceState;
+/// let x = [1.0f64, 0.0, 2.0, 1.0, 3.0, 0.0, 4.0, 1.0]; // 4 rows of 2
+/// // two blocks merged give the state of all rows (Chan, Golub and LeVeque 1979)
+/// let mut s = CovarianceState::partial(&x[..4], 2);
+/// s.merge(&CovarianceState::partial(&x[4..], 2));
+/// let all = CovarianceState::partial(&x, 2);
+/// assert_eq!(s.n, 4);
+/// for (a, b) in s.comoment.iter().zip(&all.comoment) {
+///     assert!((a - b).abs() < 1e-12);
+/// }
+/// let pca = s.finish(1).unwrap();
+/// assert_eq!(pca.components().len(), 2);
+/// assert!(pca.explained_variance_ratio()[0] > 0.85); // the data vary mostly along x (0.873)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CovarianceState {
     pub n_features: usize,
@@ -122,7 +139,7 @@ impl CovarianceState {
         let d = self.n_features;
         check_components(n_components, d)?;
         if self.n < 2 {
-            return Err(Error::parameter("PCA needs at least 2 rows"));
+            return Err(Error::param("n_samples", self.n, "is too few: PCA needs at least 2 rows"));
         }
         let cov = self.covariance();
         let total_var: f64 = (0..d).map(|i| cov[i * d + i]).sum();
@@ -154,9 +171,11 @@ impl CovarianceState {
 
 fn check_components(n_components: usize, d: usize) -> Result<()> {
     if n_components == 0 || n_components > d {
-        return Err(Error::parameter(format!(
-            "n_components = {n_components} must be between 1 and n_features = {d}"
-        )));
+        return Err(Error::param(
+            "n_components",
+            n_components,
+            format!("must be between 1 and n_features = {d}"),
+        ));
     }
     Ok(())
 }
@@ -265,21 +284,114 @@ impl<T: Real> CovarianceAccumulator<T> {
 
 /// A fitted PCA: `components` is `n_components x n_features` row-major, rows orthonormal,
 /// ordered by decreasing explained variance, each with its largest-magnitude entry
-/// positive (a deterministic sign, like scikit-learn's `svd_flip`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// positive (a deterministic sign, like scikit-learn's `svd_flip`). Fields are private:
+/// a fit makes one, and [`Pca::from_parts`] checks given arrays, so every `Pca` can
+/// transform without panicking.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Pca {
-    pub n_features: usize,
-    pub n_components: usize,
-    pub mean: Vec<f64>,
-    pub components: Vec<f64>,
-    pub explained_variance: Vec<f64>,
-    pub explained_variance_ratio: Vec<f64>,
-    pub n_samples_seen: u64,
+    n_features: usize,
+    n_components: usize,
+    mean: Vec<f64>,
+    components: Vec<f64>,
+    explained_variance: Vec<f64>,
+    explained_variance_ratio: Vec<f64>,
+    n_samples_seen: u64,
     /// `exact` or `randomized`.
-    pub fit_method: String,
+    fit_method: String,
 }
 
 impl Pca {
+    /// A PCA from given arrays (a saved model, or attributes set by hand in Python):
+    /// `mean_` (`n_features`), `components_` (`n_components x n_features`, row-major),
+    /// and optionally `explained_variance_` and `explained_variance_ratio_`
+    /// (`n_components` each, or empty).
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] naming the attribute whose length disagrees or that holds a
+    /// value that is not finite.
+    pub fn from_parts(
+        mean: Vec<f64>,
+        components: Vec<f64>,
+        n_components: usize,
+        explained_variance: Vec<f64>,
+        explained_variance_ratio: Vec<f64>,
+        n_samples_seen: u64,
+    ) -> Result<Pca> {
+        let d = mean.len();
+        if d == 0 {
+            return Err(Error::param_msg("mean_", "is empty"));
+        }
+        if n_components == 0 || components.len() != n_components * d {
+            return Err(Error::param_msg(
+                "components_",
+                format!(
+                    "has {} values, expected n_components x n_features = {n_components} x {d} (mean_ has {d})",
+                    components.len()
+                ),
+            ));
+        }
+        for (name, v, want) in [
+            ("explained_variance_", &explained_variance, n_components),
+            ("explained_variance_ratio_", &explained_variance_ratio, n_components),
+        ] {
+            if !v.is_empty() && v.len() != want {
+                return Err(Error::param_msg(
+                    name,
+                    format!("has {} values, expected n_components = {want}", v.len()),
+                ));
+            }
+        }
+        if mean.iter().any(|v| !v.is_finite()) {
+            return Err(Error::param_msg("mean_", "must be finite"));
+        }
+        if components.iter().any(|v| !v.is_finite()) {
+            return Err(Error::param_msg("components_", "must be finite"));
+        }
+        Ok(Pca {
+            n_features: d,
+            n_components,
+            mean,
+            components,
+            explained_variance,
+            explained_variance_ratio,
+            n_samples_seen,
+            fit_method: String::new(),
+        })
+    }
+
+    /// Input columns `d`.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+    /// Components `D`.
+    pub fn n_components(&self) -> usize {
+        self.n_components
+    }
+    /// Per-feature mean (`d`).
+    pub fn mean(&self) -> &[f64] {
+        &self.mean
+    }
+    /// `D x d` components, row-major.
+    pub fn components(&self) -> &[f64] {
+        &self.components
+    }
+    /// Variance along each component (`D`).
+    pub fn explained_variance(&self) -> &[f64] {
+        &self.explained_variance
+    }
+    /// Share of the total variance along each component (`D`).
+    pub fn explained_variance_ratio(&self) -> &[f64] {
+        &self.explained_variance_ratio
+    }
+    /// Rows the fit saw.
+    pub fn n_samples_seen(&self) -> u64 {
+        self.n_samples_seen
+    }
+    /// `exact`, `randomized`, or empty for a PCA made from parts.
+    pub fn fit_method(&self) -> &str {
+        &self.fit_method
+    }
+
     fn new(
         mean: Vec<f64>,
         mut components: Vec<f64>,
@@ -356,16 +468,29 @@ pub struct PcaTransform<T> {
 
 impl<T: Real> PcaTransform<T> {
     /// `out (rows x D) = block (rows x d) W^T - mu W^T`. No centered copy of `block`.
-    pub fn transform(&self, block: &[T], out: &mut [T]) {
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] when `block` is not whole rows of `d` or `out` is not
+    /// `rows x D`.
+    pub fn transform(&self, block: &[T], out: &mut [T]) -> Result<()> {
         let (d, k) = (self.n_features, self.n_components);
         let rows = block.len() / d;
-        assert_eq!(out.len(), rows * k);
+        if !block.len().is_multiple_of(d) || out.len() != rows * k {
+            return Err(Error::param_msg(
+                "X",
+                format!(
+                    "{} values are not whole rows of the PCA's n_features = {d} (or the output is not rows x {k})",
+                    block.len()
+                ),
+            ));
+        }
         gemm_nn(out, block, &self.wt, rows, k, d, T::ONE, false, par());
         for r in out.chunks_exact_mut(k) {
             for (x, &o) in r.iter_mut().zip(&self.offset) {
                 *x -= o;
             }
         }
+        Ok(())
     }
 }
 
@@ -475,17 +600,36 @@ pub fn randomized_pca<T: Real>(
     opts: &RandomizedOptions,
 ) -> Result<Pca> {
     check_components(n_components, d)?;
+    if !sample.len().is_multiple_of(d) {
+        return Err(Error::param_msg(
+            "X",
+            format!("{} values are not whole rows of {d} features", sample.len()),
+        ));
+    }
+    if moments.mean.len() != d || moments.m2.len() != d {
+        return Err(Error::param_msg(
+            "moments",
+            format!(
+                "have {} means and {} second moments for {d} features",
+                moments.mean.len(),
+                moments.m2.len()
+            ),
+        ));
+    }
     let n = sample.len() / d;
     if n < 2 {
-        return Err(Error::parameter(
+        return Err(Error::param_msg(
+            "X",
             "randomized PCA needs a sample of at least 2 rows",
         ));
     }
     let l = (n_components + opts.n_oversamples).min(d).min(n);
     if l < n_components {
-        return Err(Error::parameter(format!(
-            "sample of {n} rows is too small for {n_components} components"
-        )));
+        return Err(Error::param(
+            "n_components",
+            n_components,
+            format!("is too many for a sample of {n} rows"),
+        ));
     }
     let n_iter = opts
         .n_iter

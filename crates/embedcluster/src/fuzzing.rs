@@ -3,8 +3,7 @@
 //! Each function panics exactly when the property fails.
 
 use crate::io::{EmbeddingSource, NpyHeader};
-use crate::persist::parse_model;
-use crate::predict::Model;
+use crate::persist::{parse_model, pipeline_from_loaded};
 use std::path::Path;
 
 /// Any bytes give a header or an error; an accepted header describes an array whose byte
@@ -31,11 +30,11 @@ pub fn model_loader(data: &[u8]) {
     let Ok(loaded) = parse_model(dir, manifest, tensors) else {
         return;
     };
-    let Ok(model) = Model::<f32>::from_loaded(dir, loaded) else {
+    let Ok(model) = pipeline_from_loaded::<f32>(dir, loaded) else {
         return;
     };
-    if model.n_features <= 4096 {
-        let mut block: Vec<f32> = (0..3 * model.n_features).map(|i| 1.0 + i as f32).collect();
+    if model.n_features() <= 4096 {
+        let mut block: Vec<f32> = (0..3 * model.n_features()).map(|i| 1.0 + i as f32).collect();
         if let Ok(a) = model.assign_block(&mut block, (dir, "embedding"), 0) {
             assert_eq!(a.labels.len(), 3);
         }

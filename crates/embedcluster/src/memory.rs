@@ -12,7 +12,11 @@
 //! `EMBEDCLUSTER_RSS_RESET=0`, the figures are the process's peak so far (monotone),
 //! which is still an upper bound per stage.
 
+use crate::error::{Error, Result};
 use std::time::Instant;
+
+pub use crate::units::{format_bytes, MIB};
+
 
 /// The measurements of one stage.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -27,7 +31,7 @@ pub struct StageReport {
     pub rows: u64,
     /// Peak resident set size of the process during the stage, in bytes.
     pub peak_rss_bytes: u64,
-    /// The peak the memory plan predicted for this stage, in bytes (see [`crate::plan`]).
+    /// The peak the memory plan predicted for this stage, in bytes (see `jobs::plan`).
     #[serde(default)]
     pub predicted_peak_rss_bytes: Option<u64>,
 }
@@ -53,13 +57,22 @@ fn read_status_kib(key: &str) -> Option<u64> {
         .ok()
 }
 
+static PEAK_RESETS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns the per-stage resets of the peak-RSS high-water mark on (the default) or off, for
+/// this process (a front end decides once: the CLI and Python read
+/// `EMBEDCLUSTER_RSS_RESET=0` from their environment). Off, an outside tool such as
+/// `/usr/bin/time -v`, which reads the same mark, sees the whole run's peak, and per-stage
+/// figures are the peak so far.
+pub fn set_peak_resets(on: bool) {
+    PEAK_RESETS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Resets the kernel's peak-RSS high-water mark to the current RSS. Returns false where
-/// that is not possible (non-Linux, or `/proc/self/clear_refs` not writable), or when the
-/// environment variable `EMBEDCLUSTER_RSS_RESET=0` turns resets off (so that an outside
-/// tool such as `/usr/bin/time -v`, which reads the same mark, sees the whole run's peak;
-/// per-stage figures are then the peak so far).
+/// that is not possible (non-Linux, or `/proc/self/clear_refs` not writable), or when
+/// resets are turned off ([`set_peak_resets`]).
 pub fn reset_peak_rss() -> bool {
-    if std::env::var_os("EMBEDCLUSTER_RSS_RESET").is_some_and(|v| v == "0") {
+    if !PEAK_RESETS.load(std::sync::atomic::Ordering::Relaxed) {
         return false;
     }
     std::fs::write("/proc/self/clear_refs", b"5").is_ok()
@@ -180,7 +193,7 @@ impl StageRecorder {
     }
 
     /// Puts the plan's prediction next to each measured stage of the same name.
-    pub fn attach_plan(&mut self, plan: &crate::plan::MemoryPlan) {
+    pub fn attach_plan(&mut self, plan: &MemoryPlan) {
         for s in &mut self.stages {
             s.predicted_peak_rss_bytes = plan.stage(&s.name).map(|p| p.peak_bytes);
         }
@@ -199,6 +212,105 @@ impl StageRecorder {
 pub fn format_mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
+
+/// One stage's predicted peak: the sum of `terms` (name, bytes).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StagePlan {
+    pub name: String,
+    /// Predicted peak RSS of the process during the stage, bytes.
+    pub peak_bytes: u64,
+    /// What the stage holds: (what, bytes), largest first after the base.
+    pub terms: Vec<(String, u64)>,
+}
+
+/// The plan of a run: block size and the predicted peak of every stage.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemoryPlan {
+    /// Rows per block the passes will read.
+    pub batch_rows: usize,
+    /// Resident memory when planning (bytes), part of every stage's figure.
+    pub base_bytes: u64,
+    /// The limit planned for (bytes), if any.
+    pub limit_bytes: Option<u64>,
+    pub stages: Vec<StagePlan>,
+}
+
+impl MemoryPlan {
+    /// The largest predicted stage peak (bytes).
+    pub fn peak_bytes(&self) -> u64 {
+        self.stages.iter().map(|s| s.peak_bytes).max().unwrap_or(0)
+    }
+    /// The plan of stage `name`.
+    pub fn stage(&self, name: &str) -> Option<&StagePlan> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+    /// One line per stage: `name  peak = term + term + ...`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for s in &self.stages {
+            let terms: Vec<String> = s
+                .terms
+                .iter()
+                .filter(|(_, b)| *b > 0)
+                .map(|(w, b)| format!("{w} {}", format_bytes(*b)))
+                .collect();
+            out.push_str(&format!(
+                "{:<11} {:>10} = {}\n",
+                s.name,
+                format_bytes(s.peak_bytes),
+                terms.join(" + ")
+            ));
+        }
+        out
+    }
+}
+
+/// Parses a byte size: `1073741824`, `1GiB`, `512MiB`, `64KiB`, `1.5G` (binary) or
+/// `2GB`, `500MB`, `10kB` (decimal).
+///
+/// # Example
+/// ```
+/// use embedcluster::memory::parse_bytes;
+/// assert_eq!(parse_bytes("1GiB").unwrap(), 1 << 30);
+/// assert_eq!(parse_bytes("500MB").unwrap(), 500_000_000);
+/// assert!(parse_bytes("lots").is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::Parameter`] for anything else, or a size of 0.
+pub fn parse_bytes(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || {
+        Error::param(
+            "memory_limit",
+            format!("{text:?}"),
+            "is not a size: expected a number with an optional unit (B, KiB, MiB, GiB, TiB, kB, MB, GB, TB), e.g. 1GiB",
+        )
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" | "b" => 1.0,
+        "K" | "k" | "KiB" | "kiB" => 1024.0,
+        "M" | "MiB" => 1024.0 * 1024.0,
+        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TiB" => 1024.0f64.powi(4),
+        "kB" | "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => return Err(bad()),
+    };
+    let bytes = (v * mult).round();
+    if !(1.0..1.8e19).contains(&bytes) {
+        return Err(Error::param("memory_limit", format!("{text:?}"), "must be positive"));
+    }
+    Ok(bytes as u64)
+}
+
 
 #[cfg(test)]
 mod tests {

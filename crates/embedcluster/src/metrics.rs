@@ -24,8 +24,8 @@
 //! internal scores require `2 <= n_labels <= n_samples - 1` as scikit-learn does.
 
 use crate::error::{Error, Result};
-use crate::linalg::gemm_nt;
-use crate::real::Real;
+use crate::linalg::{gemm_nt, Distance};
+use crate::dtype::Real;
 use faer::Par;
 use rand::SeedableRng;
 use rayon::prelude::*;
@@ -33,9 +33,7 @@ use std::collections::HashMap;
 
 fn check_same_len(a: usize, b: usize, what: &str) -> Result<()> {
     if a != b {
-        return Err(Error::parameter(format!(
-            "{what} have different lengths: {a} and {b}"
-        )));
+        return Err(Error::param_msg("labels", format!("{what} have different lengths: {a} and {b}")));
     }
     Ok(())
 }
@@ -121,6 +119,18 @@ fn mutual_info(c: &Contingency) -> f64 {
 /// Adjusted Rand index, as `sklearn.metrics.adjusted_rand_score` (from the pair confusion
 /// matrix in exact integer arithmetic). 1 for identical partitions, about 0 for independent
 /// ones, and 1 when both are trivial in the same way.
+///
+/// # Example
+/// ```
+/// use embedcluster::metrics::adjusted_rand_score;
+/// // the same partition under other names
+/// assert_eq!(adjusted_rand_score(&[0, 0, 1, 1], &[5, 5, 3, 3]).unwrap(), 1.0);
+/// assert!(adjusted_rand_score(&[0, 0, 1, 1], &[0, 1, 0, 1]).unwrap() < 0.0);
+/// assert!(adjusted_rand_score(&[0, 1], &[0]).is_err()); // different lengths
+/// ```
+///
+/// # Errors
+/// [`crate::Error::Parameter`] when the labelings have different lengths.
 pub fn adjusted_rand_score(labels_true: &[i64], labels_pred: &[i64]) -> Result<f64> {
     let c = contingency(labels_true, labels_pred)?;
     let n = c.n as i128;
@@ -265,50 +275,27 @@ pub fn homogeneity_completeness_v_measure(
 
 fn check_number_of_labels(n_labels: usize, n_samples: usize) -> Result<()> {
     if !(n_labels > 1 && n_labels < n_samples) {
-        return Err(Error::parameter(format!(
-            "number of labels is {n_labels}; valid values are 2 to n_samples - 1 ({}) inclusive",
-            n_samples.saturating_sub(1)
-        )));
+        return Err(Error::param_msg(
+            "labels",
+            format!(
+                "number of labels is {n_labels}; valid values are 2 to n_samples - 1 ({}) inclusive",
+                n_samples.saturating_sub(1)
+            ),
+        ));
     }
     Ok(())
 }
 
 fn check_data<T>(x: &[T], d: usize, labels: &[i64]) -> Result<usize> {
     if d == 0 || !x.len().is_multiple_of(d) {
-        return Err(Error::parameter(format!(
-            "data of {} values is not a multiple of n_features = {d}",
-            x.len()
-        )));
+        return Err(Error::param_msg(
+            "X",
+            format!("data of {} values is not a multiple of n_features = {d}", x.len()),
+        ));
     }
     let n = x.len() / d;
     check_same_len(n, labels.len(), "X rows and labels")?;
     Ok(n)
-}
-
-/// Distance used by [`silhouette_score`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SilhouetteMetric {
-    /// Euclidean distance (scikit-learn's default).
-    Euclidean,
-    /// Squared Euclidean distance.
-    SqEuclidean,
-    /// Cosine distance `1 - cos`; rows must not be all zeros.
-    Cosine,
-}
-
-impl std::str::FromStr for SilhouetteMetric {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "euclidean" | "l2" => Ok(SilhouetteMetric::Euclidean),
-            "sqeuclidean" => Ok(SilhouetteMetric::SqEuclidean),
-            "cosine" => Ok(SilhouetteMetric::Cosine),
-            _ => Err(Error::parameter(format!(
-                "unknown metric {s:?} (expected euclidean, sqeuclidean or cosine)"
-            ))),
-        }
-    }
 }
 
 /// Query rows per silhouette task.
@@ -347,18 +334,20 @@ pub fn silhouette_samples<T: Real>(
     x: &[T],
     d: usize,
     labels: &[i64],
-    metric: SilhouetteMetric,
+    metric: Distance,
 ) -> Result<Vec<f64>> {
+    metric.check_in(&[Distance::Euclidean, Distance::SqEuclidean, Distance::Cosine])?;
     let n = check_data(x, d, labels)?;
     let (codes, k) = encode_labels(labels);
     check_number_of_labels(k, n)?;
     let mut norms = Vec::new();
     crate::linalg::row_sq_norms(x, d, &mut norms);
-    let inv_norms: Vec<T> = if metric == SilhouetteMetric::Cosine {
+    let inv_norms: Vec<T> = if metric == Distance::Cosine {
         if let Some(i) = norms.iter().position(|&v| v <= T::ZERO) {
-            return Err(Error::parameter(format!(
-                "row {i} is all zeros: its cosine distance is undefined"
-            )));
+            return Err(Error::param_msg(
+                "X",
+                format!("row {i} is all zeros: its cosine distance is undefined"),
+            ));
         }
         norms.iter().map(|&v| T::ONE / v.sqrt()).collect()
     } else {
@@ -394,7 +383,7 @@ pub fn silhouette_samples<T: Real>(
                 for (r, &i) in idx.iter().enumerate() {
                     let i = i as usize;
                     gathered[r * d..(r + 1) * d].copy_from_slice(&x[i * d..(i + 1) * d]);
-                    tile_norms[r] = if metric == SilhouetteMetric::Cosine {
+                    tile_norms[r] = if metric == Distance::Cosine {
                         inv_norms[i]
                     } else {
                         norms[i]
@@ -423,19 +412,20 @@ pub fn silhouette_samples<T: Real>(
                     let row = &mut t[r * nb..(r + 1) * nb];
                     // distances in place (branch-free loops that vectorize)
                     match metric {
-                        SilhouetteMetric::Euclidean | SilhouetteMetric::SqEuclidean => {
+                        Distance::Euclidean | Distance::SqEuclidean => {
                             let qn = norms[qi];
                             for (v, &bn) in row.iter_mut().zip(tn) {
                                 let s = qn + bn - two * *v;
                                 *v = if s > T::ZERO { s } else { T::ZERO };
                             }
-                            if metric == SilhouetteMetric::Euclidean {
+                            if metric == Distance::Euclidean {
                                 for v in row.iter_mut() {
                                     *v = v.sqrt();
                                 }
                             }
                         }
-                        SilhouetteMetric::Cosine => {
+                        // (the inner product was refused above)
+                        Distance::Cosine | Distance::InnerProduct => {
                             let qn = inv_norms[qi];
                             for (v, &bn) in row.iter_mut().zip(tn) {
                                 let s = T::ONE - *v * qn * bn;
@@ -484,7 +474,7 @@ pub fn silhouette_score<T: Real>(
     x: &[T],
     d: usize,
     labels: &[i64],
-    metric: SilhouetteMetric,
+    metric: Distance,
     sample_size: Option<usize>,
     seed: u64,
 ) -> Result<f64> {
@@ -492,7 +482,7 @@ pub fn silhouette_score<T: Real>(
     let s = match sample_size {
         Some(m) if m < n => {
             if m == 0 {
-                return Err(Error::parameter("sample_size must be at least 1"));
+                return Err(Error::param("sample_size", 0, "must be at least 1"));
             }
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let mut idx = rand::seq::index::sample(&mut rng, n, m).into_vec();
@@ -738,17 +728,18 @@ mod tests {
             .map(|i| ((i * 7) % 4) as i64 * 10 + (i == 3) as i64)
             .collect();
         for metric in [
-            SilhouetteMetric::Euclidean,
-            SilhouetteMetric::SqEuclidean,
-            SilhouetteMetric::Cosine,
+            Distance::Euclidean,
+            Distance::SqEuclidean,
+            Distance::Cosine,
         ] {
             let dist = |i: usize, j: usize| {
                 let (a, b) = (&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
                 let sq: f64 = a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum();
                 match metric {
-                    SilhouetteMetric::Euclidean => sq.sqrt(),
-                    SilhouetteMetric::SqEuclidean => sq,
-                    SilhouetteMetric::Cosine => {
+                    Distance::Euclidean => sq.sqrt(),
+                    Distance::SqEuclidean => sq,
+                    Distance::InnerProduct => unreachable!("not a silhouette metric"),
+                    Distance::Cosine => {
                         let dot: f64 = a.iter().zip(b).map(|(p, q)| p * q).sum();
                         let na: f64 = a.iter().map(|p| p * p).sum::<f64>().sqrt();
                         let nb: f64 = b.iter().map(|p| p * p).sum::<f64>().sqrt();
@@ -792,6 +783,6 @@ mod tests {
                 );
             }
         }
-        assert!(silhouette_samples(&x, d, &vec![1; n], SilhouetteMetric::Euclidean).is_err());
+        assert!(silhouette_samples(&x, d, &vec![1; n], Distance::Euclidean).is_err());
     }
 }

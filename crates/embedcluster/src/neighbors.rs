@@ -13,10 +13,10 @@
 //! result does not depend on the block size, the order of merges or the number of threads.
 //!
 //! # Distances returned
-//! * [`NeighborMetric::L2`]: squared Euclidean distance (as FAISS `IndexFlatL2`).
-//! * [`NeighborMetric::InnerProduct`]: the inner product, best (largest) first (as FAISS
+//! * [`Distance::SqEuclidean`]: squared Euclidean distance (as FAISS `IndexFlatL2`).
+//! * [`Distance::InnerProduct`]: the inner product, best (largest) first (as FAISS
 //!   `IndexFlatIP`).
-//! * [`NeighborMetric::Cosine`]: cosine distance `1 - cos` (as scikit-learn's
+//! * [`Distance::Cosine`]: cosine distance `1 - cos` (as scikit-learn's
 //!   `NearestNeighbors(metric="cosine")`); rows are normalized internally and an all-zero
 //!   row is an error.
 //!
@@ -26,8 +26,8 @@
 //! Time: `2 q n d` flops of GEMM plus `q n` heap tests.
 
 use crate::error::{Error, Result};
-use crate::linalg::gemm_nt;
-use crate::real::Real;
+use crate::linalg::{gemm_nt, Distance};
+use crate::dtype::Real;
 use faer::Par;
 use rayon::prelude::*;
 
@@ -35,33 +35,6 @@ use rayon::prelude::*;
 pub const QUERY_TILE: usize = 256;
 /// Base rows per GEMM tile.
 pub const BASE_TILE: usize = 1024;
-
-/// The similarity that ranks neighbours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NeighborMetric {
-    /// Squared Euclidean distance, smallest first.
-    L2,
-    /// Inner product, largest first.
-    #[serde(rename = "ip")]
-    InnerProduct,
-    /// Cosine distance `1 - cos`, smallest first.
-    Cosine,
-}
-
-impl std::str::FromStr for NeighborMetric {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "l2" | "euclidean" | "sqeuclidean" => Ok(NeighborMetric::L2),
-            "ip" | "inner_product" => Ok(NeighborMetric::InnerProduct),
-            "cosine" => Ok(NeighborMetric::Cosine),
-            _ => Err(Error::parameter(format!(
-                "unknown metric {s:?} (expected l2, ip or cosine)"
-            ))),
-        }
-    }
-}
 
 /// Top-k result: for each query, `k` base ids and distances, best first.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +52,7 @@ pub struct TopK<T> {
 pub struct KnnState<T> {
     d: usize,
     k: usize,
-    metric: NeighborMetric,
+    metric: Distance,
     queries: Vec<T>,
     q_norms: Vec<T>,
     /// Base id that each query must skip (`exclude_self`), or -1.
@@ -160,25 +133,34 @@ impl<T: Real> KnnState<T> {
         queries: &[T],
         d: usize,
         k: usize,
-        metric: NeighborMetric,
+        metric: Distance,
         exclude_self: Option<i64>,
     ) -> Result<Self> {
+        // FAISS's L2 index ranks by, and returns, the squared distance
+        let metric = match metric {
+            Distance::Euclidean => Distance::SqEuclidean,
+            m => m,
+        };
         if d == 0 || !queries.len().is_multiple_of(d) {
-            return Err(Error::parameter(format!(
-                "queries of {} values are not a multiple of n_features = {d}",
-                queries.len()
-            )));
+            return Err(Error::param_msg(
+                "X",
+                format!(
+                    "queries of {} values are not a multiple of n_features = {d}",
+                    queries.len()
+                ),
+            ));
         }
         if k == 0 {
-            return Err(Error::parameter("k (n_neighbors) must be at least 1"));
+            return Err(Error::param("n_neighbors", k, "must be at least 1"));
         }
         let q = queries.len() / d;
         let mut qs = queries.to_vec();
-        if metric == NeighborMetric::Cosine {
+        if metric == Distance::Cosine {
             if let Err(i) = crate::preprocessing::l2_normalize_rows(&mut qs, d) {
-                return Err(Error::parameter(format!(
-                    "query row {i} is all zeros: its cosine distance is undefined"
-                )));
+                return Err(Error::param_msg(
+                    "X",
+                    format!("query row {i} is all zeros: its cosine distance is undefined"),
+                ));
             }
         }
         let mut q_norms = Vec::new();
@@ -220,10 +202,13 @@ impl<T: Real> KnnState<T> {
     pub fn push_base(&mut self, base: &[T], first_id: i64) -> Result<()> {
         let d = self.d;
         if !base.len().is_multiple_of(d) {
-            return Err(Error::parameter(format!(
-                "base block of {} values is not a multiple of n_features = {d}",
-                base.len()
-            )));
+            return Err(Error::param_msg(
+                "X",
+                format!(
+                    "base block of {} values is not a multiple of n_features = {d}",
+                    base.len()
+                ),
+            ));
         }
         let rows = base.len() / d;
         if rows == 0 {
@@ -234,12 +219,15 @@ impl<T: Real> KnnState<T> {
         // Base norms: |b|^2 for L2; cosine needs unit base rows, scaled per tile.
         let mut b_norms = Vec::with_capacity(rows);
         crate::linalg::row_sq_norms(base, d, &mut b_norms);
-        if metric == NeighborMetric::Cosine {
+        if metric == Distance::Cosine {
             if let Some(i) = b_norms.iter().position(|&v| v <= T::ZERO) {
-                return Err(Error::parameter(format!(
-                    "base row {} is all zeros: its cosine distance is undefined",
-                    first_id + i as i64
-                )));
+                return Err(Error::param_msg(
+                    "X",
+                    format!(
+                        "base row {} is all zeros: its cosine distance is undefined",
+                        first_id + i as i64
+                    ),
+                ));
             }
             for v in b_norms.iter_mut() {
                 *v = T::ONE / v.sqrt();
@@ -288,7 +276,7 @@ impl<T: Real> KnnState<T> {
                         for (j, &dot) in dots.iter().enumerate() {
                             let bj = b0 + j;
                             let key = match metric {
-                                NeighborMetric::L2 => {
+                                Distance::SqEuclidean | Distance::Euclidean => {
                                     let v = qn + b_norms[bj] - two * dot;
                                     if v > T::ZERO {
                                         v
@@ -296,8 +284,8 @@ impl<T: Real> KnnState<T> {
                                         T::ZERO
                                     }
                                 }
-                                NeighborMetric::InnerProduct => -dot,
-                                NeighborMetric::Cosine => -(dot * b_norms[bj]),
+                                Distance::InnerProduct => -dot,
+                                Distance::Cosine => -(dot * b_norms[bj]),
                             };
                             // Fast reject against the current worst of a full heap.
                             if *len == k && key > hk[0] {
@@ -327,7 +315,8 @@ impl<T: Real> KnnState<T> {
             || other.metric != self.metric
             || other.lens.len() != self.lens.len()
         {
-            return Err(Error::parameter(
+            return Err(Error::param_msg(
+                "state",
                 "cannot merge k-NN states of different queries, k or metric",
             ));
         }
@@ -362,10 +351,11 @@ impl<T: Real> KnnState<T> {
             } else {
                 ""
             };
-            return Err(Error::parameter(format!(
-                "k = {k} is larger than the base's {} rows{excl}",
-                self.lens[short]
-            )));
+            return Err(Error::param(
+                "n_neighbors",
+                k,
+                format!("is larger than the base's {} rows{excl}", self.lens[short]),
+            ));
         }
         let mut ids = self.ids;
         let mut keys = self.keys;
@@ -393,9 +383,9 @@ impl<T: Real> KnnState<T> {
         let distances = keys
             .into_iter()
             .map(|key| match self.metric {
-                NeighborMetric::L2 => key,
-                NeighborMetric::InnerProduct => -key,
-                NeighborMetric::Cosine => {
+                Distance::SqEuclidean | Distance::Euclidean => key,
+                Distance::InnerProduct => -key,
+                Distance::Cosine => {
                     let v = T::ONE + key;
                     if v > T::ZERO {
                         v
@@ -417,6 +407,16 @@ impl<T: Real> KnnState<T> {
 /// Exact top-k of `queries` against an in-memory `base` (both row-major, `d` columns).
 /// See [`KnnState`] for the order, ties and memory; the base is not copied.
 ///
+/// # Example
+/// ```
+/// use embedcluster::linalg::Distance;
+/// use embedcluster::neighbors::knn;
+/// let base = [0.0f32, 0.0, 1.0, 0.0, 5.0, 5.0]; // 3 rows of 2
+/// let top = knn(&base, &[0.9, 0.1], 2, 2, Distance::SqEuclidean, false).unwrap();
+/// assert_eq!(top.ids, vec![1, 0]); // nearest first
+/// assert!((top.distances[0] - 0.02).abs() < 1e-6);
+/// ```
+///
 /// # Errors
 /// As [`KnnState::new`], [`KnnState::push_base`] and [`KnnState::finish`] (k larger than
 /// the base, mismatched shapes, zero rows under cosine).
@@ -425,7 +425,7 @@ pub fn knn<T: Real>(
     queries: &[T],
     d: usize,
     k: usize,
-    metric: NeighborMetric,
+    metric: Distance,
     exclude_self: bool,
 ) -> Result<TopK<T>> {
     let mut st = KnnState::new(queries, d, k, metric, exclude_self.then_some(0))?;
@@ -442,7 +442,7 @@ mod tests {
         q: &[f64],
         d: usize,
         k: usize,
-        metric: NeighborMetric,
+        metric: Distance,
         excl: bool,
     ) -> (Vec<i64>, Vec<f64>) {
         let n = base.len() / d;
@@ -458,11 +458,11 @@ mod tests {
                     let nq: f64 = qr.iter().map(|x| x * x).sum();
                     let nb: f64 = b.iter().map(|x| x * x).sum();
                     let key = match metric {
-                        NeighborMetric::L2 => {
+                        Distance::SqEuclidean | Distance::Euclidean => {
                             qr.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
                         }
-                        NeighborMetric::InnerProduct => -dot,
-                        NeighborMetric::Cosine => 1.0 - dot / (nq.sqrt() * nb.sqrt()),
+                        Distance::InnerProduct => -dot,
+                        Distance::Cosine => 1.0 - dot / (nq.sqrt() * nb.sqrt()),
                     };
                     (key, j as i64)
                 })
@@ -471,7 +471,7 @@ mod tests {
             let _ = n;
             for &(key, j) in &c[..k] {
                 ids.push(j);
-                dists.push(if metric == NeighborMetric::InnerProduct {
+                dists.push(if metric == Distance::InnerProduct {
                     -key
                 } else {
                     key
@@ -503,7 +503,7 @@ mod tests {
             .map(|i| ((i * 7919 + 13) % 5) as f64 - 2.0)
             .collect();
         let queries: Vec<f64> = base[..q * d].to_vec();
-        for metric in [NeighborMetric::L2, NeighborMetric::InnerProduct] {
+        for metric in [Distance::SqEuclidean, Distance::InnerProduct] {
             for excl in [false, true] {
                 let (want_i, want_d) = naive(&base, &queries, d, k, metric, excl);
                 let got = knn(&base, &queries, d, k, metric, excl).unwrap();
@@ -529,8 +529,8 @@ mod tests {
             .map(|i| ((i as f64) * 0.731).sin() + 0.1)
             .collect();
         let queries = base[5 * d..(5 + q) * d].to_vec();
-        let (want_i, want_d) = naive(&base, &queries, d, k, NeighborMetric::Cosine, false);
-        let got = knn(&base, &queries, d, k, NeighborMetric::Cosine, false).unwrap();
+        let (want_i, want_d) = naive(&base, &queries, d, k, Distance::Cosine, false);
+        let got = knn(&base, &queries, d, k, Distance::Cosine, false).unwrap();
         assert_eq!(got.ids, want_i);
         for (a, b) in got.distances.iter().zip(&want_d) {
             assert!((a - b).abs() < 1e-12);
@@ -540,230 +540,16 @@ mod tests {
     #[test]
     fn errors() {
         let base = vec![1.0f32; 12];
-        assert!(knn(&base, &base[..3], 3, 5, NeighborMetric::L2, false)
+        assert!(knn(&base, &base[..3], 3, 5, Distance::SqEuclidean, false)
             .unwrap_err()
             .to_string()
-            .contains("k = 5 is larger than the base's 4 rows"));
-        assert!(knn(&base, &base[..3], 3, 4, NeighborMetric::L2, true)
+            .contains("n_neighbors = 5 is larger than the base's 4 rows"));
+        assert!(knn(&base, &base[..3], 3, 4, Distance::SqEuclidean, true)
             .unwrap_err()
             .to_string()
             .contains("excluding the query itself"));
         let zero = vec![0.0f32; 3];
-        assert!(knn(&base, &zero, 3, 1, NeighborMetric::Cosine, false).is_err());
-        assert!(knn(&zero, &base[..3], 3, 1, NeighborMetric::Cosine, false).is_err());
+        assert!(knn(&base, &zero, 3, 1, Distance::Cosine, false).is_err());
+        assert!(knn(&zero, &base[..3], 3, 1, Distance::Cosine, false).is_err());
     }
-}
-
-/// Everything `embedcluster neighbors` takes.
-#[derive(Debug, Clone)]
-pub struct NeighborsConfig {
-    pub base: std::path::PathBuf,
-    pub queries: std::path::PathBuf,
-    /// Embedding column of both files (Parquet).
-    pub column: String,
-    pub k: usize,
-    pub metric: NeighborMetric,
-    /// Skip base id `i` for query `i` (base and queries are the same rows).
-    pub exclude_self: bool,
-    /// Base rows per block read; `None`: as many as fit in 16 MiB.
-    pub batch_rows: Option<usize>,
-    /// Output Parquet (`query_id`, `neighbor_ids`, `distances`).
-    pub output: Option<std::path::PathBuf>,
-}
-
-/// What a search did, as written to its report.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct NeighborsReport {
-    pub base: String,
-    pub queries: String,
-    pub n_base: usize,
-    pub n_queries: usize,
-    pub n_features: usize,
-    pub k: usize,
-    pub metric: NeighborMetric,
-    pub exclude_self: bool,
-    pub batch_rows: usize,
-    pub threads: usize,
-    pub stages: Vec<crate::memory::StageReport>,
-    pub peak_rss_bytes: u64,
-}
-
-/// Exact top-k of every row of `cfg.queries` against every row of `cfg.base`, the base
-/// streamed block by block (never resident), the queries held in memory.
-///
-/// Peak memory: queries `q d s` + heaps `q k (s + 8)` + one base block
-/// (`batch_rows d s`, 16 MiB by default) + an Arrow batch + 1 MiB per thread.
-///
-/// # Errors
-/// Reader errors (file, row, column), [`Error::Parameter`] when the dimensions differ or
-/// `k` exceeds the base. No output file is left behind on error.
-pub fn search_files(
-    cfg: &NeighborsConfig,
-    progress: &dyn crate::pipeline::Progress,
-) -> Result<NeighborsReport> {
-    use crate::io::EmbeddingSource;
-    use crate::memory::StageRecorder;
-    let mut rec = StageRecorder::new();
-    let (base, queries) = rec.stage("open", || {
-        let b = EmbeddingSource::open(&cfg.base, &cfg.column)?;
-        let q = EmbeddingSource::open(&cfg.queries, &cfg.column)?;
-        Ok::<_, Error>(((b, q), 0))
-    })?;
-    let d = base.n_features();
-    if queries.n_features() != d {
-        return Err(Error::parameter(format!(
-            "queries have {} features ({}) but the base has {d} ({})",
-            queries.n_features(),
-            cfg.queries.display(),
-            cfg.base.display()
-        )));
-    }
-    let eligible = base.n_samples() - usize::from(cfg.exclude_self);
-    if cfg.k == 0 || cfg.k > eligible {
-        return Err(Error::parameter(format!(
-            "k = {} must be between 1 and the base's {} rows{}",
-            cfg.k,
-            eligible,
-            if cfg.exclude_self {
-                " (excluding the query itself)"
-            } else {
-                ""
-            }
-        )));
-    }
-    if cfg.exclude_self && queries.n_samples() > base.n_samples() {
-        return Err(Error::parameter(
-            "--exclude-self needs the queries to be the first rows of the base",
-        ));
-    }
-    let batch_rows = cfg
-        .batch_rows
-        .unwrap_or_else(|| ((16 << 20) / (d * base.dtype().size())).clamp(256, 65536));
-    if batch_rows == 0 {
-        return Err(Error::parameter("batch_rows must be at least 1"));
-    }
-    if let Some(out) = &cfg.output {
-        drop(crate::io::AtomicFile::create(out)?);
-    }
-    match base.dtype() {
-        crate::real::DType::Float32 => {
-            search_typed::<f32>(cfg, &base, &queries, batch_rows, rec, progress)
-        }
-        crate::real::DType::Float64 => {
-            search_typed::<f64>(cfg, &base, &queries, batch_rows, rec, progress)
-        }
-    }
-}
-
-fn search_typed<T: Real>(
-    cfg: &NeighborsConfig,
-    base: &crate::io::EmbeddingSource,
-    queries: &crate::io::EmbeddingSource,
-    batch_rows: usize,
-    mut rec: crate::memory::StageRecorder,
-    progress: &dyn crate::pipeline::Progress,
-) -> Result<NeighborsReport> {
-    let d = base.n_features();
-    let q = rec.stage("read_queries", || {
-        let mut all: Vec<T> = Vec::with_capacity(queries.n_samples() * d);
-        let mut r = queries.blocks::<T>(batch_rows)?;
-        while let Some(b) = r.next_block()? {
-            all.extend_from_slice(b.data);
-        }
-        let rows = r.rows_read();
-        Ok::<_, Error>((all, rows))
-    })?;
-    let nq = q.len() / d;
-    let mut state = KnnState::new(&q, d, cfg.k, cfg.metric, cfg.exclude_self.then_some(0))
-        .map_err(|e| match e {
-            Error::Parameter(m) => Error::parameter(format!("{}: {m}", cfg.queries.display())),
-            e => e,
-        })?;
-    drop(q);
-    let top = rec.stage("search", || {
-        progress.begin("search", Some(base.n_samples() as u64));
-        let mut r = base.blocks::<T>(batch_rows)?;
-        while let Some(b) = r.next_block()? {
-            state
-                .push_base(b.data, b.start_row as i64)
-                .map_err(|e| match e {
-                    Error::Parameter(m) => Error::InvalidRow {
-                        path: base.path().to_path_buf(),
-                        row: b.start_row,
-                        column: base.column().to_string(),
-                        message: m,
-                    },
-                    e => e,
-                })?;
-            progress.advance(b.rows as u64);
-        }
-        progress.end();
-        let rows = r.rows_read();
-        Ok::<_, Error>((state.finish()?, rows))
-    })?;
-    if let Some(out) = &cfg.output {
-        rec.stage("write", || {
-            write_neighbors(out, &top)?;
-            Ok::<_, Error>(((), nq as u64))
-        })?;
-    }
-    Ok(NeighborsReport {
-        base: cfg.base.display().to_string(),
-        queries: cfg.queries.display().to_string(),
-        n_base: base.n_samples(),
-        n_queries: nq,
-        n_features: d,
-        k: cfg.k,
-        metric: cfg.metric,
-        exclude_self: cfg.exclude_self,
-        batch_rows,
-        threads: rayon::current_num_threads(),
-        peak_rss_bytes: rec.peak_rss_bytes(),
-        stages: rec.stages().to_vec(),
-    })
-}
-
-/// Writes a top-k result as Parquet, atomically: `query_id` (int64), `neighbor_ids`
-/// (list<int64>) and `distances` (list<float32>), one row per query, best first.
-pub fn write_neighbors<T: Real>(path: &std::path::Path, top: &TopK<T>) -> Result<()> {
-    use arrow_array::{ArrayRef, Float32Array, Int64Array, ListArray, RecordBatch};
-    use arrow_buffer::OffsetBuffer;
-    use arrow_schema::{DataType, Field, Schema};
-    use std::sync::Arc;
-    let atomic = crate::io::AtomicFile::create(path)?;
-    let id_item = Arc::new(Field::new("item", DataType::Int64, false));
-    let d_item = Arc::new(Field::new("item", DataType::Float32, false));
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("query_id", DataType::Int64, false),
-        Field::new("neighbor_ids", DataType::List(id_item.clone()), false),
-        Field::new("distances", DataType::List(d_item.clone()), false),
-    ]));
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-        .build();
-    let mut w =
-        parquet::arrow::ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(props))
-            .map_err(|e| Error::write(path, e))?;
-    let k = top.k;
-    let per = (65536 / k.max(1)).max(1);
-    let mut q0 = 0;
-    while q0 < top.n_queries {
-        let m = per.min(top.n_queries - q0);
-        let qid: ArrayRef = Arc::new(Int64Array::from_iter_values(q0 as i64..(q0 + m) as i64));
-        let offs = || OffsetBuffer::<i32>::from_lengths(std::iter::repeat_n(k, m));
-        let ids = Int64Array::from(top.ids[q0 * k..(q0 + m) * k].to_vec());
-        let dis = Float32Array::from_iter_values(
-            top.distances[q0 * k..(q0 + m) * k]
-                .iter()
-                .map(|v| v.to_f64() as f32),
-        );
-        let l1: ArrayRef = Arc::new(ListArray::new(id_item.clone(), offs(), Arc::new(ids), None));
-        let l2: ArrayRef = Arc::new(ListArray::new(d_item.clone(), offs(), Arc::new(dis), None));
-        let batch = RecordBatch::try_new(schema.clone(), vec![qid, l1, l2])
-            .map_err(|e| Error::write(path, e))?;
-        w.write(&batch).map_err(|e| Error::write(path, e))?;
-        q0 += m;
-    }
-    w.close().map_err(|e| Error::write(path, e))?;
-    atomic.commit()
 }

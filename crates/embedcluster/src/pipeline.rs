@@ -1,35 +1,32 @@
-//! The main job, end to end: stream a file, fit the reduction, project, cluster, write.
+//! The pipeline every front end drives: typed preprocessing steps (normalize, PCA,
+//! Matryoshka) and k-means, fitted once, then applied block by block.
 //!
-//! Stages and their peak memory (`n` rows, `d` features, `D` components, `k` clusters,
-//! `b` = `batch_rows`, `s` = bytes per element of the input dtype):
+//! A [`FittedPipeline`] is what `embedcluster run --model DIR` saves, what
+//! `embedcluster predict` and Python's `ClusterModel` load ([`crate::persist`]), and what
+//! assigns new rows: [`FittedPipeline::assign_block`] normalizes, projects and assigns one
+//! block (peak memory: the block, its reduced rows `b D s`, and the model). Its fields are
+//! private; [`FittedPipeline::new`] checks every shape, so a pipeline that exists can
+//! assign without panicking.
 //!
-//! | stage | holds |
-//! |---|---|
-//! | `pca_fit` (pass 1, exact) | block `b d s` + Arrow batch + covariance state (`2 d^2 8 + d^2 s`) |
-//! | `pca_fit` (pass 1, sample:N) | block `b d s` + sample `N d s` + moments `2 d 8` |
-//! | `pca_solve` | covariance + eigensolver workspace (`~5 d^2 8`), or the randomized SVD's `2 N l s` |
-//! | `transform` (pass 2) | block `b d s` + reduced data `n D s` |
-//! | `kmeans` | reduced data + labels, distances, norms (`n (4 + 2 s)`) + `16 k D 8` |
-//! | `write` (pass 3) | reduced data + one batch of the other columns |
+//! # Example
+//! ```
+//! use embedcluster::cluster::{KMeans, Metric};
+//! use embedcluster::pipeline::{FittedPipeline, Step};
 //!
-//! So the whole run holds the reduced data and one block, never the `n x d` input.
+//! // two unit centroids in 2-D, rows normalized before assignment
+//! let km = KMeans::from_centers(vec![1.0f32, 0.0, 0.0, 1.0], 2, Metric::Cosine).unwrap();
+//! let p = FittedPipeline::new(vec![Step::Normalize], 2, None, km, vec![]).unwrap();
+//! let mut block = vec![3.0f32, 0.1, 0.2, 5.0];
+//! let a = p.assign_block(&mut block, (std::path::Path::new("<array>"), "X"), 0).unwrap();
+//! assert_eq!(a.labels, vec![0, 1]);
+//! ```
 
-use crate::cluster::{self, Init, KMeansParams, Metric};
-use crate::decomposition::{
-    randomized_pca, CovarianceAccumulator, Pca, RandomizedOptions, ReservoirSampler,
-};
+use crate::cluster::{Assignment, KMeans, Metric};
+use crate::decomposition::{Pca, PcaTransform};
+use crate::dtype::Real;
 use crate::error::{Error, Result};
-use crate::io::{EmbeddingSource, OutputWriter};
-use crate::memory::{StageRecorder, StageReport};
-use crate::metrics::{adjusted_rand_score, normalized_mutual_info_score};
-use crate::preprocessing::{l2_normalize_rows, MomentsAccumulator};
-use crate::real::{DType, Real};
-use arrow_array::cast::AsArray;
-use arrow_array::types::*;
-use arrow_array::{Array, RecordBatch};
-use arrow_schema::DataType;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use crate::preprocessing::l2_normalize_rows;
+use std::path::Path;
 
 /// How to reduce the dimension before clustering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -44,11 +41,7 @@ pub enum Reduce {
 impl std::str::FromStr for Reduce {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::parameter(format!(
-                "--reduce {s:?}: expected none, pca:D or matryoshka:D"
-            ))
-        };
+        let bad = || Error::param("reduce", format!("{s:?}"), "is not valid: expected none, pca:D or matryoshka:D");
         if s == "none" {
             return Ok(Reduce::None);
         }
@@ -84,795 +77,432 @@ impl std::str::FromStr for PcaFit {
                 .filter(|&n: &usize| n >= 2)
                 .map(PcaFit::Sample)
                 .ok_or_else(|| {
-                    Error::parameter(format!("--pca-fit {s:?}: N must be an integer >= 2"))
+                    Error::param("pca_fit", format!("{s:?}"), "N must be an integer >= 2")
                 }),
-            _ => Err(Error::parameter(format!(
-                "--pca-fit {s:?}: expected exact or sample:N"
-            ))),
+            _ => Err(Error::param(
+                "pca_fit",
+                format!("{s:?}"),
+                "is not valid: expected exact or sample:N",
+            )),
         }
     }
 }
 
-/// What to do with a row holding NaN, infinity, a null vector or element, or (cosine) an
-/// all-zero vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnInvalid {
-    /// Stop with an error naming file, row and column (the default).
-    #[default]
-    Error,
-    /// Leave the row out of every fit; the output keeps it, with `cluster = -1` and a
-    /// NaN score, so rows stay aligned with the input. The report counts them.
-    Skip,
-}
-
-impl std::str::FromStr for OnInvalid {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "error" => Ok(OnInvalid::Error),
-            "skip" => Ok(OnInvalid::Skip),
-            _ => Err(Error::parameter(format!(
-                "--on-invalid {s:?}: expected error or skip"
-            ))),
-        }
-    }
-}
-
-/// Everything `embedcluster run` takes.
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub input: PathBuf,
-    pub column: String,
-    pub n_clusters: usize,
-    pub reduce: Reduce,
-    pub pca_fit: PcaFit,
-    pub metric: Metric,
-    pub n_init: usize,
-    pub max_iter: usize,
-    pub tol: f64,
-    pub seed: u64,
-    /// Rows per block read from the file; 0 lets the memory plan choose (about 32 MiB,
-    /// smaller under `memory_limit`). Results do not depend on it.
-    pub batch_rows: usize,
-    /// Peak RSS the run must stay within (bytes): the plan shrinks the block to fit, or
-    /// the run stops before reading any data with [`Error::MemoryLimit`].
-    pub memory_limit: Option<u64>,
-    pub output: Option<PathBuf>,
-    pub model: Option<PathBuf>,
-    /// A column of true labels to score the clustering against (ARI, NMI).
-    pub labels_column: Option<String>,
-    /// Invalid rows: fail (default) or skip.
-    pub on_invalid: OnInvalid,
-}
-
-impl RunConfig {
-    /// A configuration with the CLI's defaults.
-    pub fn new(input: impl Into<PathBuf>, n_clusters: usize) -> Self {
-        RunConfig {
-            input: input.into(),
-            column: "embedding".into(),
-            n_clusters,
-            reduce: Reduce::Pca(128),
-            pca_fit: PcaFit::Exact,
-            metric: Metric::Cosine,
-            n_init: 1,
-            max_iter: 300,
-            tol: 1e-4,
-            seed: 0,
-            batch_rows: 0,
-            memory_limit: None,
-            output: None,
-            model: None,
-            labels_column: None,
-            on_invalid: OnInvalid::Error,
-        }
-    }
-}
-
-/// Progress of long stages (implemented by the CLI with indicatif).
-pub trait Progress: Sync {
-    /// A stage starts; `total` rows if known.
-    fn begin(&self, _stage: &str, _total: Option<u64>) {}
-    /// `rows` more rows are done.
-    fn advance(&self, _rows: u64) {}
-    /// The stage ended.
-    fn end(&self) {}
-    /// The memory plan, made before any data is read.
-    fn plan(&self, _plan: &crate::plan::MemoryPlan) {}
-}
-
-/// No progress display.
-pub struct NoProgress;
-impl Progress for NoProgress {}
-
-/// What a run did, as written to the report JSON.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunReport {
-    pub input: String,
-    pub dtype: DType,
-    pub n_samples: usize,
-    pub n_features: usize,
-    pub n_components: usize,
-    pub n_clusters: usize,
-    pub metric: Metric,
-    pub reduce: String,
-    pub pca_fit: Option<String>,
-    pub n_init: usize,
-    pub n_iter: usize,
-    pub converged: bool,
-    pub objective: f64,
-    pub objective_history: Vec<f64>,
-    pub explained_variance_ratio_sum: Option<f64>,
-    pub cluster_sizes: Vec<u64>,
-    pub ari: Option<f64>,
-    pub nmi: Option<f64>,
-    pub threads: usize,
-    pub seed: u64,
-    pub batch_rows: usize,
-    /// Rows left out as invalid (`--on-invalid skip`), and the first of them (up to 20).
-    pub skipped_rows: usize,
-    pub skipped_examples: Vec<u64>,
-    /// Conditions worth a look that did not stop the run (e.g. fewer distinct points than
-    /// clusters: some clusters are empty).
-    pub warnings: Vec<String>,
-    /// The predicted peak of every stage (see [`crate::plan`]); each stage of `stages`
-    /// also carries its prediction next to the measured figure.
-    pub memory_plan: crate::plan::MemoryPlan,
-    pub stages: Vec<StageReport>,
-    pub peak_rss_bytes: u64,
-}
-
-/// Everything a run produces, for callers that keep the results in memory (Python).
-#[derive(Debug, Clone)]
-pub struct RunOutput {
-    pub report: RunReport,
-    /// Cluster of each row, in file order (-1 for rows skipped as invalid).
-    pub labels: Vec<i32>,
-    /// Cosine similarity (cosine) or squared distance (Euclidean) to the row's centroid.
-    pub scores: Vec<f32>,
-    /// The fitted PCA, for `--reduce pca:D`.
-    pub pca: Option<Pca>,
-    /// `n_clusters x n_components` centroids (as f64, whatever the data dtype).
-    pub cluster_centers: Vec<f64>,
-}
-
-/// Runs the job described by `cfg`. See the module docs for stages and memory.
-///
-/// # Errors
-/// Any [`Error`] from reading (with file, row and column), bad parameters (checked before
-/// any data is read), or writing. No output file is left behind on error.
-pub fn run(cfg: &RunConfig, progress: &dyn Progress) -> Result<RunReport> {
-    run_full(cfg, progress, crate::io::cancel_requested()).map(|o| o.report)
-}
-
-/// [`run`], returning labels, scores and the model too; stops with [`Error::Interrupted`]
-/// between k-means iterations once `cancel` is set.
-pub fn run_full(
-    cfg: &RunConfig,
-    progress: &dyn Progress,
-    cancel: &std::sync::atomic::AtomicBool,
-) -> Result<RunOutput> {
-    let mut rec = StageRecorder::new();
-    let source = rec.stage("open", || {
-        let s = EmbeddingSource::open(&cfg.input, &cfg.column)?;
-        let n = s.n_samples() as u64;
-        Ok::<_, Error>((s, n))
-    })?;
-    check_config(cfg, &source)?;
-    // Fail before the work, not after it, when an output cannot be written.
-    if let Some(out) = &cfg.output {
-        drop(crate::io::AtomicFile::create(out)?);
-    }
-    if let Some(dir) = &cfg.model {
-        match dir.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => {
-                return Err(Error::Io {
-                    path: dir.clone(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        format!("directory {} does not exist", parent.display()),
-                    ),
-                })
-            }
-            _ => {}
-        }
-    }
-    let plan = crate::plan::plan_run(cfg, &crate::plan::PlanInput::of(&source), cfg.memory_limit)?;
-    progress.plan(&plan);
-    let cfg = &RunConfig {
-        batch_rows: plan.batch_rows,
-        ..cfg.clone()
-    };
-    match source.dtype() {
-        DType::Float32 => run_typed::<f32>(cfg, &source, rec, plan, progress, cancel),
-        DType::Float64 => run_typed::<f64>(cfg, &source, rec, plan, progress, cancel),
-    }
-}
-
-pub(crate) fn check_config(cfg: &RunConfig, source: &EmbeddingSource) -> Result<()> {
-    let (n, d) = (source.n_samples(), source.n_features());
-    match cfg.reduce {
-        Reduce::Pca(k) | Reduce::Matryoshka(k) if k == 0 || k > d => {
-            return Err(Error::parameter(format!(
-                "cannot reduce to {k} components: must be between 1 and n_features = {d}"
-            )))
-        }
-        _ => {}
-    }
-    let dim = match cfg.reduce {
-        Reduce::None => d,
-        Reduce::Pca(k) | Reduce::Matryoshka(k) => k,
-    };
-    KMeansParams {
-        n_clusters: cfg.n_clusters,
-        n_init: cfg.n_init,
-        max_iter: cfg.max_iter,
-        tol: cfg.tol,
-        ..Default::default()
-    }
-    .check(n, dim)?;
-    if let (Reduce::Pca(_), PcaFit::Exact) = (cfg.reduce, cfg.pca_fit) {
-        if n < 2 {
-            return Err(Error::parameter("PCA needs at least 2 rows"));
-        }
-    }
-    Ok(())
-}
-
-/// `cfg.batch_rows`, or the plan's default when it is 0.
-pub(crate) fn batch_rows_of(cfg: &RunConfig, source: &EmbeddingSource) -> usize {
-    match cfg.batch_rows {
-        0 => crate::plan::default_batch_rows(source.n_features(), source.dtype().size()),
-        b => b,
-    }
-}
-
-fn zero_row(source: &EmbeddingSource, row: u64, what: &str) -> Error {
-    Error::InvalidRow {
-        path: source.path().to_path_buf(),
-        row,
-        column: source.column().to_string(),
-        message: format!("{what} is all zeros and cannot be normalized for the cosine metric"),
-    }
-}
-
-/// Where a block's rows come from: `valid_start` is the index of its first row among the
-/// valid rows of the file; `file_rows[i]` is the file row of its row `i`.
-pub(crate) struct BlockRows<'a> {
-    pub valid_start: usize,
-    pub file_rows: &'a [u64],
-}
-
-/// What a pass saw.
-pub(crate) struct PassStats {
-    /// Rows of the file read.
-    pub rows_read: u64,
-    /// File rows left out (`--on-invalid skip`), ascending.
-    pub skipped: Vec<u64>,
-}
-
-/// Reads every block, normalizing rows for the cosine metric, and hands the valid rows to
-/// `f`. With [`OnInvalid::Skip`], rows with NaN, infinity or nulls, and (cosine) all-zero
-/// rows are left out and listed in the returned stats.
-fn pass<T: Real>(
-    cfg: &RunConfig,
-    source: &EmbeddingSource,
-    progress: &dyn Progress,
-    stage: &str,
-    mut f: impl FnMut(&BlockRows<'_>, &mut [T]) -> Result<()>,
-) -> Result<PassStats> {
-    let d = source.n_features();
-    let skip = cfg.on_invalid == OnInvalid::Skip;
-    progress.begin(stage, Some(source.n_samples() as u64));
-    let mut reader = source.blocks::<T>(batch_rows_of(cfg, source))?;
-    if skip {
-        reader = reader.skip_invalid();
-    }
-    let mut skipped: Vec<u64> = Vec::new();
-    let mut valid = 0usize;
-    let mut file_rows: Vec<u64> = Vec::new();
-    while let Some(block) = reader.next_block()? {
-        crate::io::check_cancelled()?;
-        // file row of each row in the block
-        file_rows.clear();
-        let mut sk = block.skipped.iter().peekable();
-        let mut r = block.start_row;
-        while file_rows.len() < block.rows {
-            if sk.peek() == Some(&&r) {
-                sk.next();
-            } else {
-                file_rows.push(r);
-            }
-            r += 1;
-        }
-        let mut block_skipped: Vec<u64> = block.skipped.to_vec();
-        let mut rows = block.rows;
-        if cfg.metric == Metric::Cosine {
-            let mut i = 0;
-            let mut w = 0;
-            while i < rows {
-                let zero = l2_normalize_rows(&mut block.data[i * d..(i + 1) * d], d).is_err();
-                if zero {
-                    if !skip {
-                        return Err(zero_row(source, file_rows[i], "the vector"));
-                    }
-                    block_skipped.push(file_rows[i]);
-                } else {
-                    if w != i {
-                        block.data.copy_within(i * d..(i + 1) * d, w * d);
-                        file_rows[w] = file_rows[i];
-                    }
-                    w += 1;
-                }
-                i += 1;
-            }
-            rows = w;
-            file_rows.truncate(rows);
-            block_skipped.sort_unstable();
-        }
-        f(
-            &BlockRows {
-                valid_start: valid,
-                file_rows: &file_rows,
-            },
-            &mut block.data[..rows * d],
-        )?;
-        valid += rows;
-        skipped.extend_from_slice(&block_skipped);
-        progress.advance(block.span as u64);
-    }
-    progress.end();
-    Ok(PassStats {
-        rows_read: reader.rows_read(),
-        skipped,
-    })
-}
-
-/// Stages `pca_fit`, `pca_solve` and `transform`: fits the reduction (if any) and returns it
-/// with the reduced matrix (`n x dim`, input dtype, rows unit-norm for the cosine metric).
-pub(crate) fn reduce_source<T: Real>(
-    cfg: &RunConfig,
-    source: &EmbeddingSource,
-    rec: &mut StageRecorder,
-    progress: &dyn Progress,
-) -> Result<Reduced<T>> {
-    let (n, d) = (source.n_samples(), source.n_features());
-    // 1. Fit the reduction.
-    let pca: Option<Pca> = match cfg.reduce {
-        Reduce::Pca(k) => Some(match cfg.pca_fit {
-            PcaFit::Exact => {
-                let state = rec.stage("pca_fit", || {
-                    let mut acc = CovarianceAccumulator::<T>::new(d);
-                    let rows = pass::<T>(cfg, source, progress, "pca_fit", |_, b| {
-                        acc.push(b);
-                        Ok(())
-                    })?
-                    .rows_read;
-                    Ok::<_, Error>((acc.finish(), rows))
-                })?;
-                rec.stage("pca_solve", || Ok::<_, Error>((state.finish(k)?, 0)))?
-            }
-            PcaFit::Sample(size) => {
-                let (sample, moments) = rec.stage("pca_fit", || {
-                    let mut sampler = ReservoirSampler::<T>::new(size, d, cfg.seed);
-                    let mut moments = MomentsAccumulator::<T>::new(d);
-                    let rows = pass::<T>(cfg, source, progress, "pca_fit", |_, b| {
-                        sampler.push(b);
-                        moments.push(b);
-                        Ok(())
-                    })?
-                    .rows_read;
-                    Ok::<_, Error>(((sampler.into_sample(), moments.finish()), rows))
-                })?;
-                let opts = RandomizedOptions {
-                    seed: cfg.seed,
-                    ..Default::default()
-                };
-                rec.stage("pca_solve", || {
-                    let rows = (sample.len() / d) as u64;
-                    Ok::<_, Error>((randomized_pca(&sample, d, &moments, k, &opts)?, rows))
-                })?
-            }
-        }),
-        _ => None,
-    };
-    if let Some(p) = &pca {
-        if p.explained_variance.iter().all(|&v| v <= 0.0) {
-            return Err(Error::InvalidRow {
-                path: source.path().to_path_buf(),
-                row: 0,
-                column: source.column().to_string(),
-                message: "every row is the same vector (zero variance): PCA has no direction to keep; use --reduce none".into(),
-            });
-        }
-    }
-    let dim = match cfg.reduce {
-        Reduce::None => d,
-        Reduce::Pca(k) | Reduce::Matryoshka(k) => k,
-    };
-    // 2. Project every row into the reduced matrix (n x dim, input dtype).
-    let reduced = rec.stage("transform", || {
-        let mut reduced = vec![T::ZERO; n * dim];
-        let transform = pca.as_ref().map(|p| p.transformer::<T>());
-        let stats = pass::<T>(cfg, source, progress, "transform", |at, b| {
-            let rows = b.len() / d;
-            let s = at.valid_start;
-            if s + rows > n {
-                return Err(Error::format(
-                    source.path(),
-                    "file has more rows than its metadata says",
-                ));
-            }
-            let out = &mut reduced[s * dim..(s + rows) * dim];
-            match (cfg.reduce, &transform) {
-                (Reduce::Pca(_), Some(t)) => {
-                    t.transform(b, out);
-                    if cfg.metric == Metric::Cosine {
-                        if let Err(i) = l2_normalize_rows(out, dim) {
-                            return Err(zero_row(source, at.file_rows[i], "the PCA projection"));
-                        }
-                    }
-                }
-                (Reduce::Matryoshka(k), _) => {
-                    if let Err(i) = crate::decomposition::matryoshka(b, d, k, out) {
-                        return Err(zero_row(source, at.file_rows[i], "the truncated vector"));
-                    }
-                }
-                _ => out.copy_from_slice(b),
-            }
-            Ok(())
-        })?;
-        let rows = stats.rows_read;
-        if rows as usize != n {
-            return Err(Error::format(
-                source.path(),
-                format!("file has {rows} rows but its metadata says {n}"),
-            ));
-        }
-        let n_valid = n - stats.skipped.len();
-        reduced.truncate(n_valid * dim);
-        reduced.shrink_to_fit();
-        Ok(((reduced, stats.skipped), rows))
-    })?;
-    let (reduced, skipped) = reduced;
-    Ok(Reduced {
-        pca,
-        data: reduced,
-        dim,
-        skipped,
-    })
-}
-
-/// The output of [`reduce_source`].
-pub(crate) struct Reduced<T> {
-    pub pca: Option<Pca>,
-    /// `n_valid x dim`, the valid rows in file order.
-    pub data: Vec<T>,
-    pub dim: usize,
-    /// File rows left out (`--on-invalid skip`), ascending.
-    pub skipped: Vec<u64>,
-}
-
-fn run_typed<T: Real>(
-    cfg: &RunConfig,
-    source: &EmbeddingSource,
-    mut rec: StageRecorder,
-    plan: crate::plan::MemoryPlan,
-    progress: &dyn Progress,
-    cancel: &std::sync::atomic::AtomicBool,
-) -> Result<RunOutput> {
-    let (n, d) = (source.n_samples(), source.n_features());
-    let Reduced {
-        pca,
-        data: reduced,
-        dim,
-        skipped,
-    } = reduce_source::<T>(cfg, source, &mut rec, progress)?;
-    let n_valid = n - skipped.len();
-    if cfg.n_clusters > n_valid {
-        return Err(Error::parameter(format!(
-            "n_clusters = {} is larger than the {n_valid} valid rows ({} skipped as invalid)",
-            cfg.n_clusters,
-            skipped.len()
-        )));
-    }
-    // 3. Cluster.
-    let params = KMeansParams {
-        n_clusters: cfg.n_clusters,
-        metric: cfg.metric,
-        init: Init::KMeansPlusPlus,
-        n_init: cfg.n_init,
-        max_iter: cfg.max_iter,
-        tol: cfg.tol,
-        seed: cfg.seed,
-    };
-    progress.begin("kmeans", None);
-    let mut km = rec.stage("kmeans", || {
-        Ok::<_, Error>((
-            cluster::fit_cancellable(&params, &reduced, dim, cancel)?,
-            n_valid as u64,
-        ))
-    })?;
-    progress.end();
-    // Calibration of the saved model: the training rows' scores and top-2 margins.
-    let calibration = match &cfg.model {
-        Some(_) => Some(crate::predict::calibrate(
-            &km.predict_with_confidence(&reduced),
-            km.n_clusters,
-        )),
-        None => None,
-    };
-    drop(reduced);
-    // Keep row alignment: skipped rows get cluster -1 and a NaN score.
-    let (labels, scores) = if skipped.is_empty() {
-        (
-            std::mem::take(&mut km.labels),
-            std::mem::take(&mut km.scores),
-        )
-    } else {
-        let (mut labels, mut scores) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        let mut next = 0usize;
-        let mut sk = skipped.iter().peekable();
-        for r in 0..n as u64 {
-            if sk.peek() == Some(&&r) {
-                sk.next();
-                labels.push(-1);
-                scores.push(f32::NAN);
-            } else {
-                labels.push(km.labels[next]);
-                scores.push(km.scores[next]);
-                next += 1;
-            }
-        }
-        (labels, scores)
-    };
-    // 4. Write the output and score against true labels.
-    let mut truth: Option<Vec<i64>> = None;
-    if cfg.output.is_some() || cfg.labels_column.is_some() {
-        truth = rec.stage("write", || {
-            let t = write_output(cfg, source, &labels, &scores, progress)?;
-            Ok::<_, Error>((t, n as u64))
-        })?;
-    }
-    if let Some(dir) = &cfg.model {
-        rec.stage("save_model", || {
-            let manifest = serde_json::json!({
-                "steps": steps(cfg),
-                "metric": cfg.metric,
-                "n_features": d,
-                "n_components": dim,
-                "n_clusters": cfg.n_clusters,
-                "dtype": T::DTYPE,
-                "n_samples_seen": n,
-                "params": {
-                    "column": cfg.column, "reduce": format!("{:?}", cfg.reduce),
-                    "pca_fit": format!("{:?}", cfg.pca_fit), "n_init": cfg.n_init,
-                    "max_iter": cfg.max_iter, "tol": cfg.tol, "seed": cfg.seed,
-                    "batch_rows": cfg.batch_rows,
-                },
-                "explained_variance_ratio": pca.as_ref().map(|p| p.explained_variance_ratio.clone()),
-                "inertia": km.inertia,
-                "n_iter": km.n_iter,
-                "calibration": calibration,
-            });
-            crate::persist::save_model(dir, pca.as_ref(), &km.cluster_centers, km.n_clusters, manifest)?;
-            Ok::<_, Error>(((), 0))
-        })?;
-    }
-    // Skipped rows (label -1) take no part in the scores.
-    let pred: Vec<i64> = labels
-        .iter()
-        .filter(|&&l| l >= 0)
-        .map(|&l| l as i64)
-        .collect();
-    let truth: Option<Vec<i64>> = truth.map(|t| {
-        if skipped.is_empty() {
-            return t;
-        }
-        t.into_iter()
-            .zip(&labels)
-            .filter(|(_, &l)| l >= 0)
-            .map(|(v, _)| v)
-            .collect()
-    });
-    let (ari, nmi) = match &truth {
-        Some(t) => (
-            Some(adjusted_rand_score(t, &pred)?),
-            Some(normalized_mutual_info_score(t, &pred)?),
-        ),
-        None => (None, None),
-    };
-    let report = RunReport {
-        input: cfg.input.display().to_string(),
-        dtype: T::DTYPE,
-        n_samples: n,
-        n_features: d,
-        n_components: dim,
-        n_clusters: cfg.n_clusters,
-        metric: cfg.metric,
-        reduce: match cfg.reduce {
+impl Reduce {
+    /// `none`, `pca:D` or `matryoshka:D` (what [`FromStr`](std::str::FromStr) parses).
+    pub fn name(&self) -> String {
+        match self {
             Reduce::None => "none".into(),
             Reduce::Pca(k) => format!("pca:{k}"),
             Reduce::Matryoshka(k) => format!("matryoshka:{k}"),
-        },
-        pca_fit: pca.as_ref().map(|_| match cfg.pca_fit {
-            PcaFit::Exact => "exact".to_string(),
-            PcaFit::Sample(s) => format!("sample:{s}"),
-        }),
-        n_init: cfg.n_init,
-        n_iter: km.n_iter,
-        converged: km.converged,
-        objective: km.inertia,
-        objective_history: km.objective_history.clone(),
-        explained_variance_ratio_sum: pca
-            .as_ref()
-            .map(|p| p.explained_variance_ratio.iter().sum()),
-        cluster_sizes: km.counts.clone(),
-        ari,
-        nmi,
-        threads: rayon::current_num_threads(),
-        seed: cfg.seed,
-        batch_rows: cfg.batch_rows,
-        warnings: km.distinct_clusters_warning().into_iter().collect(),
-        skipped_rows: skipped.len(),
-        skipped_examples: skipped.iter().take(20).copied().collect(),
-        peak_rss_bytes: rec.peak_rss_bytes(),
-        stages: {
-            rec.attach_plan(&plan);
-            rec.stages().to_vec()
-        },
-        memory_plan: plan,
-    };
-    Ok(RunOutput {
-        report,
-        cluster_centers: km.cluster_centers.iter().map(|v| v.to_f64()).collect(),
-        labels,
-        scores,
-        pca,
-    })
+        }
+    }
+    /// Columns after the reduction of `n_features` columns.
+    pub fn dim(&self, n_features: usize) -> usize {
+        match self {
+            Reduce::None => n_features,
+            Reduce::Pca(k) | Reduce::Matryoshka(k) => *k,
+        }
+    }
 }
 
-fn steps(cfg: &RunConfig) -> Vec<String> {
-    let mut s = Vec::new();
-    if cfg.metric == Metric::Cosine {
-        s.push("normalize".to_string());
+impl PcaFit {
+    /// `exact` or `sample:N`.
+    pub fn name(&self) -> String {
+        match self {
+            PcaFit::Exact => "exact".into(),
+            PcaFit::Sample(s) => format!("sample:{s}"),
+        }
     }
-    match cfg.reduce {
-        Reduce::Pca(k) => s.push(format!("pca:{k}")),
-        Reduce::Matryoshka(k) => s.push(format!("matryoshka:{k}")),
+}
+
+/// One preprocessing step, in the order a pipeline applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// L2-normalize each row (an all-zero row is an error).
+    Normalize,
+    /// Project onto the fitted PCA's `D` components.
+    Pca(usize),
+    /// Keep the first `D` columns, then L2-normalize (Matryoshka embeddings).
+    Matryoshka(usize),
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Normalize => f.write_str("normalize"),
+            Step::Pca(k) => write!(f, "pca:{k}"),
+            Step::Matryoshka(k) => write!(f, "matryoshka:{k}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Step {
+    type Err = Error;
+    /// `normalize`, `pca:D` or `matryoshka:D`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::param(
+                "steps",
+                format!("{s:?}"),
+                "is not valid: expected normalize, pca:D or matryoshka:D",
+            )
+        };
+        if s == "normalize" {
+            return Ok(Step::Normalize);
+        }
+        let (kind, n) = s.split_once(':').ok_or_else(bad)?;
+        let n: usize = n.parse().map_err(|_| bad())?;
+        match kind {
+            "pca" => Ok(Step::Pca(n)),
+            "matryoshka" => Ok(Step::Matryoshka(n)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl serde::Serialize for Step {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Step {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The steps `run` fits for `metric` and `reduce`: `[normalize] [pca:D | matryoshka:D]
+/// [normalize]` (cosine normalizes before the reduction and after PCA; Matryoshka
+/// renormalizes itself).
+pub fn steps_for(metric: Metric, reduce: Reduce) -> Vec<Step> {
+    let mut s = Vec::new();
+    if metric == Metric::Cosine {
+        s.push(Step::Normalize);
+    }
+    match reduce {
+        Reduce::Pca(k) => s.push(Step::Pca(k)),
+        Reduce::Matryoshka(k) => s.push(Step::Matryoshka(k)),
         Reduce::None => {}
     }
-    // Matryoshka renormalizes itself; PCA output is renormalized for the cosine metric.
-    if cfg.metric == Metric::Cosine && matches!(cfg.reduce, Reduce::Pca(_)) {
-        s.push("normalize".to_string());
+    if metric == Metric::Cosine && matches!(reduce, Reduce::Pca(_)) {
+        s.push(Step::Normalize);
     }
     s
 }
 
-/// Pass 3: streams the other columns into the output and collects the true labels.
-pub(crate) fn write_output(
-    cfg: &RunConfig,
-    source: &EmbeddingSource,
-    labels: &[i32],
-    scores: &[f32],
-    progress: &dyn Progress,
-) -> Result<Option<Vec<i64>>> {
-    let n = labels.len();
-    let others = source.other_columns(batch_rows_of(cfg, source))?;
-    if let Some(col) = &cfg.labels_column {
-        let has = others
-            .as_ref()
-            .map(|o| o.schema().index_of(col).is_ok())
-            .unwrap_or(false);
-        if !has {
-            return Err(Error::column(
-                source.path(),
-                col,
-                "no such column (for --labels)",
-            ));
-        }
-    }
-    let mut writer = match &cfg.output {
-        Some(p) => Some(OutputWriter::create(
-            p,
-            others.as_ref().map(|o| o.schema()),
-        )?),
-        None => None,
-    };
-    let mut truth = cfg.labels_column.as_ref().map(|_| Vec::with_capacity(n));
-    let mut ids: HashMap<String, i64> = HashMap::new();
-    progress.begin("write", Some(n as u64));
-    match others {
-        Some(batches) => {
-            let mut at = 0usize;
-            for batch in batches {
-                crate::io::check_cancelled()?;
-                let batch = batch?;
-                let rows = batch.num_rows();
-                if at + rows > n {
-                    return Err(Error::format(
-                        source.path(),
-                        "other columns have more rows than the embedding column",
-                    ));
-                }
-                if let (Some(t), Some(col)) = (truth.as_mut(), &cfg.labels_column) {
-                    collect_labels(source.path(), &batch, col, at, t, &mut ids)?;
-                }
-                if let Some(w) = writer.as_mut() {
-                    w.write(Some(&batch), &labels[at..at + rows], &scores[at..at + rows])?;
-                }
-                at += rows;
-                progress.advance(rows as u64);
-            }
-            if at != n {
-                return Err(Error::format(
-                    source.path(),
-                    "other columns have fewer rows than the embedding column",
-                ));
-            }
-        }
-        None => {
-            if let Some(w) = writer.as_mut() {
-                for (l, s) in labels.chunks(65536).zip(scores.chunks(65536)) {
-                    w.write(None, l, s)?;
-                    progress.advance(l.len() as u64);
-                }
-            }
-        }
-    }
-    progress.end();
-    if let Some(w) = writer {
-        w.finish()?;
-    }
-    Ok(truth)
+/// Quantiles stored per cluster.
+pub const QUANTILES: [(&str, f64); 4] = [("p5", 0.05), ("p10", 0.10), ("p25", 0.25), ("p50", 0.50)];
+
+/// Training statistics of one cluster.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterCalibration {
+    pub size: u64,
+    pub score_mean: f64,
+    /// Score quantiles p5, p10, p25, p50.
+    pub score_quantiles: [f64; 4],
+    pub confidence_mean: f64,
+    /// Confidence (normalized top-2 margin) quantiles p5, p10, p25, p50.
+    pub confidence_quantiles: [f64; 4],
 }
 
-/// Appends the label column of `batch` as integer ids (strings get dense ids by first
-/// appearance; nulls get id -1).
-pub(crate) fn collect_labels(
-    path: &Path,
-    batch: &RecordBatch,
-    col: &str,
-    first_row: usize,
-    out: &mut Vec<i64>,
-    ids: &mut HashMap<String, i64>,
-) -> Result<()> {
-    let a = batch.column(batch.schema().index_of(col).expect("checked"));
-    let mut by_str = |s: Option<&str>| match s {
-        None => -1,
-        Some(s) => {
-            let next = ids.len() as i64;
-            *ids.entry(s.to_string()).or_insert(next)
-        }
-    };
-    macro_rules! ints {
-        ($t:ty) => {{
-            let p = a.as_primitive::<$t>();
-            out.extend((0..p.len()).map(|i| if p.is_null(i) { -1 } else { p.value(i) as i64 }));
-        }};
+fn quantiles(v: &mut [f32]) -> [f64; 4] {
+    if v.is_empty() {
+        return [f64::NAN; 4];
     }
-    match a.data_type() {
-        DataType::Int8 => ints!(Int8Type),
-        DataType::Int16 => ints!(Int16Type),
-        DataType::Int32 => ints!(Int32Type),
-        DataType::Int64 => ints!(Int64Type),
-        DataType::UInt8 => ints!(UInt8Type),
-        DataType::UInt16 => ints!(UInt16Type),
-        DataType::UInt32 => ints!(UInt32Type),
-        DataType::UInt64 => ints!(UInt64Type),
-        DataType::Utf8 => out.extend(a.as_string::<i32>().iter().map(&mut by_str)),
-        DataType::LargeUtf8 => out.extend(a.as_string::<i64>().iter().map(&mut by_str)),
-        DataType::Utf8View => out.extend(a.as_string_view().iter().map(&mut by_str)),
-        other => {
-            return Err(Error::Column {
-                path: path.to_path_buf(),
-                column: col.to_string(),
-                message: format!(
-                    "labels must be integers or strings, found {other} (row {first_row})"
-                ),
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    QUANTILES.map(|(_, q)| {
+        // linear interpolation, as numpy's default
+        let pos = q * (v.len() - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        v[lo] as f64 + (v[hi] as f64 - v[lo] as f64) * (pos - lo as f64)
+    })
+}
+
+/// Per-cluster calibration from the training assignment.
+pub fn calibrate(a: &Assignment, n_clusters: usize) -> Vec<ClusterCalibration> {
+    let mut scores: Vec<Vec<f32>> = vec![Vec::new(); n_clusters];
+    let mut conf: Vec<Vec<f32>> = vec![Vec::new(); n_clusters];
+    for ((&l, &s), &c) in a.labels.iter().zip(&a.scores).zip(&a.confidence) {
+        scores[l as usize].push(s);
+        conf[l as usize].push(c);
+    }
+    scores
+        .into_iter()
+        .zip(conf)
+        .map(|(mut s, mut c)| {
+            let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+            ClusterCalibration {
+                size: s.len() as u64,
+                score_mean: mean(&s),
+                confidence_mean: mean(&c),
+                score_quantiles: quantiles(&mut s),
+                confidence_quantiles: quantiles(&mut c),
+            }
+        })
+        .collect()
+}
+
+/// When to reject an assignment (label -1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rejection {
+    None,
+    /// Reject rows whose confidence is below this global threshold.
+    MinConfidence(f32),
+    /// Reject rows whose confidence is below their cluster's training quantile
+    /// (index into [`QUANTILES`]): about that share of in-distribution rows is rejected.
+    Adaptive(usize),
+}
+
+impl std::str::FromStr for Rejection {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        QUANTILES
+            .iter()
+            .position(|(name, _)| *name == s)
+            .map(Rejection::Adaptive)
+            .ok_or_else(|| {
+                Error::param("adaptive", format!("{s:?}"), "is not valid: expected p5, p10, p25 or p50")
             })
-        }
     }
-    Ok(())
+}
+
+/// A fitted pipeline in the dtype of the data it assigns: steps, PCA (for a `pca:D` step),
+/// k-means, and the training calibration (per-cluster score and confidence quantiles; empty
+/// when the fit did not compute it).
+#[derive(Debug, Clone)]
+pub struct FittedPipeline<T> {
+    steps: Vec<Step>,
+    n_features: usize,
+    pca: Option<Pca>,
+    transform: Option<PcaTransform<T>>,
+    kmeans: KMeans<T>,
+    calibration: Vec<ClusterCalibration>,
+}
+
+impl<T: Real> FittedPipeline<T> {
+    /// A pipeline from its parts, checked: the steps are `[normalize] [pca:D |
+    /// matryoshka:D] [normalize]`; `pca` is given exactly when there is a `pca:D` step, with
+    /// `n_features` inputs and `D` = the centroids' dimension; Matryoshka keeps at most
+    /// `n_features` columns; the calibration is empty or has one entry per cluster.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] naming what is inconsistent.
+    pub fn new(
+        steps: Vec<Step>,
+        n_features: usize,
+        pca: Option<Pca>,
+        kmeans: KMeans<T>,
+        calibration: Vec<ClusterCalibration>,
+    ) -> Result<Self> {
+        let dim = kmeans.n_features();
+        let k = kmeans.n_clusters();
+        let reductions: Vec<&Step> = steps.iter().filter(|s| **s != Step::Normalize).collect();
+        let shape_ok = reductions.len() <= 1
+            && steps.len() <= 3
+            && steps.windows(2).all(|w| w[0] != w[1])
+            && (steps.len() < 3 || (steps[0] == Step::Normalize && steps[2] == Step::Normalize));
+        let bad_steps = || {
+            let names: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+            Error::param(
+                "steps",
+                format!("{names:?}"),
+                "must be [normalize] [pca:D | matryoshka:D] [normalize]",
+            )
+        };
+        if !shape_ok {
+            return Err(bad_steps());
+        }
+        match reductions.first() {
+            None => {
+                if pca.is_some() {
+                    return Err(Error::param_msg("pca", "PCA tensors without a pca step"));
+                }
+                if n_features != dim {
+                    return Err(Error::param(
+                        "n_features",
+                        n_features,
+                        format!("must equal the centroids' dimension {dim} without a reduction"),
+                    ));
+                }
+            }
+            Some(Step::Pca(c)) => {
+                let Some(p) = &pca else {
+                    return Err(Error::param_msg("pca", "a pca step needs the fitted PCA"));
+                };
+                if *c != dim || p.n_components() != dim || p.n_features() != n_features {
+                    return Err(Error::param_msg(
+                        "pca",
+                        format!(
+                            "step pca:{c} with a PCA of {} x {} components, {n_features} features and {dim}-dimensional centroids",
+                            p.n_components(),
+                            p.n_features()
+                        ),
+                    ));
+                }
+            }
+            Some(Step::Matryoshka(c)) => {
+                if pca.is_some() {
+                    return Err(bad_steps());
+                }
+                if *c != dim || n_features < dim {
+                    return Err(Error::param_msg(
+                        "steps",
+                        format!(
+                            "matryoshka:{c} cannot feed {dim}-dimensional centroids from {n_features} features"
+                        ),
+                    ));
+                }
+            }
+            Some(Step::Normalize) => unreachable!("filtered out"),
+        }
+        if n_features == 0 {
+            return Err(Error::param("n_features", 0, "must be at least 1"));
+        }
+        if !calibration.is_empty() && calibration.len() != k {
+            return Err(Error::param_msg(
+                "calibration",
+                format!("has {} clusters, the centroids {k}", calibration.len()),
+            ));
+        }
+        let transform = pca.as_ref().map(|p| p.transformer::<T>());
+        Ok(FittedPipeline {
+            steps,
+            n_features,
+            pca,
+            transform,
+            kmeans,
+            calibration,
+        })
+    }
+
+    /// The preprocessing steps, in order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+    /// Columns of the rows it assigns.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+    /// The fitted PCA, for a `pca:D` step.
+    pub fn pca(&self) -> Option<&Pca> {
+        self.pca.as_ref()
+    }
+    /// The fitted k-means.
+    pub fn kmeans(&self) -> &KMeans<T> {
+        &self.kmeans
+    }
+    /// Per-cluster training statistics (empty when not computed).
+    pub fn calibration(&self) -> &[ClusterCalibration] {
+        &self.calibration
+    }
+
+    /// Applies the steps to a block (`rows x n_features`; normalized in place): the rows as
+    /// k-means sees them (`rows x D`), or `None` when there is no reduction (then `block`
+    /// itself holds them). `origin` (path, column) and `first_row` name the data in errors.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] when the block is not a whole number of rows;
+    /// [`Error::InvalidRow`] for a row that cannot be normalized.
+    pub fn preprocess(
+        &self,
+        block: &mut [T],
+        origin: (&Path, &str),
+        first_row: u64,
+    ) -> Result<Option<Vec<T>>> {
+        let d = self.n_features;
+        if !block.len().is_multiple_of(d) {
+            return Err(Error::param_msg(
+                "X",
+                format!("{} values are not whole rows of {d} features", block.len()),
+            ));
+        }
+        let rows = block.len() / d;
+        let zero = |i: usize, message: &str| Error::InvalidRow {
+            path: origin.0.to_path_buf(),
+            row: first_row + i as u64,
+            column: origin.1.to_string(),
+            message: message.into(),
+        };
+        let mut reduced: Option<Vec<T>> = None;
+        for step in &self.steps {
+            let (data, dim) = match reduced.as_mut() {
+                Some(r) => (&mut r[..], self.kmeans.n_features()),
+                None => (&mut block[..], d),
+            };
+            match step {
+                Step::Normalize => {
+                    if let Err(i) = l2_normalize_rows(data, dim) {
+                        return Err(zero(i, "all zeros after preprocessing; cannot be normalized for the cosine metric"));
+                    }
+                }
+                Step::Matryoshka(k) => {
+                    let mut out = vec![T::ZERO; rows * k];
+                    if let Err(i) = crate::decomposition::matryoshka(data, dim, *k, &mut out) {
+                        return Err(zero(i, "the truncated vector is all zeros"));
+                    }
+                    reduced = Some(out);
+                }
+                Step::Pca(_) => {
+                    let t = self.transform.as_ref().ok_or_else(|| {
+                        Error::param_msg("pca", "a pca step needs the fitted PCA")
+                    })?;
+                    let mut out = vec![T::ZERO; rows * t.n_components];
+                    t.transform(data, &mut out)?;
+                    reduced = Some(out);
+                }
+            }
+        }
+        Ok(reduced)
+    }
+
+    /// [`preprocess`](Self::preprocess), then the nearest centroid of each row, its score
+    /// and confidence.
+    ///
+    /// # Errors
+    /// As [`preprocess`](Self::preprocess).
+    pub fn assign_block(
+        &self,
+        block: &mut [T],
+        origin: (&Path, &str),
+        first_row: u64,
+    ) -> Result<Assignment> {
+        let reduced = self.preprocess(block, origin, first_row)?;
+        let x: &[T] = reduced.as_deref().unwrap_or(block);
+        self.kmeans.predict_with_confidence(x)
+    }
+
+    /// Applies `rule` to an assignment (rejected rows get label -1); returns how many.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] for an adaptive rule on a pipeline without calibration.
+    pub fn reject(&self, a: &mut Assignment, rule: Rejection) -> Result<u64> {
+        if matches!(rule, Rejection::Adaptive(_)) && self.calibration.is_empty() {
+            return Err(Error::param_msg(
+                "adaptive",
+                "this model has no calibration statistics (refit it with this version)",
+            ));
+        }
+        let threshold = |l: i32| -> f32 {
+            match rule {
+                Rejection::None => f32::NEG_INFINITY,
+                Rejection::MinConfidence(c) => c,
+                Rejection::Adaptive(q) => self
+                    .calibration
+                    .get(l as usize)
+                    .map(|c| c.confidence_quantiles[q.min(QUANTILES.len() - 1)] as f32)
+                    .unwrap_or(f32::NEG_INFINITY),
+            }
+        };
+        let mut n = 0;
+        for (l, c) in a.labels.iter_mut().zip(&a.confidence) {
+            if *c < threshold(*l) {
+                *l = -1;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }

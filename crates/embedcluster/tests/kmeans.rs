@@ -27,7 +27,7 @@ fn naive_assign(x: &[f64], c: &[f64], d: usize, metric: Metric) -> Vec<(usize, f
                 Metric::Euclidean => (0..k)
                     .map(|j| (j, sqdist(r, &c[j * d..(j + 1) * d])))
                     .fold((0, f64::MAX), |b, v| if v.1 < b.1 { v } else { b }),
-                Metric::Cosine => (0..k)
+                _ => (0..k)
                     .map(|j| {
                         (
                             j,
@@ -64,19 +64,19 @@ fn labels_are_the_argmin_over_returned_centroids() {
         let (n, d, k) = (3001, 6, 9);
         let (x, _) = data(metric, n, d, k, 4.0, 1);
         let m = fit(&params(k, metric), &x, d).unwrap();
-        let naive = naive_assign(&x, &m.cluster_centers, d, metric);
+        let naive = naive_assign(&x, &m.cluster_centers(), d, metric);
         for i in 0..n {
-            assert_eq!(m.labels[i] as usize, naive[i].0, "{metric:?} row {i}");
-            assert!((m.scores[i] as f64 - naive[i].1).abs() < 1e-6 * (1.0 + naive[i].1.abs()));
+            assert_eq!(m.labels()[i] as usize, naive[i].0, "{metric:?} row {i}");
+            assert!((m.scores()[i] as f64 - naive[i].1).abs() < 1e-6 * (1.0 + naive[i].1.abs()));
         }
         let obj: f64 = naive
             .iter()
             .map(|&(_, v)| if metric == Metric::Cosine { 1.0 - v } else { v })
             .sum();
         assert!(
-            (m.inertia - obj).abs() < 1e-8 * obj,
+            (m.inertia() - obj).abs() < 1e-8 * obj,
             "{metric:?}: objective {} vs {obj}",
-            m.inertia
+            m.inertia()
         );
     }
 }
@@ -92,15 +92,15 @@ fn converged_centroids_are_the_means_of_their_members() {
             ..params(k, metric)
         };
         let m = fit(&p, &x, d).unwrap();
-        assert!(m.converged);
+        assert!(m.converged());
         for j in 0..k {
             let members: Vec<&[f64]> = x
                 .chunks(d)
-                .zip(&m.labels)
+                .zip(m.labels())
                 .filter(|(_, &l)| l as usize == j)
                 .map(|(r, _)| r)
                 .collect();
-            assert_eq!(members.len() as u64, m.counts[j]);
+            assert_eq!(members.len() as u64, m.counts()[j]);
             let mut mean = vec![0.0; d];
             for r in &members {
                 for f in 0..d {
@@ -108,11 +108,11 @@ fn converged_centroids_are_the_means_of_their_members() {
                 }
             }
             let scale = match metric {
-                Metric::Euclidean => members.len() as f64,
                 Metric::Cosine => mean.iter().map(|v| v * v).sum::<f64>().sqrt(),
+                _ => members.len() as f64,
             };
             for f in 0..d {
-                let c = m.cluster_centers[j * d + f];
+                let c = m.cluster_centers()[j * d + f];
                 assert!(
                     (c - mean[f] / scale).abs() < 1e-12,
                     "{metric:?} cluster {j}"
@@ -134,11 +134,11 @@ fn objective_never_increases() {
         };
         let m = fit(&p, &x, 8).unwrap();
         assert!(
-            m.objective_history.len() > 5,
+            m.objective_history().len() > 5,
             "{}",
-            m.objective_history.len()
+            m.objective_history().len()
         );
-        for w in m.objective_history.windows(2) {
+        for w in m.objective_history().windows(2) {
             assert!(
                 w[1] <= w[0] * (1.0 + 1e-12),
                 "{metric:?}: {} then {}",
@@ -166,10 +166,10 @@ fn one_and_two_threads_give_identical_labels_and_centroids() {
             pool.install(|| fit(&p, &x32, 16).unwrap())
         };
         let (a, b) = (run(1), run(2));
-        assert_eq!(a.labels, b.labels);
-        assert_eq!(a.cluster_centers, b.cluster_centers);
-        assert_eq!(a.inertia.to_bits(), b.inertia.to_bits());
-        assert_eq!(a.objective_history, b.objective_history);
+        assert_eq!(a.labels(), b.labels());
+        assert_eq!(a.cluster_centers(), b.cluster_centers());
+        assert_eq!(a.inertia().to_bits(), b.inertia().to_bits());
+        assert_eq!(a.objective_history(), b.objective_history());
     }
 }
 
@@ -192,23 +192,23 @@ fn gemm_assignment_equals_naive_loop() {
         };
         let model = fit(&p, &xs, d).unwrap();
         // predict with the model's centroids in f64 and f32
-        let naive = naive_assign(&xs, &model.cluster_centers, d, metric);
-        let (labels, scores) = model.predict(&xs);
+        let naive = naive_assign(&xs, &model.cluster_centers(), d, metric);
+        let (labels, scores) = model.predict(&xs).unwrap();
         for i in 0..n {
             assert_eq!(labels[i] as usize, naive[i].0);
             assert!((scores[i] as f64 - naive[i].1).abs() < 1e-5 * (1.0 + naive[i].1.abs()));
         }
         let x32: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
         let p32 = KMeansParams {
-            init: Init::Centroids(model.cluster_centers.clone()),
+            init: Init::Centroids(model.cluster_centers().to_vec()),
             max_iter: 1,
             ..params(k, metric)
         };
         let m32 = fit(&p32, &x32, d).unwrap();
-        let (l32, _) = m32.predict(&x32);
+        let (l32, _) = m32.predict(&x32).unwrap();
         let naive32 = naive_assign(
             &x32.iter().map(|&v| v as f64).collect::<Vec<_>>(),
-            &m32.cluster_centers
+            &m32.cluster_centers()
                 .iter()
                 .map(|&v| v as f64)
                 .collect::<Vec<_>>(),
@@ -237,8 +237,8 @@ fn recovers_separated_blobs_in_f32_and_f64() {
     let m64 = fit(&p, &x, 10).unwrap();
     let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
     let m32 = fit(&p, &x32, 10).unwrap();
-    let l64: Vec<i64> = m64.labels.iter().map(|&l| l as i64).collect();
-    let l32: Vec<i64> = m32.labels.iter().map(|&l| l as i64).collect();
+    let l64: Vec<i64> = m64.labels().iter().map(|&l| l as i64).collect();
+    let l32: Vec<i64> = m32.labels().iter().map(|&l| l as i64).collect();
     assert_eq!(adjusted_rand_score(&y, &l64).unwrap(), 1.0);
     assert_eq!(adjusted_rand_score(&l64, &l32).unwrap(), 1.0, "f32 ~ f64");
 }
@@ -256,7 +256,7 @@ fn more_restarts_never_worse() {
         5,
     )
     .unwrap();
-    assert!(five.inertia <= one.inertia);
+    assert!(five.inertia() <= one.inertia());
 }
 
 #[test]
@@ -274,24 +274,36 @@ fn duplicates_and_more_clusters_than_distinct_points_terminate() {
         2,
     )
     .unwrap();
-    assert!(m.labels.iter().all(|&l| (0..5).contains(&l)));
-    assert!(m.n_iter <= 50);
+    assert!(m.labels().iter().all(|&l| (0..5).contains(&l)));
+    assert!(m.n_iter() <= 50);
     assert!(
-        m.inertia.abs() < 1e-12,
+        m.inertia().abs() < 1e-12,
         "every row sits on a centroid: {}",
-        m.inertia
+        m.inertia()
     );
     // all rows identical
     let same = vec![1.0f32; 40];
     let m = fit(&params(4, Metric::Euclidean), &same, 2).unwrap();
-    assert_eq!(m.inertia, 0.0);
+    assert_eq!(m.inertia(), 0.0);
 }
 
 #[test]
 fn bad_parameters_are_rejected_before_work() {
     let x = vec![0.0f64; 20];
     let err = |p: KMeansParams| fit(&p, &x, 2).unwrap_err().to_string();
-    assert!(err(params(0, Metric::Euclidean)).contains("n_clusters must be at least 1"));
+    assert!(err(params(0, Metric::Euclidean)).contains("n_clusters = 0 must be at least 1"));
+    // structured: which parameter, its value, the constraint; front ends spell the name
+    match fit(&params(0, Metric::Euclidean), &x, 2).unwrap_err() {
+        embedcluster::Error::Parameter(p) => {
+            assert_eq!(p.name, "n_clusters");
+            assert_eq!(p.value.as_deref(), Some("0"));
+            assert_eq!(p.constraint, "must be at least 1");
+            let cli = |n: &str| format!("--{}", n.replace('_', "-"));
+            assert_eq!(p.render(&cli), "--n-clusters 0 must be at least 1");
+        }
+        other => panic!("expected a parameter error, got {other:?}"),
+    }
+    assert!(err(params(2, Metric::InnerProduct)).contains("metric"));
     assert!(err(params(11, Metric::Euclidean))
         .contains("n_clusters = 11 is larger than n_samples = 10"));
     assert!(err(KMeansParams {

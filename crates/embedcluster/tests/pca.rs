@@ -105,11 +105,11 @@ fn exact_pca_matches_naive_covariance_and_eigendecomposition() {
     let total: f64 = vals.iter().sum();
     for c in 0..5 {
         assert!(
-            (pca.explained_variance[c] - vals[c]).abs() <= 1e-9 * vals[0],
+            (pca.explained_variance()[c] - vals[c]).abs() <= 1e-9 * vals[0],
             "eigenvalue {c}"
         );
-        assert!((pca.explained_variance_ratio[c] - vals[c] / total).abs() < 1e-10);
-        let comp = &pca.components[c * d..(c + 1) * d];
+        assert!((pca.explained_variance_ratio()[c] - vals[c] / total).abs() < 1e-10);
+        let comp = &pca.components()[c * d..(c + 1) * d];
         assert!(
             (dot(comp, &vecs[c]).abs() - 1.0).abs() < 1e-8,
             "eigenvector {c}"
@@ -183,9 +183,9 @@ fn components_are_orthonormal_and_transform_is_centered_projection() {
     let (n, d, k) = (1200, 12, 7);
     let x = anisotropic(n, d, -20.0, 4);
     let pca = CovarianceState::partial(&x, d).finish(k).unwrap();
-    assert_orthonormal(&pca.components, k, d, 1e-10);
+    assert_orthonormal(&pca.components(), k, d, 1e-10);
     // the largest-magnitude entry of each component is positive (deterministic sign)
-    for c in pca.components.chunks(d) {
+    for c in pca.components().chunks(d) {
         let m = c
             .iter()
             .fold(0.0f64, |m, v| if v.abs() > m.abs() { *v } else { m });
@@ -193,15 +193,15 @@ fn components_are_orthonormal_and_transform_is_centered_projection() {
     }
     let t = pca.transformer::<f64>();
     let mut out = vec![0.0; n * k];
-    t.transform(&x, &mut out);
+    t.transform(&x, &mut out).unwrap();
     let t32 = pca.transformer::<f32>();
     let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
     let mut out32 = vec![0.0f32; n * k];
-    t32.transform(&x32, &mut out32);
+    t32.transform(&x32, &mut out32).unwrap();
     for i in 0..n {
         for c in 0..k {
             let want: f64 = (0..d)
-                .map(|j| (x[i * d + j] - pca.mean[j]) * pca.components[c * d + j])
+                .map(|j| (x[i * d + j] - pca.mean()[j]) * pca.components()[c * d + j])
                 .sum();
             assert!((out[i * k + c] - want).abs() < 1e-9 * (1.0 + want.abs()));
             assert!(
@@ -230,18 +230,18 @@ fn randomized_pca_on_all_rows_matches_exact() {
         },
     )
     .unwrap();
-    assert_orthonormal(&rand.components, k, d, 1e-10);
+    assert_orthonormal(&rand.components(), k, d, 1e-10);
     for c in 0..k {
-        let rel = (rand.explained_variance[c] - exact.explained_variance[c]).abs()
-            / exact.explained_variance[c];
+        let rel = (rand.explained_variance()[c] - exact.explained_variance()[c]).abs()
+            / exact.explained_variance()[c];
         assert!(rel < 1e-6, "component {c}: {rel}");
         let cos = dot(
-            &rand.components[c * d..(c + 1) * d],
-            &exact.components[c * d..(c + 1) * d],
+            &rand.components()[c * d..(c + 1) * d],
+            &exact.components()[c * d..(c + 1) * d],
         );
         assert!(cos > 1.0 - 1e-6, "component {c}: cos {cos}");
         assert!(
-            (rand.explained_variance_ratio[c] - exact.explained_variance_ratio[c]).abs() < 1e-6
+            (rand.explained_variance_ratio()[c] - exact.explained_variance_ratio()[c]).abs() < 1e-6
         );
     }
 }

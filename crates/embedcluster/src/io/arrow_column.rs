@@ -5,7 +5,7 @@
 
 use super::check_finite;
 use crate::error::{Error, Result};
-use crate::real::{DType, Real};
+use crate::dtype::{DType, Real};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type};
 use arrow_array::{Array, ArrayRef};
@@ -30,6 +30,7 @@ pub struct VectorColumn {
     pub dtype: DType,
     /// Vector length: fixed by the type for `fixed_size_list`, else learned from the first row.
     pub n_features: Option<usize>,
+    data_type: DataType,
     path: PathBuf,
     column: String,
 }
@@ -76,9 +77,20 @@ impl VectorColumn {
             kind,
             dtype,
             n_features: fixed,
+            data_type: data_type.clone(),
             path: path.to_path_buf(),
             column: column.to_string(),
         })
+    }
+
+    /// The column's Arrow type.
+    pub fn data_type(&self) -> DataType {
+        self.data_type.clone()
+    }
+
+    /// The column's name.
+    pub fn name(&self) -> &str {
+        &self.column
     }
 
     pub(crate) fn null(&self, row: u64, what: &str) -> Error {
@@ -145,7 +157,13 @@ impl VectorColumn {
         buf: &mut Vec<T>,
         mut skip: Option<&mut Vec<u64>>,
     ) -> Result<()> {
-        let d = self.n_features.expect("dimension known before decoding");
+        let Some(d) = self.n_features else {
+            return Err(Error::column(
+                &self.path,
+                &self.column,
+                "the vector length is not known before the first row",
+            ));
+        };
         let (values, spans): (&ArrayRef, RowSpans<'_>) = match self.kind {
             ListKind::FixedSize => {
                 let a = array.as_fixed_size_list();

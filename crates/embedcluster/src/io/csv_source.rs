@@ -6,7 +6,7 @@
 //! as float64. Opening scans the file once to count the rows; each pass re-reads it.
 
 use crate::error::{Error, Result};
-use crate::real::Real;
+use crate::dtype::Real;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 

@@ -16,17 +16,19 @@
 
 mod arrow_column;
 mod csv_source;
+mod in_memory;
 mod npy;
 mod output;
 mod parquet_source;
 
 pub use arrow_column::VectorColumn;
+pub use in_memory::{BatchSource, MatrixRef, ARRAY_ORIGIN, ARROW_ORIGIN};
 pub use npy::{write_npy_header, NpyHeader};
 pub(crate) use output::RowGroupEncoder;
 pub use output::{AtomicFile, OutputWriter};
 
 use crate::error::{Error, Result};
-use crate::real::{DType, Real};
+use crate::dtype::{DType, Real};
 use std::path::{Path, PathBuf};
 
 /// Most rows per Arrow batch decoded from Parquet; blocks are assembled from these batches
@@ -52,6 +54,10 @@ pub enum Format {
     Npy,
     /// Numeric columns of a CSV file (read as float64).
     Csv,
+    /// A matrix in the caller's memory (read block by block like `.npy`).
+    Array,
+    /// Arrow record batches from the caller (a pyarrow Table, a polars DataFrame).
+    Arrow,
 }
 
 impl Format {
@@ -74,25 +80,112 @@ impl Format {
     }
 }
 
-/// A re-iterable, streamed matrix of embeddings on disk.
-#[derive(Debug)]
-pub struct EmbeddingSource {
+/// A re-iterable, streamed matrix of embeddings: a file on disk, or rows a front end holds
+/// in memory (`'a` borrows them).
+pub struct EmbeddingSource<'a> {
     path: PathBuf,
     column: String,
     n_samples: usize,
     n_features: usize,
     dtype: DType,
-    inner: Inner,
+    inner: Inner<'a>,
 }
 
-#[derive(Debug)]
-enum Inner {
+impl std::fmt::Debug for EmbeddingSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddingSource")
+            .field("path", &self.path)
+            .field("column", &self.column)
+            .field("n_samples", &self.n_samples)
+            .field("n_features", &self.n_features)
+            .field("dtype", &self.dtype)
+            .field("format", &self.format())
+            .finish()
+    }
+}
+
+enum Inner<'a> {
     Parquet(parquet_source::ParquetInfo),
     Npy(npy::NpyFile),
     Csv(csv_source::CsvInfo),
+    Matrix(MatrixRef<'a>),
+    Batches(Box<dyn BatchSource + 'a>, VectorColumn),
 }
 
-impl EmbeddingSource {
+impl<'a> EmbeddingSource<'a> {
+    /// Rows in the caller's memory: `x` row-major with `n_features` columns. Named
+    /// `<array>`, column `X`, in errors.
+    ///
+    /// # Example
+    /// ```
+    /// use embedcluster::io::{EmbeddingSource, MatrixRef};
+    /// let x = [1.0f32, 2.0, f32::NAN, 4.0];
+    /// let src = EmbeddingSource::from_matrix(MatrixRef::F32(&x), 2).unwrap();
+    /// let mut blocks = src.blocks::<f32>(1).unwrap();
+    /// assert_eq!(blocks.next_block().unwrap().unwrap().data, &[1.0, 2.0]);
+    /// let e = blocks.next_block().err().unwrap(); // every value is checked
+    /// assert!(e.to_string().contains("<array>: row 1, column `X`[0]: value is NaN"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] when `x` is not whole rows; [`Error::Empty`] when it has none.
+    pub fn from_matrix(x: MatrixRef<'a>, n_features: usize) -> Result<Self> {
+        if n_features == 0 || !x.len().is_multiple_of(n_features) {
+            return Err(Error::param_msg(
+                "X",
+                format!("{} values are not whole rows of {n_features} features", x.len()),
+            ));
+        }
+        if x.len() == 0 {
+            return Err(Error::Empty {
+                path: ARRAY_ORIGIN.into(),
+            });
+        }
+        Ok(EmbeddingSource {
+            path: ARRAY_ORIGIN.into(),
+            column: "X".into(),
+            n_samples: x.len() / n_features,
+            n_features,
+            dtype: match x {
+                MatrixRef::F32(_) => DType::Float32,
+                MatrixRef::F64(_) => DType::Float64,
+            },
+            inner: Inner::Matrix(x),
+        })
+    }
+
+    /// Arrow data from the caller, `n_samples` rows whose vector column has the layout
+    /// `column` (its dimension known). Named `<arrow stream>` in errors.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] for no rows; [`Error::Column`] when the dimension is not known.
+    pub fn from_batches(
+        batches: Box<dyn BatchSource + 'a>,
+        column: VectorColumn,
+        n_samples: usize,
+    ) -> Result<Self> {
+        let Some(d) = column.n_features else {
+            return Err(Error::column(
+                ARROW_ORIGIN,
+                column.name(),
+                "the vector length is not known",
+            ));
+        };
+        if n_samples == 0 {
+            return Err(Error::Empty {
+                path: ARROW_ORIGIN.into(),
+            });
+        }
+        Ok(EmbeddingSource {
+            path: ARROW_ORIGIN.into(),
+            column: column.name().to_string(),
+            n_samples,
+            n_features: d,
+            dtype: column.dtype,
+            inner: Inner::Batches(batches, column),
+        })
+    }
+
     /// Opens `path`; for Parquet, `column` names the embedding column (ignored for `.npy`).
     ///
     /// Reads only metadata (and, for `list` columns, the first row to learn the dimension).
@@ -133,6 +226,10 @@ impl EmbeddingSource {
                     inner: Inner::Npy(file),
                 })
             }
+            Format::Array | Format::Arrow => Err(Error::format(
+                &path,
+                "in-memory rows are not a file (use from_matrix or from_batches)",
+            )),
             Format::Csv => {
                 let info = csv_source::CsvInfo::open(&path, column)?;
                 Ok(EmbeddingSource {
@@ -173,6 +270,8 @@ impl EmbeddingSource {
             Inner::Parquet(_) => Format::Parquet,
             Inner::Npy(_) => Format::Npy,
             Inner::Csv(_) => Format::Csv,
+            Inner::Matrix(_) => Format::Array,
+            Inner::Batches(..) => Format::Arrow,
         }
     }
 
@@ -198,14 +297,21 @@ impl EmbeddingSource {
     }
 
     /// Starts a pass over the rows in blocks of at most `batch_rows` rows, converted to `T`.
-    pub fn blocks<T: Real>(&self, batch_rows: usize) -> Result<BlockReader<'_, T>> {
+    pub fn blocks<T: Real>(&self, batch_rows: usize) -> Result<BlockReader<'_, 'a, T>> {
         if batch_rows == 0 {
-            return Err(Error::parameter("batch_rows must be at least 1"));
+            return Err(Error::param("batch_rows", 0, "must be at least 1"));
         }
         let inner = match &self.inner {
             Inner::Parquet(info) => ReaderInner::Parquet(info.reader(batch_rows)?),
             Inner::Npy(f) => ReaderInner::Npy { file: f, next: 0 },
             Inner::Csv(c) => ReaderInner::Csv(c.blocks()?),
+            Inner::Matrix(m) => ReaderInner::Matrix { m: *m, next: 0 },
+            Inner::Batches(b, column) => ReaderInner::Batches(in_memory::BatchPass {
+                arrays: b.open_pass()?,
+                pending: None,
+                column,
+                n_samples: self.n_samples,
+            }),
         };
         Ok(BlockReader {
             source: self,
@@ -232,7 +338,7 @@ impl EmbeddingSource {
     pub fn other_columns(&self, batch_rows: usize) -> Result<Option<parquet_source::OtherColumns>> {
         match &self.inner {
             Inner::Parquet(info) => info.other_columns(batch_rows),
-            Inner::Npy(_) | Inner::Csv(_) => Ok(None),
+            _ => Ok(None),
         }
     }
 }
@@ -243,11 +349,13 @@ enum ReaderInner<'a> {
     Parquet(parquet_source::ParquetBlocks<'a>),
     Npy { file: &'a npy::NpyFile, next: usize },
     Csv(csv_source::CsvBlocks<'a>),
+    Matrix { m: MatrixRef<'a>, next: usize },
+    Batches(in_memory::BatchPass<'a>),
 }
 
 /// One pass over an [`EmbeddingSource`]; see [`EmbeddingSource::blocks`].
-pub struct BlockReader<'a, T> {
-    source: &'a EmbeddingSource,
+pub struct BlockReader<'a, 'b, T> {
+    source: &'a EmbeddingSource<'b>,
     inner: ReaderInner<'a>,
     buf: Vec<T>,
     batch_rows: usize,
@@ -272,7 +380,7 @@ pub struct Block<'b, T> {
     pub data: &'b mut [T],
 }
 
-impl<'a, T: Real> BlockReader<'a, T> {
+impl<T: Real> BlockReader<'_, '_, T> {
     /// Leaves out rows with a null vector, a null element, NaN or infinity instead of
     /// failing (`--on-invalid skip`); each block lists the file rows it skipped.
     pub fn skip_invalid(mut self) -> Self {
@@ -294,6 +402,10 @@ impl<'a, T: Real> BlockReader<'a, T> {
         let span = match &mut self.inner {
             ReaderInner::Parquet(p) => p.fill(&mut self.buf, self.batch_rows, start_row, skip)?,
             ReaderInner::Csv(c) => c.fill(&mut self.buf, self.batch_rows, start_row, skip)?,
+            ReaderInner::Matrix { m, next } => {
+                in_memory::fill_matrix(*m, d, next, &mut self.buf, self.batch_rows, skip)?
+            }
+            ReaderInner::Batches(b) => b.fill(&mut self.buf, self.batch_rows, start_row, skip)?,
             ReaderInner::Npy { file, next } => {
                 let rows = self.batch_rows.min(file.header.shape.0 - *next);
                 file.read_rows(*next, rows, &mut self.buf, skip)?;
@@ -322,33 +434,34 @@ impl<'a, T: Real> BlockReader<'a, T> {
     }
 }
 
-static CANCELLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Asks every streaming pass of this process to stop at its next block with
-/// [`Error::Interrupted`] (the CLI calls it from its SIGINT handler: async-signal-safe, a
-/// single atomic store). Outputs being written are then removed, not left half written.
-pub fn request_cancel() {
-    CANCELLED.store(true, std::sync::atomic::Ordering::SeqCst);
+/// What to do with a row holding NaN, infinity, a null vector or element, or (cosine) an
+/// all-zero vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnInvalid {
+    /// Stop with an error naming file, row and column (the default).
+    #[default]
+    Error,
+    /// Leave the row out of every fit; the output keeps it, with `cluster = -1` and a
+    /// NaN score, so rows stay aligned with the input. The report counts them.
+    Skip,
 }
 
-/// [`Error::Interrupted`] once [`request_cancel`] was called.
-pub fn check_cancelled() -> Result<()> {
-    if CANCELLED.load(std::sync::atomic::Ordering::Relaxed) {
-        Err(Error::Interrupted)
-    } else {
-        Ok(())
+impl std::str::FromStr for OnInvalid {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "error" => Ok(OnInvalid::Error),
+            "skip" => Ok(OnInvalid::Skip),
+            _ => Err(Error::param(
+                "on_invalid",
+                format!("{s:?}"),
+                "is not valid: expected error or skip",
+            )),
+        }
     }
 }
 
-/// Clears a cancel request (the Python bindings call it when a call ends).
-pub fn reset_cancel() {
-    CANCELLED.store(false, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// Whether [`request_cancel`] was called.
-pub fn cancel_requested() -> &'static std::sync::atomic::AtomicBool {
-    &CANCELLED
-}
 
 /// Checks that every value of `row` is finite; reports the first that is not.
 #[inline]

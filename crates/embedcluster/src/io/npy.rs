@@ -3,7 +3,7 @@
 
 use super::check_finite;
 use crate::error::{Error, Result};
-use crate::real::{DType, Real};
+use crate::dtype::{DType, Real};
 use memmap2::Mmap;
 use std::fs::File;
 use std::io::Write;

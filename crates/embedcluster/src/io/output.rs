@@ -32,7 +32,7 @@ impl AtomicFile {
         let target = target.as_ref().to_path_buf();
         let name = target
             .file_name()
-            .ok_or_else(|| Error::parameter(format!("{}: not a file path", target.display())))?
+            .ok_or_else(|| Error::param("output", target.display(), "is not a file path"))?
             .to_string_lossy()
             .into_owned();
         let dir = match target.parent() {
@@ -134,9 +134,10 @@ impl OutputWriter {
             .unwrap_or_default();
         for name in ["cluster", "score", "confidence"] {
             if fields.iter().any(|f| f.name() == name) {
-                return Err(Error::parameter(format!(
-                    "the input already has a column named `{name}`; rename it first"
-                )));
+                return Err(Error::param_msg(
+                    "output",
+                    format!("the input already has a column named `{name}`; rename it first"),
+                ));
             }
         }
         fields.push(Arc::new(Field::new("cluster", DataType::Int32, false)));

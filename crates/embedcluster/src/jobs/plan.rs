@@ -42,9 +42,11 @@
 //! The default block is about [`DEFAULT_BLOCK_BYTES`] (at most 16,384 rows); a limit makes
 //! it smaller, down to [`MIN_BATCH_ROWS`] rows. Results do not depend on the block size.
 
-use crate::error::{Error, Result};
+use crate::error::{Advice, Error, MemoryLimitError, Result};
 use crate::io::{EmbeddingSource, Format};
-use crate::pipeline::{PcaFit, Reduce, RunConfig};
+pub use crate::memory::{format_bytes, parse_bytes, MemoryPlan, StagePlan};
+use crate::pipeline::{PcaFit, Reduce};
+use super::run::RunConfig;
 
 /// Target size of a block when `batch_rows` is not given (bytes).
 pub const DEFAULT_BLOCK_BYTES: u64 = 32 << 20;
@@ -52,59 +54,7 @@ pub const DEFAULT_BLOCK_BYTES: u64 = 32 << 20;
 pub const MAX_DEFAULT_BATCH_ROWS: usize = 16384;
 /// The fewest rows a planned block holds.
 pub const MIN_BATCH_ROWS: usize = 256;
-const MIB: u64 = 1 << 20;
-
-/// One stage's predicted peak: the sum of `terms` (name, bytes).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StagePlan {
-    pub name: String,
-    /// Predicted peak RSS of the process during the stage, bytes.
-    pub peak_bytes: u64,
-    /// What the stage holds: (what, bytes), largest first after the base.
-    pub terms: Vec<(String, u64)>,
-}
-
-/// The plan of a run: block size and the predicted peak of every stage.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct MemoryPlan {
-    /// Rows per block the passes will read.
-    pub batch_rows: usize,
-    /// Resident memory when planning (bytes), part of every stage's figure.
-    pub base_bytes: u64,
-    /// The limit planned for (bytes), if any.
-    pub limit_bytes: Option<u64>,
-    pub stages: Vec<StagePlan>,
-}
-
-impl MemoryPlan {
-    /// The largest predicted stage peak (bytes).
-    pub fn peak_bytes(&self) -> u64 {
-        self.stages.iter().map(|s| s.peak_bytes).max().unwrap_or(0)
-    }
-    /// The plan of stage `name`.
-    pub fn stage(&self, name: &str) -> Option<&StagePlan> {
-        self.stages.iter().find(|s| s.name == name)
-    }
-    /// One line per stage: `name  peak = term + term + ...`.
-    pub fn describe(&self) -> String {
-        let mut out = String::new();
-        for s in &self.stages {
-            let terms: Vec<String> = s
-                .terms
-                .iter()
-                .filter(|(_, b)| *b > 0)
-                .map(|(w, b)| format!("{w} {}", format_bytes(*b)))
-                .collect();
-            out.push_str(&format!(
-                "{:<11} {:>10} = {}\n",
-                s.name,
-                format_bytes(s.peak_bytes),
-                terms.join(" + ")
-            ));
-        }
-        out
-    }
-}
+use crate::memory::MIB;
 
 /// The shapes a plan depends on.
 #[derive(Debug, Clone)]
@@ -190,14 +140,14 @@ fn limit_message(
     limit: u64,
     fixed: bool,
     b: usize,
-) -> String {
+) -> MemoryLimitError {
     let terms: Vec<String> = over
         .terms
         .iter()
         .filter(|(_, v)| *v > 0)
         .map(|(w, v)| format!("{w} {}", format_bytes(*v)))
         .collect();
-    let mut fixes: Vec<String> = Vec::new();
+    let mut fixes: Vec<Advice> = Vec::new();
     let (n, d, s) = (
         input.n_samples as u64,
         input.n_features as u64,
@@ -205,19 +155,19 @@ fn limit_message(
     );
     let excess = over.peak_bytes - limit;
     if fixed && over.terms.iter().any(|(w, _)| w.starts_with("block")) && b > MIN_BATCH_ROWS {
-        fixes.push(format!(
-            "a smaller --batch-rows (or leave it out to let the plan choose; now {b})"
-        ));
+        fixes.push(Advice::SmallerBatch { now: b });
     }
     match over.name.as_str() {
         "pca_fit" | "pca_solve" => match cfg.pca_fit {
-            PcaFit::Exact => fixes.push(format!(
-                "--pca-fit sample:N (the exact fit holds d x d matrices: d = {d})"
-            )),
+            PcaFit::Exact => fixes.push(Advice::SampleFit {
+                n_features: d as usize,
+            }),
             PcaFit::Sample(size) => {
                 let per_row = d * s * if over.name == "pca_solve" { 2 } else { 1 };
                 let fit = (size as u64).saturating_sub(excess.div_ceil(per_row.max(1)));
-                fixes.push(format!("a smaller sample: --pca-fit sample:{}", fit.max(2)))
+                fixes.push(Advice::SmallerSample {
+                    to: fit.max(2) as usize,
+                })
             }
         },
         "transform" | "kmeans" => {
@@ -230,24 +180,24 @@ fn limit_message(
             let per_dim = n * s;
             let fit = dim.saturating_sub(excess.div_ceil(per_dim.max(1)));
             if fit >= 1 {
-                fixes.push(format!(
-                    "fewer components: --reduce pca:{fit} (or matryoshka:{fit}) instead of {dim}"
-                ));
+                fixes.push(Advice::FewerComponents {
+                    from: dim as usize,
+                    to: fit as usize,
+                });
             } else {
-                fixes.push("fewer rows (the reduced matrix alone does not fit)".into());
+                fixes.push(Advice::FewerRows);
             }
         }
         _ => {}
     }
-    fixes.push("a larger --memory-limit".into());
-    format!(
-        "memory limit {} cannot be met: stage `{}` needs about {} ({}); use {}",
-        format_bytes(limit),
-        over.name,
-        format_bytes(over.peak_bytes),
-        terms.join(" + "),
-        fixes.join(", or ")
-    )
+    fixes.push(Advice::LargerLimit);
+    MemoryLimitError {
+        limit_bytes: limit,
+        stage: over.name.clone(),
+        needs_bytes: over.peak_bytes,
+        holds: terms.join(" + "),
+        advice: fixes,
+    }
 }
 
 fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> MemoryPlan {
@@ -280,6 +230,13 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
         // the mapped pages of the block being copied, released after each block
         Format::Npy => block,
         Format::Csv => MIB,
+        // rows already in memory (the caller's): nothing is decoded
+        Format::Array => 0,
+        // the caller's batches are in memory; one decoded batch at a time
+        Format::Arrow => {
+            let a = (crate::io::arrow_batch_rows((d * s) as usize).min(b) as u64).min(n);
+            a * d * s + MIB
+        }
     };
     let base = ("base".to_string(), r);
     // faer's GEMM keeps its packing buffers (a thread-local pool of up to 2 x L3 bytes) once
@@ -471,56 +428,6 @@ fn l3_cache_bytes() -> u64 {
     read(3).or_else(|| read(2)).unwrap_or(32 * MIB)
 }
 
-/// Parses a byte size: `1073741824`, `1GiB`, `512MiB`, `64KiB`, `1.5G` (binary) or
-/// `2GB`, `500MB`, `10kB` (decimal).
-///
-/// # Errors
-/// [`Error::Parameter`] for anything else, or a size of 0.
-pub fn parse_bytes(text: &str) -> Result<u64> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let bad = || {
-        Error::parameter(format!(
-            "size {text:?}: expected a number with an optional unit (B, KiB, MiB, GiB, TiB, kB, MB, GB, TB), e.g. 1GiB"
-        ))
-    };
-    let v: f64 = num.parse().map_err(|_| bad())?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" | "b" => 1.0,
-        "K" | "k" | "KiB" | "kiB" => 1024.0,
-        "M" | "MiB" => 1024.0 * 1024.0,
-        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "T" | "TiB" => 1024.0f64.powi(4),
-        "kB" | "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        _ => return Err(bad()),
-    };
-    let bytes = (v * mult).round();
-    if !(1.0..1.8e19).contains(&bytes) {
-        return Err(Error::parameter(format!("size {text:?} must be positive")));
-    }
-    Ok(bytes as u64)
-}
-
-/// Formats bytes with a binary unit: `512 B`, `3.2 KiB`, `152.3 MiB`, `1.25 GiB`.
-pub fn format_bytes(b: u64) -> String {
-    let f = b as f64;
-    if f >= (1u64 << 30) as f64 {
-        format!("{:.2} GiB", f / (1u64 << 30) as f64)
-    } else if f >= MIB as f64 {
-        format!("{:.1} MiB", f / MIB as f64)
-    } else if f >= 1024.0 {
-        format!("{:.1} KiB", f / 1024.0)
-    } else {
-        format!("{b} B")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,13 +481,13 @@ mod tests {
             e.contains("reduced data 312000 x 128 x 4 B 152.3 MiB"),
             "{e}"
         );
-        assert!(e.contains("--reduce pca:"), "{e}");
+        assert!(e.contains("fewer components: reduce pca:"), "{e}");
         // the exact fit's d x d matrices and chunk buffers do not shrink with the block
         let e = plan_run(&cfg, &inp, Some(100 * MIB))
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("stage `pca_fit`") && e.contains("--pca-fit sample:N"),
+            e.contains("stage `pca_fit`") && e.contains("pca_fit sample:N"),
             "{e}"
         );
         // a fixed block is not changed; the message says to change it
@@ -591,7 +498,7 @@ mod tests {
         let e = plan_run(&cfg, &inp, Some(need - 1))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("a smaller --batch-rows"), "{e}");
+        assert!(e.contains("a smaller batch_rows"), "{e}");
     }
 
     #[test]
@@ -603,6 +510,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("stage `pca_"), "{e}");
-        assert!(e.contains("--pca-fit sample:N"), "{e}");
+        assert!(e.contains("pca_fit sample:N"), "{e}");
     }
 }

@@ -2,7 +2,7 @@
 //! the number of clusters (the elbow of the objective, the peak of the silhouette, the low
 //! of Davies-Bouldin).
 //!
-//! Stages: the reduction of [`crate::pipeline`] (`pca_fit`, `pca_solve`, `transform`), then
+//! Stages: the reduction of [`crate::jobs::run`] (`pca_fit`, `pca_solve`, `transform`), then
 //! one stage `k=K` per value. Peak memory: the reduced matrix (`n D s`) + k-means state for
 //! the largest k (see [`crate::cluster`]) + the silhouette sample (`m D s`, default
 //! `m = 10,000`) and its tiles. The silhouette sample is drawn once (seeded), so every k is
@@ -12,9 +12,11 @@ use crate::cluster::{self, Init, KMeansParams, Metric};
 use crate::error::{Error, Result};
 use crate::io::EmbeddingSource;
 use crate::memory::{StageRecorder, StageReport};
-use crate::metrics::{self, SilhouetteMetric};
-use crate::pipeline::{Progress, RunConfig};
-use crate::real::{DType, Real};
+use crate::linalg::Distance;
+use crate::metrics;
+use crate::jobs::run::RunConfig;
+use crate::runtime::{Cancel, Progress, Runtime};
+use crate::dtype::{DType, Real};
 use rand::SeedableRng;
 
 /// Parses `START:STOP[:STEP]` (inclusive of STOP) or a comma-separated list of k.
@@ -23,9 +25,11 @@ use rand::SeedableRng;
 /// [`Error::Parameter`] for malformed text, k = 0 or an empty range.
 pub fn parse_ks(s: &str) -> Result<Vec<usize>> {
     let bad = || {
-        Error::parameter(format!(
-            "--n-clusters {s:?}: expected START:STOP[:STEP] or K1,K2,..."
-        ))
+        Error::param(
+            "n_clusters",
+            format!("{s:?}"),
+            "is not valid: expected START:STOP[:STEP] or K1,K2,...",
+        )
     };
     let num = |t: &str| t.trim().parse::<usize>().map_err(|_| bad());
     let ks: Vec<usize> = if s.contains(':') {
@@ -43,7 +47,7 @@ pub fn parse_ks(s: &str) -> Result<Vec<usize>> {
         s.split(',').map(num).collect::<Result<_>>()?
     };
     if ks.is_empty() || ks.contains(&0) {
-        return Err(Error::parameter("every k must be at least 1"));
+        return Err(Error::param_msg("n_clusters", "every k must be at least 1"));
     }
     Ok(ks)
 }
@@ -102,7 +106,11 @@ pub struct SweepReport {
 /// # Errors
 /// Reader errors (file, row, column); [`Error::Parameter`] if a k exceeds the rows (checked
 /// before any data is read).
-pub fn sweep(cfg: &SweepConfig, progress: &dyn Progress) -> Result<SweepReport> {
+pub fn sweep(cfg: &SweepConfig, rt: &Runtime) -> Result<SweepReport> {
+    rt.install(|| sweep_on_pool(cfg, rt.progress, rt.cancel))
+}
+
+fn sweep_on_pool(cfg: &SweepConfig, progress: &dyn Progress, cancel: Cancel<'_>) -> Result<SweepReport> {
     let mut rec = StageRecorder::new();
     let source = rec.stage("open", || {
         let s = EmbeddingSource::open(&cfg.run.input, &cfg.run.column)?;
@@ -113,13 +121,13 @@ pub fn sweep(cfg: &SweepConfig, progress: &dyn Progress) -> Result<SweepReport> 
         .ks
         .iter()
         .max()
-        .ok_or_else(|| Error::parameter("no k given"))?;
+        .ok_or_else(|| Error::param_msg("n_clusters", "no k given"))?;
     let mut check = cfg.run.clone();
     check.n_clusters = max_k;
-    crate::pipeline::check_config(&check, &source)?;
+    crate::jobs::run::check_config(&check, &source)?;
     match source.dtype() {
-        DType::Float32 => sweep_typed::<f32>(cfg, &source, rec, progress),
-        DType::Float64 => sweep_typed::<f64>(cfg, &source, rec, progress),
+        DType::Float32 => sweep_typed::<f32>(cfg, &source, rec, progress, cancel),
+        DType::Float64 => sweep_typed::<f64>(cfg, &source, rec, progress, cancel),
     }
 }
 
@@ -128,20 +136,23 @@ fn sweep_typed<T: Real>(
     source: &EmbeddingSource,
     mut rec: StageRecorder,
     progress: &dyn Progress,
+    cancel: Cancel<'_>,
 ) -> Result<SweepReport> {
     let n = source.n_samples();
-    let r = crate::pipeline::reduce_source::<T>(&cfg.run, source, &mut rec, progress)?;
+    let r = crate::jobs::run::reduce_source::<T>(&cfg.run, source, &mut rec, progress, cancel)?;
     let (reduced, dim) = (r.data, r.dim);
     if !r.skipped.is_empty() {
-        return Err(Error::parameter(
-            "the sweep does not take --on-invalid skip",
+        return Err(Error::param(
+            "on_invalid",
+            "skip",
+            "is not taken by the sweep",
         ));
     }
     let truth = match &cfg.run.labels_column {
         Some(_) => {
             let mut c = cfg.run.clone();
             c.output = None;
-            crate::pipeline::write_output(&c, source, &vec![0; n], &vec![0.0; n], progress)?
+            crate::jobs::run::write_output(&c, source, &vec![0; n], &vec![0.0; n], progress, cancel)?
         }
         None => None,
     };
@@ -160,8 +171,8 @@ fn sweep_typed<T: Real>(
         sample.extend_from_slice(&reduced[i * dim..(i + 1) * dim]);
     }
     let sil_metric = match cfg.run.metric {
-        Metric::Cosine => SilhouetteMetric::Cosine,
-        Metric::Euclidean => SilhouetteMetric::Euclidean,
+        Metric::Cosine => Distance::Cosine,
+        _ => Distance::Euclidean,
     };
     let mut rows = Vec::new();
     for &k in &cfg.ks {

@@ -1,9 +1,16 @@
-//! Thin wrappers over faer's GEMM for row-major slices.
+//! Dense linear algebra for row-major slices: thin wrappers over faer's GEMM, the
+//! [`Distance`] enum every algorithm shares, and the SIMD micro-kernels
+//! ([`kernels`]: fused float32 assignment with argmin / top-2 in registers).
 //!
 //! All matrices in this crate are row-major `&[T]` with explicit shapes; these helpers view
 //! them as faer matrices without copying.
 
-use crate::real::Real;
+pub mod distance;
+pub(crate) mod kernels;
+
+pub use distance::Distance;
+
+use crate::dtype::Real;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 

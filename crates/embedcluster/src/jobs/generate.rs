@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::io::{write_npy_header, AtomicFile, Format};
 use crate::linalg::{gemm_nt, par};
 use crate::metrics::adjusted_rand_score;
-use crate::real::DType;
+use crate::dtype::DType;
 use arrow_array::{
     ArrayRef, FixedSizeListArray, Float32Array, Int32Array, Int64Array, RecordBatch,
 };
@@ -89,7 +89,7 @@ impl Generator {
     pub fn new(p: GenerateParams) -> Result<Self> {
         let (d, k) = (p.n_features, p.n_clusters);
         if d < 2 || k < 1 {
-            return Err(Error::parameter("need n_features >= 2 and n_clusters >= 1"));
+            return Err(Error::param_msg("n_features", "need n_features >= 2 and n_clusters >= 1"));
         }
         let mut rng = rng_for(p.seed, u64::MAX);
         let normal_vec = |len: usize, rng: &mut rand::rngs::StdRng| -> Vec<f32> {
@@ -249,8 +249,9 @@ impl Generator {
         let mut out = AtomicFile::create(path)?;
         let (mut x, mut z, mut labels) = (Vec::new(), Vec::new(), Vec::new());
         let blocks = n.div_ceil(GEN_BLOCK_ROWS);
-        if format == Format::Csv {
-            return Err(Error::parameter(
+        if !matches!(format, Format::Parquet | Format::Npy) {
+            return Err(Error::param_msg(
+                "output",
                 "generate writes .parquet or .npy (CSV would be large and slow to read)",
             ));
         }
@@ -295,7 +296,7 @@ impl Generator {
                 }
                 w.close().map_err(|e| Error::write(path, e))?;
             }
-            Format::Npy | Format::Csv => {
+            _ => {
                 let mut labels_out = AtomicFile::create(path.with_extension("labels.txt"))?;
                 {
                     let mut lw = BufWriter::new(labels_out.file());
@@ -329,7 +330,7 @@ impl Generator {
 /// Generates `params.n_samples` rows into `path`; see the module docs. Returns sigma.
 pub fn generate(params: GenerateParams, path: &Path, progress: &dyn Fn(u64)) -> Result<f64> {
     if params.n_samples == 0 {
-        return Err(Error::parameter("n_samples must be at least 1"));
+        return Err(Error::param("n_samples", 0, "must be at least 1"));
     }
     Generator::new(params)?.write(path, progress)
 }

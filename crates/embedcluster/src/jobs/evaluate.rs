@@ -8,8 +8,9 @@
 use crate::error::{Error, Result};
 use crate::io::EmbeddingSource;
 use crate::memory::{StageRecorder, StageReport};
-use crate::metrics::{self, CentroidState, DispersionState, SilhouetteMetric};
-use crate::real::{DType, Real};
+use crate::linalg::Distance;
+use crate::metrics::{self, CentroidState, DispersionState};
+use crate::dtype::{DType, Real};
 use arrow_array::RecordBatchReader;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
@@ -50,7 +51,7 @@ pub fn read_label_column(path: &Path, column: &str) -> Result<Vec<i64>> {
     for batch in reader {
         let batch = batch.map_err(|e| Error::format(path, e))?;
         let at = out.len();
-        crate::pipeline::collect_labels(path, &batch, column, at, &mut out, &mut ids)?;
+        crate::jobs::run::collect_labels(path, &batch, column, at, &mut out, &mut ids)?;
     }
     Ok(out)
 }
@@ -66,7 +67,7 @@ pub struct EvaluateConfig {
     /// The embeddings the clusters were computed from (same rows, same order): internal scores.
     pub embeddings: Option<PathBuf>,
     pub column: String,
-    pub metric: SilhouetteMetric,
+    pub metric: Distance,
     /// Silhouette on this many sampled rows (`None`: all rows, exact).
     pub sample_size: Option<usize>,
     pub seed: u64,
@@ -89,7 +90,7 @@ pub struct ExternalScores {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct InternalScores {
     pub silhouette_score: f64,
-    pub silhouette_metric: SilhouetteMetric,
+    pub silhouette_metric: Distance,
     pub silhouette_sample_size: usize,
     pub davies_bouldin_score: f64,
     pub calinski_harabasz_score: f64,
@@ -115,10 +116,15 @@ pub struct EvaluateReport {
 /// Reader errors; [`Error::Parameter`] when the files have different row counts, neither
 /// labels nor embeddings are given, or the number of clusters is outside `2..n - 1` for
 /// the internal scores.
-pub fn evaluate(cfg: &EvaluateConfig) -> Result<EvaluateReport> {
+pub fn evaluate(cfg: &EvaluateConfig, rt: &crate::runtime::Runtime) -> Result<EvaluateReport> {
+    rt.install(|| evaluate_on_pool(cfg))
+}
+
+fn evaluate_on_pool(cfg: &EvaluateConfig) -> Result<EvaluateReport> {
     if cfg.labels_column.is_none() && cfg.embeddings.is_none() {
-        return Err(Error::parameter(
-            "nothing to evaluate: give --labels COLUMN and/or --embeddings FILE",
+        return Err(Error::param_msg(
+            "labels_column",
+            "nothing to evaluate: give labels and/or embeddings",
         ));
     }
     let mut rec = StageRecorder::new();
@@ -152,7 +158,7 @@ pub fn evaluate(cfg: &EvaluateConfig) -> Result<EvaluateReport> {
         Some(path) => {
             let src = EmbeddingSource::open(path, &cfg.column)?;
             if src.n_samples() != n {
-                return Err(Error::parameter(format!(
+                return Err(Error::param_msg("embeddings", format!(
                     "{} has {} rows but {} has {n} labels",
                     path.display(),
                     src.n_samples(),
@@ -188,7 +194,7 @@ fn internal_typed<T: Real>(
     let (n, d) = (src.n_samples(), src.n_features());
     let (codes, k) = metrics::encode_labels(pred);
     if !(k > 1 && k < n) {
-        return Err(Error::parameter(format!(
+        return Err(Error::param_msg("cluster_column", format!(
             "number of clusters is {k}; internal scores need 2 to n_samples - 1 ({})",
             n - 1
         )));

@@ -19,7 +19,7 @@
 //! rate while a panel stays in L1/L2 (`d * NR * 4` bytes). Machines without AVX2/FMA (and
 //! float64 data) use the tiled GEMM path of `cluster`.
 
-use crate::cluster::Metric;
+use super::Distance as Metric;
 
 /// Rows per register block.
 pub(crate) const MR: usize = 6;
@@ -35,7 +35,7 @@ enum Isa {
 fn detect() -> Option<Isa> {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::env::var_os("EMBEDCLUSTER_NO_AVX512").is_none()
+        if crate::runtime::kernels().avx512
             && std::arch::is_x86_feature_detected!("avx512f")
         {
             return Some(Isa::Avx512);
@@ -97,15 +97,15 @@ impl Packed {
                 data[(p * d + j) * nr + lane] = v;
             }
             bias[p * nr + lane] = match metric {
-                Metric::Euclidean => row.iter().map(|&v| v * v).sum(),
                 Metric::Cosine => 0.0,
+                _ => row.iter().map(|&v| v * v).sum(),
             };
         }
         let small = cfg!(target_arch = "x86_64")
             && matches!(isa, Isa::Avx512)
             && (1..=SMALL_D).contains(&d)
             && k <= SMALL_K
-            && std::env::var_os("EMBEDCLUSTER_NO_SMALL_D").is_none();
+            && crate::runtime::kernels().small_d;
         let (rows, row_bias) = if small {
             let rb = (0..k).map(|c| bias[(c / nr) * nr + c % nr]).collect();
             (centers[..k * d].to_vec(), rb)
@@ -212,7 +212,7 @@ impl Packed {
         }
         let to_dist = |key: f32, r: usize| match self.metric {
             Metric::Cosine => 1.0 + 0.5 * key,
-            Metric::Euclidean => (x_norms[r] + key).max(0.0),
+            _ => (x_norms[r] + key).max(0.0),
         };
         for r in 0..rows {
             dists[r] = to_dist(keys[r], r);
@@ -666,12 +666,12 @@ mod tests {
                             let cj = &c[j * d..(j + 1) * d];
                             let dot: f64 = xr.iter().zip(cj).map(|(a, b)| (a * b) as f64).sum();
                             let v = match metric {
-                                Metric::Euclidean => xr
+                                Metric::Cosine => 1.0 - dot,
+                                _ => xr
                                     .iter()
                                     .zip(cj)
                                     .map(|(a, b)| ((a - b) * (a - b)) as f64)
                                     .sum(),
-                                Metric::Cosine => 1.0 - dot,
                             };
                             (v, j)
                         })

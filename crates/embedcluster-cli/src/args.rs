@@ -1,0 +1,298 @@
+//! The command line: every flag name lives here (and in the error rendering's table of
+//! core parameter names, `render::flag`).
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "embedcluster",
+    version,
+    about = "Reduce and cluster millions of embeddings in bounded memory"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Stream a Parquet or .npy file, reduce (PCA / Matryoshka), cluster, write labels and a report.
+    Run(RunArgs),
+    /// Write a synthetic, labelled embedding-like set (the benchmark workload).
+    Generate(GenerateArgs),
+    /// Assign new rows with a saved model (`run --model DIR`): cluster, score, confidence.
+    Predict(PredictArgs),
+    /// Compare new rows with a saved model's training distribution.
+    Drift(DriftArgs),
+    /// Exact top-k neighbours of every query row among the base rows (blocked GEMM, bounded heaps).
+    Neighbors(NeighborsArgs),
+    /// Score a clustering output: against true labels (ARI, NMI, AMI, V-measure) and/or the embeddings (silhouette, Davies-Bouldin, Calinski-Harabasz).
+    Evaluate(EvaluateArgs),
+    /// Reduce once, fit k-means for each k, and tabulate and plot objective, silhouette and Davies-Bouldin.
+    Sweep(SweepArgs),
+    /// Standardize features (StandardScaler): fit mean and variance in pass 1, write standardized rows in pass 2.
+    Scale(ScaleArgs),
+}
+
+#[derive(clap::Args)]
+pub struct EvaluateArgs {
+    /// Parquet file with a cluster column (output of `run` or `predict`).
+    pub clusters: PathBuf,
+    /// A column of true labels in CLUSTERS (integers or strings): external scores.
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// The embeddings the clusters came from (same rows, same order): internal scores.
+    #[arg(long)]
+    pub embeddings: Option<PathBuf>,
+    /// Cluster column in CLUSTERS.
+    #[arg(long, default_value = "cluster")]
+    pub cluster_column: String,
+    /// Embedding column of EMBEDDINGS (Parquet).
+    #[arg(long, default_value = "embedding")]
+    pub column: String,
+    /// Silhouette distance: euclidean, sqeuclidean or cosine.
+    #[arg(long, default_value = "euclidean")]
+    pub metric: String,
+    /// Silhouette on this many sampled rows (default: all rows, exact: O(n^2 d) time).
+    #[arg(long)]
+    pub sample_size: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 16384)]
+    pub batch_rows: usize,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the scores as JSON.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct SweepArgs {
+    /// Input file: .parquet, .npy or .csv (numeric columns).
+    pub input: PathBuf,
+    /// Values of k: START:STOP[:STEP] (STOP included) or K1,K2,...
+    #[arg(long)]
+    pub n_clusters: String,
+    /// Embedding column (Parquet); for CSV, comma-separated feature columns (default: every numeric column).
+    #[arg(long, default_value = "embedding")]
+    pub column: String,
+    /// Reduction: pca:D, matryoshka:D or none.
+    #[arg(long, default_value = "none")]
+    pub reduce: String,
+    #[arg(long, default_value = "exact")]
+    pub pca_fit: String,
+    /// cosine (spherical k-means) or euclidean.
+    #[arg(long, default_value = "euclidean")]
+    pub metric: String,
+    #[arg(long, default_value_t = 1)]
+    pub n_init: usize,
+    #[arg(long, default_value_t = 300)]
+    pub max_iter: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    pub tol: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Rows the silhouette is computed on for each k (the same sample for every k; 0 skips it).
+    #[arg(long, default_value_t = 10000)]
+    pub silhouette_sample: usize,
+    /// A column of true labels: add ARI per k.
+    #[arg(long)]
+    pub labels: Option<String>,
+    #[arg(long, default_value_t = 16384)]
+    pub batch_rows: usize,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Output prefix: writes PREFIX.csv, PREFIX.json and PREFIX.svg.
+    #[arg(long, default_value = "sweep")]
+    pub output: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct ScaleArgs {
+    /// Input file (.parquet, .npy or .csv).
+    pub input: PathBuf,
+    /// Output Parquet: the other columns kept, the embedding column standardized (fixed_size_list).
+    #[arg(long)]
+    pub output: PathBuf,
+    #[arg(long, default_value = "embedding")]
+    pub column: String,
+    /// Do not subtract the mean.
+    #[arg(long)]
+    pub no_mean: bool,
+    /// Do not divide by the standard deviation.
+    #[arg(long)]
+    pub no_std: bool,
+    #[arg(long, default_value_t = 16384)]
+    pub batch_rows: usize,
+    /// Write the report (mean_, var_, scale_, stages) as JSON.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct NeighborsArgs {
+    /// Base file (.parquet or .npy), streamed block by block.
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Query file (.parquet or .npy), held in memory; same number of features as the base.
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Neighbours per query.
+    #[arg(short = 'k', long = "k")]
+    pub k: usize,
+    /// l2 (squared Euclidean), ip (inner product, largest first) or cosine (1 - cos).
+    #[arg(long, default_value = "l2")]
+    pub metric: String,
+    /// Query i skips base row i (queries are the first rows of the base, e.g. the same file).
+    #[arg(long)]
+    pub exclude_self: bool,
+    /// Output Parquet: query_id (int64), neighbor_ids (list<int64>), distances (list<float32>).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Embedding column of both files (Parquet).
+    #[arg(long, default_value = "embedding")]
+    pub column: String,
+    /// Base rows per block (default: as many as fit in 16 MiB).
+    #[arg(long)]
+    pub batch_rows: Option<usize>,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the report (time, peak memory per stage) as JSON.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// Input file (.parquet or .npy), with the model's number of features.
+    pub input: PathBuf,
+    /// Model directory written by `embedcluster run --model DIR`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Output Parquet: the input's other columns plus cluster (int32, -1 = rejected), score, confidence.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Reject rows whose confidence (normalized top-2 margin, 0..1) is below this.
+    #[arg(long, conflicts_with = "adaptive")]
+    pub min_confidence: Option<f32>,
+    /// Reject rows whose confidence is below their cluster's training quantile: p5, p10, p25 or p50.
+    #[arg(long)]
+    pub adaptive: Option<String>,
+    #[arg(long, default_value = "embedding")]
+    pub column: String,
+    #[arg(long, default_value_t = 16384)]
+    pub batch_rows: usize,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the prediction report (rows/s, rejection rate, per-cluster counts) as JSON.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct DriftArgs {
+    /// New rows (.parquet or .npy).
+    pub input: PathBuf,
+    /// Model directory written by `embedcluster run --model DIR`.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, default_value = "embedding")]
+    pub column: String,
+    #[arg(long, default_value_t = 16384)]
+    pub batch_rows: usize,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the drift report as JSON.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Input file: .parquet (embedding column of list/large_list/fixed_size_list of float32/float64) or .npy (2-D float32/float64).
+    pub input: PathBuf,
+    /// Number of clusters k.
+    #[arg(long)]
+    pub n_clusters: usize,
+    /// Embedding column (Parquet).
+    #[arg(long, default_value = "embedding")]
+    pub column: String,
+    /// Reduction: pca:D, matryoshka:D or none.
+    #[arg(long, default_value = "pca:128")]
+    pub reduce: String,
+    /// PCA fit: exact (streaming covariance over all rows) or sample:N (randomized SVD on N sampled rows).
+    #[arg(long, default_value = "exact")]
+    pub pca_fit: String,
+    /// cosine (spherical k-means on unit vectors) or euclidean.
+    #[arg(long, default_value = "cosine")]
+    pub metric: String,
+    /// k-means++ restarts; the lowest objective wins.
+    #[arg(long, default_value_t = 1)]
+    pub n_init: usize,
+    /// Maximum Lloyd iterations per restart.
+    #[arg(long, default_value_t = 300)]
+    pub max_iter: usize,
+    /// Relative tolerance on the centroid shift (scikit-learn's definition).
+    #[arg(long, default_value_t = 1e-4)]
+    pub tol: f64,
+    /// Random seed (k-means++, PCA sampling).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Rows per block read from the file (default: planned, about 32 MiB per block).
+    /// Results do not depend on it.
+    #[arg(long)]
+    pub batch_rows: Option<usize>,
+    /// Peak memory the run must stay within, e.g. 1GiB or 512MiB: the plan (printed before
+    /// any data is read) shrinks the blocks to fit, or the run stops at once naming the
+    /// stage that cannot fit and what to change.
+    #[arg(long)]
+    pub memory_limit: Option<String>,
+    /// Output Parquet: the input's other columns plus `cluster` (int32) and `score` (float32).
+    #[arg(long, default_value = "clusters.parquet")]
+    pub output: PathBuf,
+    /// Do not write the output Parquet.
+    #[arg(long, conflicts_with = "output")]
+    pub no_output: bool,
+    /// Save the model (safetensors + manifest.json) into this directory.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Write the run report (stages, time, memory, objective) as JSON.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// A column of true labels: report ARI and NMI against it.
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// Draw cluster sizes and per-stage time and memory into this SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Rows with NaN, infinity, nulls or (cosine) all zeros: `error` stops the run naming the
+    /// row; `skip` leaves them out of the fit, writes them with cluster -1 and counts them.
+    #[arg(long, default_value = "error")]
+    pub on_invalid: String,
+}
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    #[arg(long)]
+    pub n_samples: usize,
+    #[arg(long)]
+    pub n_features: usize,
+    #[arg(long)]
+    pub n_clusters: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output file, .parquet (columns id, label, embedding) or .npy (labels in <stem>.labels.txt).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Noise scale; default: calibrated so that true-centre assignment has ARI about 0.92.
+    #[arg(long)]
+    pub noise: Option<f64>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}

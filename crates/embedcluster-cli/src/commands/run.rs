@@ -1,0 +1,61 @@
+//! `embedcluster run`: the main job.
+
+use crate::args::RunArgs;
+use crate::plots;
+use crate::render::{print_table, runtime, Bars};
+use embedcluster::io::AtomicFile;
+use embedcluster::jobs::run::{run as run_job, PcaFit, Reduce, RunConfig};
+use embedcluster::linalg::Distance;
+use std::io::Write;
+
+pub fn run(a: RunArgs) -> anyhow::Result<()> {
+    let bars = Bars::new();
+    let rt = runtime(a.threads, &bars);
+    let cfg = RunConfig {
+        input: a.input,
+        column: a.column,
+        n_clusters: a.n_clusters,
+        reduce: a.reduce.parse::<Reduce>()?,
+        pca_fit: a.pca_fit.parse::<PcaFit>()?,
+        metric: a.metric.parse::<Distance>()?,
+        n_init: a.n_init,
+        max_iter: a.max_iter,
+        tol: a.tol,
+        seed: a.seed,
+        batch_rows: match a.batch_rows {
+            Some(0) => anyhow::bail!("--batch-rows must be at least 1"),
+            Some(b) => b,
+            None => 0,
+        },
+        memory_limit: a
+            .memory_limit
+            .as_deref()
+            .map(embedcluster::jobs::plan::parse_bytes)
+            .transpose()?,
+        output: if a.no_output { None } else { Some(a.output) },
+        model: a.model,
+        labels_column: a.labels,
+        on_invalid: a.on_invalid.parse()?,
+        calibrate: false,
+    };
+    if let Some(p) = &a.report {
+        // Fail before the work if the report cannot be written.
+        drop(AtomicFile::create(p)?);
+    }
+    if let Some(p) = &a.plot {
+        drop(AtomicFile::create(p)?);
+    }
+    let report = run_job(&cfg, &rt)?;
+    if let Some(p) = &a.plot {
+        plots::run_svg(p, &report)?;
+    }
+    if let Some(p) = &a.report {
+        let mut f = AtomicFile::create(p)?;
+        serde_json::to_writer_pretty(f.file(), &report)?;
+        f.file().write_all(b"\n")?;
+        f.commit()?;
+    }
+    print_table(&report);
+    Ok(())
+}
+

@@ -1,0 +1,73 @@
+//! `embedcluster sweep`: k-means for several k, with a table, JSON and an SVG plot.
+
+use crate::args::SweepArgs;
+use crate::plots;
+use crate::render::{runtime, with_ext, write_json, Bars};
+use embedcluster::io::AtomicFile;
+use embedcluster::jobs::run::{PcaFit, Reduce, RunConfig};
+use embedcluster::linalg::Distance;
+use embedcluster::memory::format_mib;
+use std::io::Write;
+
+pub fn run(a: SweepArgs) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let bars = Bars::new();
+    let rt = runtime(a.threads, &bars);
+    let mut run = RunConfig::new(&a.input, 1);
+    run.column = a.column;
+    run.reduce = a.reduce.parse::<Reduce>()?;
+    run.pca_fit = a.pca_fit.parse::<PcaFit>()?;
+    run.metric = a.metric.parse::<Distance>()?;
+    run.n_init = a.n_init;
+    run.max_iter = a.max_iter;
+    run.tol = a.tol;
+    run.seed = a.seed;
+    run.batch_rows = a.batch_rows;
+    run.labels_column = a.labels;
+    let cfg = embedcluster::jobs::sweep::SweepConfig {
+        run,
+        ks: embedcluster::jobs::sweep::parse_ks(&a.n_clusters)?,
+        silhouette_sample: a.silhouette_sample,
+    };
+    let (csv, json, svg) = (
+        with_ext(&a.output, "csv"),
+        with_ext(&a.output, "json"),
+        with_ext(&a.output, "svg"),
+    );
+    for p in [&csv, &json, &svg] {
+        drop(AtomicFile::create(p)?);
+    }
+    let r = embedcluster::jobs::sweep::sweep(&cfg, &rt)?;
+    let mut f = AtomicFile::create(&csv)?;
+    f.file()
+        .write_all(embedcluster::jobs::sweep::to_csv(&r).as_bytes())?;
+    f.commit()?;
+    write_json(&Some(json.clone()), &r)?;
+    plots::sweep_svg(&svg, &r)?;
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
+    writeln!(out, 
+        "{:>5} {:>14} {:>6} {:>10} {:>8} {:>8} {:>9} {:>10}",
+        "k", "objective", "iter", "silhouette", "db", "ari", "seconds", "peak_rss"
+    )?;
+    for row in &r.rows {
+        writeln!(out, 
+            "{:>5} {:>14.4} {:>6} {:>10} {:>8} {:>8} {:>9.3} {:>10}",
+            row.k,
+            row.objective,
+            row.n_iter,
+            opt(row.silhouette),
+            opt(row.davies_bouldin),
+            opt(row.ari),
+            row.seconds,
+            format_mib(row.peak_rss_bytes)
+        )?;
+    }
+    eprintln!(
+        "wrote {}, {} and {}",
+        csv.display(),
+        json.display(),
+        svg.display()
+    );
+    Ok(())
+}
+

@@ -1,0 +1,636 @@
+//! Lloyd's algorithm (Lloyd 1982; spherical k-means, Dhillon and Modha 2001): one driver,
+//! [`lloyd_drive`], over any data that can run an assignment pass ([`LloydData`]): rows in
+//! memory ([`fit`]), or partitions on Spark executors (the Python bindings call it with
+//! callbacks that run Spark jobs). So the stopping rule and empty-cluster relocation are
+//! the same code everywhere.
+//!
+//! # The loop
+//! Each iteration assigns every row to its nearest centroid and sums the members
+//! ([`LloydState`], mergeable); if no label changed since the previous pass, it stops
+//! (the centroids already are their members' means). Else every empty cluster takes the
+//! next row, by decreasing distance to its centroid (ties: smaller row id), whose own
+//! cluster keeps a member (scikit-learn's relocation; the driver asks the data for the
+//! `e + k` farthest rows, enough for `e` empty clusters since at most one row per cluster
+//! is passed over). The new centroids are the member means (Euclidean) or normalized sums
+//! (cosine); the loop stops when their squared shift is at most `tol_abs`, with one more
+//! assignment pass so that labels and objective belong to the returned centroids, or after
+//! `max_iter` iterations (then too with that final pass).
+//!
+//! "No label changed" is known exactly in memory; a distributed pass reports the
+//! labelling's fingerprint (an order-free sum of [`label_hash`]) instead, which the driver
+//! compares with the previous pass's, adjusted for relocated rows.
+
+use super::assign::{lloyd_step, Data};
+pub use super::assign::label_hash;
+use super::init::{kmeans_plusplus, restart_seed};
+use super::model::{scores_from_distances, KMeans};
+use super::params::{Init, KMeansParams};
+use super::Metric;
+use crate::dtype::Real;
+use crate::error::{Error, Result};
+use crate::preprocessing::Moments;
+use crate::runtime::Cancel;
+use rand::SeedableRng;
+
+/// A row offered for an empty cluster: its id, distance to its centroid, label and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub id: u64,
+    pub dist: f64,
+    pub label: i32,
+    /// The row's values (`n_features`, as f64).
+    pub row: Vec<f64>,
+}
+
+/// What [`lloyd_drive`] needs of the data.
+pub trait LloydData<T: Real> {
+    /// One assignment pass against `centers` (`k x d`): the merged [`LloydState`].
+    ///
+    /// # Errors
+    /// Whatever reading the data raises.
+    fn step(&mut self, centers: &[T]) -> Result<LloydState>;
+    /// The `m` rows farthest from their nearest centroid in `centers` (the centroids of
+    /// the last pass), by decreasing distance then increasing id, with their labels.
+    ///
+    /// # Errors
+    /// Whatever reading the data raises.
+    fn farthest(&mut self, centers: &[T], m: usize) -> Result<Vec<Candidate>>;
+    /// Row `id` was moved into cluster `to` by the relocation (data that keeps labels
+    /// updates them; distributed data need not).
+    fn relocated(&mut self, _id: u64, _to: i32) {}
+}
+
+/// What [`lloyd_drive`] found: the centroids, the last pass's state, and the history.
+#[derive(Debug, Clone)]
+pub struct LloydOutcome<T> {
+    /// `k x d` centroids; the labels of the last pass belong to them.
+    pub centers: Vec<T>,
+    /// Iterations run (assignment passes, not counting the final one).
+    pub n_iter: usize,
+    /// Objective after each assignment pass.
+    pub objective_history: Vec<f64>,
+    /// Whether it stopped on stable labels or `tol` rather than `max_iter`.
+    pub converged: bool,
+    /// Rows per cluster in the last pass.
+    pub counts: Vec<u64>,
+}
+
+/// Runs Lloyd iterations from `init` (`k x d`) over `data` (see the module docs).
+/// `tol_abs` is the absolute tolerance on the squared centroid shift (scikit-learn's
+/// `tol * mean(var(X, axis=0))`).
+///
+/// Memory: the centroids (twice), one state (`k d 8` bytes) and `e + k` candidate rows when
+/// `e` clusters are empty, plus what `data` holds.
+///
+/// # Errors
+/// [`Error::Interrupted`] once `cancel` is set (checked before each pass); anything `data`
+/// raises; [`Error::Parameter`] when a state has the wrong shape.
+pub fn lloyd_drive<T: Real>(
+    data: &mut dyn LloydData<T>,
+    init: Vec<T>,
+    metric: Metric,
+    max_iter: usize,
+    tol_abs: f64,
+    cancel: Cancel<'_>,
+) -> Result<LloydOutcome<T>> {
+    if init.is_empty() {
+        return Err(Error::param_msg("init", "no initial centroids"));
+    }
+    let mut centers = init;
+    let mut history = Vec::new();
+    let mut converged = false;
+    let mut needs_final = true;
+    let mut counts = Vec::new();
+    let mut n_iter = 0;
+    let mut expected_fp: Option<u64> = None;
+    for it in 0..max_iter {
+        cancel.check()?;
+        let st = data.step(&centers)?;
+        let (k, d) = (st.n_clusters, st.n_features);
+        if k * d != centers.len() {
+            return Err(Error::param_msg(
+                "cluster_centers",
+                format!("a pass returned a {k} x {d} state for {} centroid values", centers.len()),
+            ));
+        }
+        history.push(st.objective);
+        n_iter = it + 1;
+        counts = st.counts.clone();
+        let stable = match st.changed {
+            Some(c) => c == 0,
+            None => expected_fp == Some(st.fingerprint),
+        };
+        if it > 0 && stable {
+            // Labels are stable, so the centroids already are their members' means.
+            converged = true;
+            needs_final = false;
+            break;
+        }
+        let LloydState {
+            mut sums,
+            counts: mut cnt,
+            mut fingerprint,
+            ..
+        } = st;
+        let empty: Vec<usize> = (0..k).filter(|&j| cnt[j] == 0).collect();
+        if !empty.is_empty() {
+            let m = empty.len() + k;
+            let cands = data.farthest(&centers, m)?;
+            let mut next = 0;
+            for j in empty {
+                while next < cands.len()
+                    && cnt.get(cands[next].label as usize).is_none_or(|&c| c <= 1)
+                {
+                    next += 1;
+                }
+                if next == cands.len() {
+                    break; // fewer distinct movable points than clusters: leave it empty
+                }
+                let c = &cands[next];
+                next += 1;
+                if c.row.len() != d {
+                    return Err(Error::param_msg(
+                        "farthest",
+                        format!("a candidate row has {} values, expected {d}", c.row.len()),
+                    ));
+                }
+                let old = c.label as usize;
+                for (f, &v) in c.row.iter().enumerate() {
+                    sums[old * d + f] -= v;
+                    sums[j * d + f] = v;
+                }
+                cnt[old] -= 1;
+                cnt[j] = 1;
+                fingerprint = fingerprint
+                    .wrapping_sub(label_hash(c.id, c.label))
+                    .wrapping_add(label_hash(c.id, j as i32));
+                data.relocated(c.id, j as i32);
+            }
+        }
+        expected_fp = Some(fingerprint);
+        let new = centers_from_sums(&sums, &cnt, &centers, d, metric);
+        let shift: f64 = new
+            .iter()
+            .zip(&centers)
+            .map(|(a, b)| {
+                let x = a.to_f64() - b.to_f64();
+                x * x
+            })
+            .sum();
+        centers = new;
+        if shift <= tol_abs {
+            converged = true;
+            break;
+        }
+    }
+    if needs_final {
+        let st = data.step(&centers)?;
+        counts = st.counts;
+        history.push(st.objective);
+    }
+    Ok(LloydOutcome {
+        centers,
+        n_iter,
+        objective_history: history,
+        converged,
+        counts,
+    })
+}
+
+/// New centroids from sums and counts; an empty cluster keeps its previous centroid.
+pub(crate) fn centers_from_sums<T: Real>(
+    sums: &[f64],
+    counts: &[u64],
+    prev: &[T],
+    d: usize,
+    metric: Metric,
+) -> Vec<T> {
+    let mut out = prev.to_vec();
+    for (j, c) in counts.iter().enumerate() {
+        let s = &sums[j * d..(j + 1) * d];
+        let dst = &mut out[j * d..(j + 1) * d];
+        if *c == 0 {
+            continue;
+        }
+        let scale = match metric {
+            Metric::Cosine => {
+                let norm = s.iter().map(|v| v * v).sum::<f64>().sqrt();
+                if norm == 0.0 {
+                    continue;
+                }
+                1.0 / norm
+            }
+            _ => 1.0 / *c as f64,
+        };
+        for (o, &v) in dst.iter_mut().zip(s) {
+            *o = T::from_f64(v * scale);
+        }
+    }
+    out
+}
+
+
+/// Rows in memory: labels and distances kept between passes, so "labels changed" is
+/// counted exactly and relocation moves labels in place.
+struct InMemory<'a, 'b, T> {
+    data: &'b Data<'a, T>,
+    k: usize,
+    metric: Metric,
+    labels: Vec<i32>,
+    dists: Vec<T>,
+}
+
+impl<T: Real> LloydData<T> for InMemory<'_, '_, T> {
+    fn step(&mut self, centers: &[T]) -> Result<LloydState> {
+        let (sums, counts, objective, changed, _) = lloyd_step(
+            self.data,
+            centers,
+            self.k,
+            self.metric,
+            &mut self.labels,
+            &mut self.dists,
+            None,
+        );
+        Ok(LloydState {
+            n_clusters: self.k,
+            n_features: self.data.d,
+            sums,
+            counts,
+            objective,
+            changed: Some(changed),
+            fingerprint: 0,
+        })
+    }
+
+    fn farthest(&mut self, _centers: &[T], m: usize) -> Result<Vec<Candidate>> {
+        let (d, dists) = (self.data.d, &self.dists);
+        let mut order: Vec<usize> = (0..self.data.n).collect();
+        order.sort_by(|&a, &b| {
+            dists[b]
+                .partial_cmp(&dists[a])
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.cmp(&b))
+        });
+        Ok(order
+            .into_iter()
+            .take(m)
+            .map(|i| Candidate {
+                id: i as u64,
+                dist: dists[i].to_f64(),
+                label: self.labels[i],
+                row: self.data.x[i * d..(i + 1) * d]
+                    .iter()
+                    .map(|v| v.to_f64())
+                    .collect(),
+            })
+            .collect())
+    }
+
+    fn relocated(&mut self, id: u64, to: i32) {
+        self.labels[id as usize] = to;
+        self.dists[id as usize] = T::ZERO;
+    }
+}
+
+/// Fits k-means on `x` (`n_samples x n_features` row-major, in memory). For
+/// [`Metric::Cosine`] the rows must already be unit vectors.
+///
+/// # Errors
+/// [`Error::Parameter`] from [`KMeansParams::check`] or if `x.len()` is not a multiple
+/// of `n_features`.
+pub fn fit<T: Real>(params: &KMeansParams, x: &[T], n_features: usize) -> Result<KMeans<T>> {
+    fit_cancellable(params, x, n_features, Cancel::never())
+}
+
+/// [`fit`] that stops with [`Error::Interrupted`] at the next k-means++ step or Lloyd
+/// iteration after `cancel` becomes true.
+pub fn fit_cancellable<T: Real>(
+    params: &KMeansParams,
+    x: &[T],
+    n_features: usize,
+    cancel: Cancel<'_>,
+) -> Result<KMeans<T>> {
+    if n_features == 0 || !x.len().is_multiple_of(n_features) {
+        return Err(Error::param_msg(
+            "X",
+            format!(
+                "data of {} values is not a multiple of n_features = {n_features}",
+                x.len()
+            ),
+        ));
+    }
+    let n = x.len() / n_features;
+    params.check(n, n_features)?;
+    let data = Data::new(x, n_features);
+    let tol_abs = {
+        let mut m = Moments::new(n_features);
+        for chunk in x.chunks(data.chunk_rows * n_features) {
+            m.merge(&Moments::partial(chunk, n_features));
+        }
+        params.tol * m.var().iter().sum::<f64>() / n_features as f64
+    };
+    let n_init = match params.init {
+        Init::Centroids(_) => 1,
+        Init::KMeansPlusPlus => params.n_init,
+    };
+    let mut best: Option<KMeans<T>> = None;
+    for r in 0..n_init {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(restart_seed(params.seed, r));
+        let init = match &params.init {
+            Init::Centroids(c) => c.iter().map(|&v| T::from_f64(v)).collect(),
+            Init::KMeansPlusPlus => kmeans_plusplus(&data, params.n_clusters, &mut rng, cancel)?,
+        };
+        let run = lloyd(&data, init, params, tol_abs, cancel)?;
+        if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
+            best = Some(run);
+        }
+    }
+    best.ok_or_else(|| Error::param("n_init", 0, "must be at least 1"))
+}
+
+fn lloyd<T: Real>(
+    data: &Data<'_, T>,
+    centers: Vec<T>,
+    p: &KMeansParams,
+    tol_abs: f64,
+    cancel: Cancel<'_>,
+) -> Result<KMeans<T>> {
+    let (n, d, k) = (data.n, data.d, p.n_clusters);
+    let mut mem = InMemory {
+        data,
+        k,
+        metric: p.metric,
+        labels: vec![-1i32; n],
+        dists: vec![T::ZERO; n],
+    };
+    let out = lloyd_drive(&mut mem, centers, p.metric, p.max_iter, tol_abs, cancel)?;
+    let inertia = out.objective_history.last().copied().unwrap_or(0.0);
+    let scores = scores_from_distances(p.metric, &mem.dists);
+    Ok(KMeans {
+        n_clusters: k,
+        n_features: d,
+        metric: p.metric,
+        cluster_centers: out.centers,
+        labels: mem.labels,
+        scores,
+        inertia,
+        n_iter: out.n_iter,
+        objective_history: out.objective_history,
+        converged: out.converged,
+        counts: out.counts,
+    })
+}
+
+/// Order of candidates: farther first, then the smaller id (a total order on finite
+/// distances, so the result does not depend on how rows were split).
+fn farther_first(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    b.dist
+        .partial_cmp(&a.dist)
+        .unwrap_or(std::cmp::Ordering::Equal)
+        .then(a.id.cmp(&b.id))
+}
+
+/// The `m` rows of `x` (`rows x d`, ids `first_id..`) farthest from their nearest centroid
+/// in `centers` (`k x d`), farthest first (ties: smaller id), with their labels: one
+/// partition's share of [`LloydData::farthest`]. Distances are those of the assignment
+/// pass, bit for bit.
+///
+/// # Errors
+/// [`Error::Parameter`] when the shapes disagree.
+pub fn farthest_rows<T: Real>(
+    x: &[T],
+    d: usize,
+    centers: &[T],
+    k: usize,
+    metric: Metric,
+    first_id: u64,
+    m: usize,
+) -> Result<Vec<Candidate>> {
+    metric.check_in(&[Metric::Euclidean, Metric::Cosine])?;
+    if k == 0 || d == 0 || centers.len() != k * d || !x.len().is_multiple_of(d) {
+        return Err(Error::param_msg(
+            "cluster_centers",
+            format!("{} centroid values for k = {k}, d = {d}", centers.len()),
+        ));
+    }
+    let data = Data::new(x, d);
+    let mut mem = InMemory {
+        data: &data,
+        k,
+        metric,
+        labels: vec![-1i32; data.n],
+        dists: vec![T::ZERO; data.n],
+    };
+    if data.n == 0 {
+        return Ok(Vec::new());
+    }
+    mem.step(centers)?;
+    let mut c = mem.farthest(centers, m)?;
+    c.iter_mut().for_each(|c| c.id += first_id);
+    Ok(c)
+}
+
+/// The `m` farthest of candidates gathered from several partitions (see
+/// [`farthest_rows`]).
+pub fn merge_farthest(mut candidates: Vec<Candidate>, m: usize) -> Vec<Candidate> {
+    candidates.sort_by(farther_first);
+    candidates.truncate(m);
+    candidates
+}
+
+/// The absolute tolerance of [`lloyd_drive`] from the data's moments: `tol` times the mean
+/// per-feature variance (scikit-learn's rule).
+pub fn tol_from_moments(tol: f64, moments: &Moments) -> f64 {
+    let d = moments.mean.len().max(1);
+    tol * moments.var().iter().sum::<f64>() / d as f64
+}
+
+/// Mergeable state of one Lloyd pass over rows seen in any number of blocks (Spark
+/// partitions, streams): per-cluster sums (f64), counts, the objective against fixed
+/// centroids, and the labelling's fingerprint. `partial` / `merge`; [`lloyd_drive`] turns
+/// merged states into the next centroids.
+///
+/// Memory: `k * d * 8` bytes of sums plus, during `partial`, `n * (4 + 2 s)` bytes for the
+/// block's labels, distances and norms. Rows must be unit vectors for the cosine metric.
+///
+/// # Example
+/// ```
+/// use embedcluster::cluster::{LloydState, Metric};
+/// let x = [0.0f32, 1.0, 9.0, 10.0]; // 4 rows of 1
+/// let c = [0.0f32, 10.0];
+/// // two partitions (ids 0.. and 2..) merge into the state of all rows
+/// let mut s = LloydState::partial(&x[..2], 1, &c, 2, Metric::Euclidean, 0).unwrap();
+/// s.merge(&LloydState::partial(&x[2..], 1, &c, 2, Metric::Euclidean, 2).unwrap()).unwrap();
+/// let all = LloydState::partial(&x, 1, &c, 2, Metric::Euclidean, 0).unwrap();
+/// assert_eq!(s.counts(), &[2, 2]);
+/// assert_eq!(s.sums(), all.sums());
+/// assert_eq!(s.fingerprint(), all.fingerprint());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct LloydState {
+    n_clusters: usize,
+    n_features: usize,
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+    objective: f64,
+    /// Labels changed since the previous pass, where the data keeps labels (in memory).
+    changed: Option<u64>,
+    /// Wrapping sum of [`label_hash`] over the rows.
+    fingerprint: u64,
+}
+
+impl LloydState {
+    /// The empty state.
+    pub fn new(n_clusters: usize, n_features: usize) -> Self {
+        LloydState {
+            n_clusters,
+            n_features,
+            sums: vec![0.0; n_clusters * n_features],
+            counts: vec![0; n_clusters],
+            objective: 0.0,
+            changed: None,
+            fingerprint: 0,
+        }
+    }
+
+    /// A state from its parts (a merged state sent back from Spark executors).
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] when `sums` is not `n_clusters x n_features` or `counts` not
+    /// `n_clusters` long.
+    pub fn from_parts(
+        n_clusters: usize,
+        n_features: usize,
+        sums: Vec<f64>,
+        counts: Vec<u64>,
+        objective: f64,
+        fingerprint: u64,
+    ) -> Result<Self> {
+        if n_clusters == 0 || sums.len() != n_clusters * n_features || counts.len() != n_clusters {
+            return Err(Error::param_msg(
+                "state",
+                format!(
+                    "{} sums and {} counts for {n_clusters} clusters of {n_features} features",
+                    sums.len(),
+                    counts.len()
+                ),
+            ));
+        }
+        Ok(LloydState {
+            n_clusters,
+            n_features,
+            sums,
+            counts,
+            objective,
+            changed: None,
+            fingerprint,
+        })
+    }
+
+    /// The state of the rows `x` (`rows x d`, row-major, ids `first_id..`) against
+    /// `centers` (`k x d`).
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] when the shapes disagree or `k` is 0.
+    pub fn partial<T: Real>(
+        x: &[T],
+        d: usize,
+        centers: &[T],
+        k: usize,
+        metric: Metric,
+        first_id: u64,
+    ) -> Result<Self> {
+        metric.check_in(&[Metric::Euclidean, Metric::Cosine])?;
+        if k == 0 || d == 0 || centers.len() != k * d || !x.len().is_multiple_of(d) {
+            return Err(Error::param_msg(
+                "cluster_centers",
+                format!(
+                    "Lloyd step: {} centroid values for k = {k}, d = {d}, and {} data values",
+                    centers.len(),
+                    x.len()
+                ),
+            ));
+        }
+        let data = Data::new(x, d);
+        if data.n == 0 {
+            return Ok(LloydState::new(k, d));
+        }
+        let mut labels = vec![-1i32; data.n];
+        let mut dists = vec![T::ZERO; data.n];
+        let (sums, counts, objective, _, fingerprint) = lloyd_step(
+            &data,
+            centers,
+            k,
+            metric,
+            &mut labels,
+            &mut dists,
+            Some(first_id),
+        );
+        Ok(LloydState {
+            n_clusters: k,
+            n_features: d,
+            sums,
+            counts,
+            objective,
+            changed: None,
+            fingerprint,
+        })
+    }
+
+    /// Adds `other` into `self`.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] when the shapes differ.
+    pub fn merge(&mut self, other: &LloydState) -> Result<()> {
+        if (self.n_clusters, self.n_features) != (other.n_clusters, other.n_features) {
+            return Err(Error::param_msg(
+                "state",
+                format!(
+                    "cannot merge a {} x {} state into a {} x {} one",
+                    other.n_clusters, other.n_features, self.n_clusters, self.n_features
+                ),
+            ));
+        }
+        self.sums
+            .iter_mut()
+            .zip(&other.sums)
+            .for_each(|(a, b)| *a += b);
+        self.counts
+            .iter_mut()
+            .zip(&other.counts)
+            .for_each(|(a, b)| *a += b);
+        self.objective += other.objective;
+        self.fingerprint = self.fingerprint.wrapping_add(other.fingerprint);
+        self.changed = match (self.changed, other.changed) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        Ok(())
+    }
+
+    /// Clusters `k`.
+    pub fn n_clusters(&self) -> usize {
+        self.n_clusters
+    }
+    /// Features `d`.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+    /// `k x d` per-cluster sums of the members, row-major.
+    pub fn sums(&self) -> &[f64] {
+        &self.sums
+    }
+    /// Members per cluster.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+    /// Sum of squared distances (Euclidean) or of `1 - cos` (cosine) to the nearest
+    /// centroid.
+    pub fn objective(&self) -> f64 {
+        self.objective
+    }
+    /// The labelling's fingerprint (wrapping sum of [`label_hash`]).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+}

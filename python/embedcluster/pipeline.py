@@ -1,0 +1,291 @@
+"""The one-call pipeline and saved models (scikit-learn's ``sklearn.pipeline`` place).
+
+:func:`cluster_embeddings` runs the core's main job (``embedcluster run``) on a path, an
+array or an Arrow table: the same stages, memory plan, k-means and report in every case.
+:class:`ClusterModel` applies the fitted steps through the core's ``FittedPipeline`` (the
+code ``embedcluster predict`` runs) and saves the CLI's model format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from . import _core
+from ._io import is_arrow, is_one_shot, num_rows, to_numpy
+from ._persist import save_model
+from .cluster import KMeans
+from .decomposition import PCA
+
+__all__ = ["ClusterModel", "ClusterResult", "cluster_embeddings", "load"]
+
+
+class ClusterModel:
+    """A fitted embedding clusterer: the preprocessing steps, in order, then k-means.
+
+    ``steps`` is a list of ``"normalize"``, ``"pca:D"`` and ``"matryoshka:D"`` entries (as
+    the CLI's ``manifest.json``); ``pca`` and ``kmeans`` are fitted estimators. Every call
+    runs the core's fitted pipeline, which checks the parts first: a ``mean_`` or
+    ``cluster_centers_`` of the wrong shape raises ``EmbedclusterError`` (a ``ValueError``)
+    naming it.
+    """
+
+    def __init__(self, kmeans, pca=None, steps=None, path=None, n_features=None, fit=None):
+        self.kmeans = kmeans
+        self.pca = pca
+        self.steps = list(steps if steps is not None else [])
+        self.path = path
+        """The model directory this model was loaded from, if any."""
+        self._n_features = n_features
+        self._fit = fit
+
+    @property
+    def metric(self):
+        return self.kmeans.metric
+
+    @property
+    def n_features_in_(self):
+        """Columns of the rows the model takes (before the reduction)."""
+        if self._n_features is not None:
+            return int(self._n_features)
+        if self.pca is not None:
+            return int(self.pca.n_features_in_)
+        return int(np.shape(self.kmeans.cluster_centers_)[1])
+
+    def _apply(self, X, what):
+        X = np.ascontiguousarray(X)
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        centers = np.ascontiguousarray(self.kmeans.cluster_centers_, dtype=X.dtype)
+        pca = self.pca
+        return _core.pipeline_apply(
+            X, centers, self.metric, self.steps, self.n_features_in_,
+            pca_mean=None if pca is None else np.ascontiguousarray(pca.mean_, dtype=np.float64),
+            pca_components=None if pca is None else np.ascontiguousarray(pca.components_, dtype=np.float64),
+            what=what, n_threads=getattr(self.kmeans, "n_threads", None),
+        )
+
+    def transform(self, X):
+        """Apply the preprocessing steps to X (a new array; X is not modified)."""
+        return self._apply(X, "transform")
+
+    def predict(self, X):
+        """Cluster (int32) of each row of X (n_samples, n_features)."""
+        return self.predict_with_scores(X)[0]
+
+    def predict_with_scores(self, X, *, min_confidence=None, adaptive=None):
+        """Labels (int32; -1 for rejected rows), scores (float32) and, for a model loaded
+        from a directory, confidence (float32, the normalized top-2 margin in [0, 1)).
+
+        ``min_confidence`` rejects rows below a global confidence; ``adaptive="p10"`` rejects
+        rows below their cluster's training p10 confidence (about 10 % of in-distribution rows).
+        Returns ``(labels, scores)`` for an in-memory model, ``(labels, scores, confidence)``
+        for a loaded one.
+        """
+        if self.path is not None:
+            X = np.ascontiguousarray(X)
+            if X.dtype not in (np.float32, np.float64):
+                X = X.astype(np.float64)
+            return _core.model_predict(os.fspath(self.path), X, min_confidence, adaptive)
+        if min_confidence is not None or adaptive is not None:
+            raise ValueError("rejection needs a saved model: save() it and load() it back")
+        labels, scores, _ = self._apply(X, "assign")
+        return labels, scores
+
+    def save(self, path):
+        """Write a model directory: ``model.safetensors`` + ``manifest.json`` (the CLI's
+        format and keys; with the training calibration when the model came from
+        :func:`cluster_embeddings`)."""
+        save_model(path, self.kmeans, self.pca, self.steps, self._fit)
+
+    def __repr__(self):
+        return f"ClusterModel(steps={self.steps}, n_clusters={self.kmeans.n_clusters}, metric={self.metric!r})"
+
+
+def load(path) -> ClusterModel:
+    """Load a model directory written by ``embedcluster run --model DIR`` or ``save``.
+
+    Raises ``EmbedclusterError`` (a ``ValueError``) when a file is missing, truncated, of
+    another format version, or inconsistent. No pickle: safe for untrusted files.
+    """
+    m = _core.load_model(os.fspath(path))
+    manifest = json.loads(m["manifest"])
+    dtype = np.dtype(manifest.get("dtype", "float64"))
+    centers = np.ascontiguousarray(m["cluster_centers"], dtype=dtype)
+    k, dim = centers.shape
+    km = KMeans(n_clusters=int(k), metric=manifest.get("metric", "euclidean"))
+    km.cluster_centers_ = centers
+    km.n_features_in_ = int(dim)
+    inertia = manifest.get("inertia")
+    km.inertia_ = float("nan") if inertia is None else float(inertia)
+    km.n_iter_ = int(manifest.get("n_iter", 0))
+    km.labels_ = np.empty(0, dtype=np.int32)
+    pca = None
+    if m["pca_components"] is not None:
+        comps = m["pca_components"]
+        pca = PCA(n_components=int(comps.shape[0]))
+        pca.components_ = comps
+        pca.mean_ = m["pca_mean"]
+        pca.n_components_ = comps.shape[0]
+        pca.n_features_in_ = comps.shape[1]
+        pca._n_features_out = comps.shape[0]
+        evr = manifest.get("explained_variance_ratio")
+        pca.explained_variance_ratio_ = np.asarray(evr if evr is not None else [], dtype=np.float64)
+        pca.n_samples_seen_ = int(manifest.get("n_samples_seen", 0))
+    return ClusterModel(kmeans=km, pca=pca, steps=manifest.get("steps", []), path=os.fspath(path),
+                        n_features=manifest.get("n_features"))
+
+
+@dataclass
+class ClusterResult:
+    """What :func:`cluster_embeddings` returns."""
+
+    labels: np.ndarray
+    """Cluster of each row, int32 (n_samples,)."""
+    scores: np.ndarray
+    """Cosine similarity (cosine) or squared distance (euclidean) to the centroid, float32."""
+    model: ClusterModel
+    """The fitted preprocessing and k-means, ready for ``predict`` and ``save``."""
+    report: dict = field(default_factory=dict)
+    """The core's run report: per-stage seconds, CPU seconds, rows, peak RSS bytes and their
+    predictions (``stages``, ``memory_plan``), and the fit's figures."""
+
+    @property
+    def fit_report_(self):
+        return self.report
+
+
+def _seed(random_state):
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state)
+    from ._utils import _seed as draw
+
+    return draw(random_state)
+
+
+def cluster_embeddings(
+    source,
+    n_clusters,
+    *,
+    reduce="pca:128",
+    metric="cosine",
+    pca_fit="exact",
+    column="embedding",
+    n_init=1,
+    max_iter=300,
+    tol=1e-4,
+    random_state=0,
+    batch_rows=None,
+    memory_limit=None,
+    on_invalid="error",
+    output=None,
+    labels_column=None,
+    n_threads=None,
+) -> ClusterResult:
+    """Reduce and cluster embeddings in one call: the core's ``embedcluster run`` job.
+
+    Parameters
+    ----------
+    source : path (Parquet, ``.npy`` or CSV), ndarray (n_samples, n_features), or Arrow data
+        A path is streamed by the Rust readers (never resident: peak memory is the reduced
+        data plus one block). An array is read block by block in place (never copied
+        whole; other dtypes than float32/float64 are first converted to float64, one
+        copy). An Arrow object that can be read twice (pyarrow Table, polars DataFrame) is
+        streamed once per pass; a one-shot reader is first collected into one array.
+    n_clusters : int
+    reduce : "pca:D", "matryoshka:D" or "none"
+    metric : "cosine" (spherical k-means on unit rows) or "euclidean"
+    pca_fit : "exact" (streaming covariance) or "sample:N" (randomized SVD on N rows)
+    random_state : int
+        The seed: the same seed gives the same labels as ``embedcluster run --seed``, for
+        a path and for the same rows as an array.
+    output, labels_column : path sources only: write the CLI's output Parquet; score against
+        a label column (``report["ari"]``, ``report["nmi"]``).
+    batch_rows : int or None
+        Rows per block (default: planned, about 32 MiB). Results do not depend on it.
+    memory_limit : int (bytes), str ("1GiB", "512MiB") or None
+        The peak RSS the run must stay within. Before any data is read the run predicts
+        each stage's peak (``report["memory_plan"]``) and shrinks its blocks to fit; if it
+        cannot, it raises :class:`MemoryLimitError` naming the stage and what to change.
+        Each stage of ``report["stages"]`` has ``peak_rss_bytes`` (measured) and
+        ``predicted_peak_rss_bytes``.
+    on_invalid : "error" or "skip"
+        Rows with NaN, infinity, nulls or (cosine) all zeros raise
+        :class:`EmbedclusterError` naming file (or ``<array>``), row and column ("error"),
+        or are left out of the fit and get label -1 and a NaN score ("skip"; counted in
+        ``report["skipped_rows"]``).
+
+    Raises
+    ------
+    EmbedclusterError (a ValueError)
+        Bad data (with file, row and column) or bad parameters (named as here).
+    MemoryLimitError (an EmbedclusterError)
+        ``memory_limit`` cannot be met.
+    FileNotFoundError, OSError
+        The input cannot be read or an output cannot be written (no partial file is left).
+
+    Returns
+    -------
+    ClusterResult with ``labels`` (int32), ``scores`` (float32), ``model`` and ``report``.
+
+    Memory: the core's plan (``report["memory_plan"]``): the reduced data ``n D s`` plus one
+    block, plus for an array or Arrow table the caller's data itself.
+    """
+    n_samples = None
+    if isinstance(source, (str, os.PathLike)):
+        src = os.fspath(source)
+    elif is_arrow(source):
+        n_samples = num_rows(source)
+        src = source
+        if is_one_shot(source) or n_samples is None:
+            src, n_samples = to_numpy(source, column), None
+    else:
+        src = source
+    if not isinstance(src, (str, os.PathLike)) and not is_arrow(src):
+        src = np.asarray(src)
+        if src.dtype not in (np.float32, np.float64):
+            src = src.astype(np.float64)
+        src = np.ascontiguousarray(src)
+    r = _core.run_pipeline(
+        src,
+        int(n_clusters),
+        column=column,
+        reduce=reduce,
+        pca_fit=pca_fit,
+        metric_name=metric,
+        n_init=int(n_init),
+        max_iter=int(max_iter),
+        tol=float(tol),
+        seed=_seed(random_state),
+        batch_rows=None if batch_rows is None else int(batch_rows),
+        memory_limit=memory_limit,
+        on_invalid=on_invalid,
+        output=None if output is None else os.fspath(output),
+        labels_column=labels_column,
+        n_threads=n_threads,
+        n_samples=n_samples,
+    )
+    report = json.loads(r["report"])
+    for w in report.get("warnings", []):
+        warnings.warn(w, ConvergenceWarning, stacklevel=2)
+    pca = None
+    if r["pca"] is not None:
+        p = r["pca"]
+        pca = PCA(n_components=int(p["components"].shape[0]))
+        pca._finish(p)
+        pca.n_features_in_ = int(p["components"].shape[1])
+    dtype = np.dtype(report.get("dtype", "float32"))
+    km = KMeans(n_clusters=int(n_clusters), metric=metric, n_init=n_init, max_iter=max_iter, tol=tol,
+                random_state=random_state, n_threads=n_threads)
+    km.cluster_centers_ = np.ascontiguousarray(r["cluster_centers"], dtype=dtype)
+    km.labels_ = r["labels"]
+    km.inertia_ = float(report["objective"])
+    km.n_iter_ = int(report["n_iter"])
+    km.n_features_in_ = int(km.cluster_centers_.shape[1])
+    model = ClusterModel(km, pca, r["steps"], n_features=int(report["n_features"]), fit=r["fit"])
+    return ClusterResult(r["labels"], r["scores"], model, report)
