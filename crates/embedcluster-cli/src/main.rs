@@ -47,15 +47,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// The front end's process-wide choices, made once from the environment (the core never
 /// reads it): SIMD kernels and per-stage peak resets.
 fn settings_from_env() {
-    let off = |name: &str| std::env::var_os(name).is_some();
-    embedcluster::runtime::set_kernels(embedcluster::runtime::Kernels {
-        fused: !off("EMBEDCLUSTER_NO_FUSED"),
-        avx512: !off("EMBEDCLUSTER_NO_AVX512"),
-        small_d: !off("EMBEDCLUSTER_NO_SMALL_D"),
-    });
-    embedcluster::memory::set_peak_resets(
-        !std::env::var_os("EMBEDCLUSTER_RSS_RESET").is_some_and(|v| v == "0"),
-    );
+    embedcluster::runtime::apply_settings(|name| std::env::var_os(name));
 }
 
 fn main() -> ExitCode {

@@ -29,9 +29,9 @@ pub fn flag(name: &str) -> String {
         "labels_column" => "--labels",
         "n_neighbors" => "--k",
         "threads" => "--threads",
-        "n_clusters" | "reduce" | "pca_fit" | "metric" | "n_init" | "max_iter" | "tol"
-        | "seed" | "batch_rows" | "memory_limit" | "on_invalid" | "output" | "adaptive"
-        | "exclude_self" | "sample_size" | "cluster_column" | "embeddings" => {
+        "n_clusters" | "reduce" | "pca_fit" | "metric" | "n_init" | "max_iter" | "tol" | "seed"
+        | "batch_rows" | "memory_limit" | "on_invalid" | "output" | "adaptive" | "exclude_self"
+        | "sample_size" | "cluster_column" | "embeddings" => {
             return format!("--{}", name.replace('_', "-"))
         }
         other => return other.to_string(),
@@ -99,7 +99,6 @@ impl Progress for Bars {
     }
 }
 
-
 pub fn write_json(path: &Option<PathBuf>, value: &impl serde::Serialize) -> anyhow::Result<()> {
     if let Some(p) = path {
         let mut f = embedcluster::io::AtomicFile::create(p)?;
@@ -110,14 +109,12 @@ pub fn write_json(path: &Option<PathBuf>, value: &impl serde::Serialize) -> anyh
     Ok(())
 }
 
-
 pub fn with_ext(prefix: &std::path::Path, ext: &str) -> PathBuf {
     let mut s = prefix.as_os_str().to_owned();
     s.push(".");
     s.push(ext);
     PathBuf::from(s)
 }
-
 
 pub fn print_table(r: &RunReport) {
     let mut e = std::io::stderr().lock();
@@ -186,4 +183,3 @@ pub fn print_table(r: &RunReport) {
         let _ = writeln!(e, "warning: {w}");
     }
 }
-

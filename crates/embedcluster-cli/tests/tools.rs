@@ -368,7 +368,15 @@ fn evaluate_and_sweep_end_to_end() {
     ));
     assert!(close(
         &ev["internal"]["silhouette_score"],
-        m::silhouette_score(&x, d, &pred, embedcluster::linalg::Distance::Euclidean, None, 0).unwrap()
+        m::silhouette_score(
+            &x,
+            d,
+            &pred,
+            embedcluster::linalg::Distance::Euclidean,
+            None,
+            0
+        )
+        .unwrap()
     ));
     assert!(close(
         &ev["internal"]["davies_bouldin_score"],

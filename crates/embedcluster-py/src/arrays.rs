@@ -45,11 +45,18 @@ pub fn slice<'a, T: Element>(a: &'a PyReadonlyArray2<'_, T>) -> PyResult<(&'a [T
 }
 
 /// A 1-D float64 array as a vector, `name` in errors; `len` when given must match.
-pub fn vec_f64(a: &PyReadonlyArray1<'_, f64>, name: &str, len: Option<usize>) -> PyResult<Vec<f64>> {
+pub fn vec_f64(
+    a: &PyReadonlyArray1<'_, f64>,
+    name: &str,
+    len: Option<usize>,
+) -> PyResult<Vec<f64>> {
     let v: Vec<f64> = a.as_array().iter().copied().collect();
     if let Some(n) = len {
         if v.len() != n {
-            return Err(value_error(format!("{name} has {} values, expected {n}", v.len())));
+            return Err(value_error(format!(
+                "{name} has {} values, expected {n}",
+                v.len()
+            )));
         }
     }
     Ok(v)

@@ -75,16 +75,22 @@ pub struct PyBatches {
 }
 
 impl BatchSource for PyBatches {
-    fn open_pass(&self) -> Result<Box<dyn Iterator<Item = Result<ArrayRef, Error>> + Send + '_>, Error> {
-        let reader = Python::attach(|py| open_stream(self.obj.bind(py))).map_err(|e| Error::Format {
-            path: ARROW_ORIGIN.into(),
-            message: e.to_string(),
-        })?;
+    fn open_pass(
+        &self,
+    ) -> Result<Box<dyn Iterator<Item = Result<ArrayRef, Error>> + Send + '_>, Error> {
+        let reader =
+            Python::attach(|py| open_stream(self.obj.bind(py))).map_err(|e| Error::Format {
+                path: ARROW_ORIGIN.into(),
+                message: e.to_string(),
+            })?;
         let index = self.index;
         Ok(Box::new(reader.filter_map(move |b| match b {
             Ok(b) if b.num_rows() == 0 => None,
             Ok(b) if index < b.num_columns() => Some(Ok(b.column(index).clone())),
-            Ok(_) => Some(Err(Error::format(ARROW_ORIGIN, "a batch lacks the vector column"))),
+            Ok(_) => Some(Err(Error::format(
+                ARROW_ORIGIN,
+                "a batch lacks the vector column",
+            ))),
             Err(e) => Some(Err(Error::Format {
                 path: ARROW_ORIGIN.into(),
                 message: e.to_string(),
@@ -95,13 +101,20 @@ impl BatchSource for PyBatches {
 
 /// The vector column of `obj` with its dimension learned from the first row (one batch is
 /// read), for a job over [`PyBatches`].
-pub fn batches_of(obj: &Bound<'_, PyAny>, column: Option<&str>) -> PyResult<(PyBatches, VectorColumn)> {
+pub fn batches_of(
+    obj: &Bound<'_, PyAny>,
+    column: Option<&str>,
+) -> PyResult<(PyBatches, VectorColumn)> {
     let mut reader = open_stream(obj)?;
     let (index, mut col) = pick_column(&reader.schema(), column)?;
     if col.n_features.is_none() {
         let first = loop {
             match reader.next() {
-                None => return Err(to_py(Error::Empty { path: ARROW_ORIGIN.into() })),
+                None => {
+                    return Err(to_py(Error::Empty {
+                        path: ARROW_ORIGIN.into(),
+                    }))
+                }
                 Some(b) => {
                     let b = b.map_err(|e| value_error(format!("{ARROW_ORIGIN}: {e}")))?;
                     if b.num_rows() > 0 {
@@ -168,9 +181,7 @@ impl ArrowVectorReader {
         loop {
             let batch = match self.reader.next() {
                 None => return Ok(None),
-                Some(b) => {
-                    b.map_err(|e| value_error(format!("<arrow stream>: {e}")))?
-                }
+                Some(b) => b.map_err(|e| value_error(format!("<arrow stream>: {e}")))?,
             };
             if batch.num_rows() == 0 {
                 continue;
@@ -199,4 +210,3 @@ impl ArrowVectorReader {
         }
     }
 }
-

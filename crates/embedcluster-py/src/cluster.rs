@@ -112,7 +112,9 @@ pub fn kmeans_predict<'py>(
     match (arr(x, "X")?, arr(centers, "cluster_centers_")?) {
         (Arr::F32(a), Arr::F32(c)) => go(py, &a, &c, metric, n_threads),
         (Arr::F64(a), Arr::F64(c)) => go(py, &a, &c, metric, n_threads),
-        _ => Err(value_error("X and cluster_centers_ must have the same dtype")),
+        _ => Err(value_error(
+            "X and cluster_centers_ must have the same dtype",
+        )),
     }
 }
 
@@ -144,7 +146,12 @@ pub fn lloyd_partial<'py>(
     metric_name: &str,
     first_id: u64,
     n_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<u64>>, f64, u64)> {
+) -> PyResult<(
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray1<u64>>,
+    f64,
+    u64,
+)> {
     let metric = metric(metric_name)?;
     fn go<'py, T: Real + Element>(
         py: Python<'py>,
@@ -162,7 +169,11 @@ pub fn lloyd_partial<'py>(
     let st = match (arr(x, "X")?, arr(centers, "cluster_centers")?) {
         (Arr::F32(a), Arr::F32(c)) => go(py, &a, &c, metric, first_id, n_threads)?,
         (Arr::F64(a), Arr::F64(c)) => go(py, &a, &c, metric, first_id, n_threads)?,
-        _ => return Err(value_error("X and cluster_centers must have the same dtype")),
+        _ => {
+            return Err(value_error(
+                "X and cluster_centers must have the same dtype",
+            ))
+        }
     };
     Ok((
         vec2(py, st.sums().to_vec(), st.n_clusters(), st.n_features())?,
@@ -205,18 +216,31 @@ pub fn lloyd_farthest<'py>(
     let (cands, d) = match (arr(x, "X")?, arr(centers, "cluster_centers")?) {
         (Arr::F32(a), Arr::F32(c)) => go(py, &a, &c, metric, m, first_id, n_threads)?,
         (Arr::F64(a), Arr::F64(c)) => go(py, &a, &c, metric, m, first_id, n_threads)?,
-        _ => return Err(value_error("X and cluster_centers must have the same dtype")),
+        _ => {
+            return Err(value_error(
+                "X and cluster_centers must have the same dtype",
+            ))
+        }
     };
     candidates_out(py, cands, d)
 }
 
-fn candidates_out<'py>(py: Python<'py>, c: Vec<Candidate>, d: usize) -> PyResult<Bound<'py, PyAny>> {
+fn candidates_out<'py>(
+    py: Python<'py>,
+    c: Vec<Candidate>,
+    d: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     let n = c.len();
     let ids: Vec<u64> = c.iter().map(|c| c.id).collect();
     let dists: Vec<f64> = c.iter().map(|c| c.dist).collect();
     let labels: Vec<i32> = c.iter().map(|c| c.label).collect();
     let rows: Vec<f64> = c.into_iter().flat_map(|c| c.row).collect();
-    let t = (vec1(py, ids), vec1(py, dists), vec1(py, labels), vec2(py, rows, n, d)?);
+    let t = (
+        vec1(py, ids),
+        vec1(py, dists),
+        vec1(py, labels),
+        vec2(py, rows, n, d)?,
+    );
     Ok(t.into_pyobject(py)?.into_any())
 }
 
@@ -376,7 +400,12 @@ pub fn lloyd_merge_farthest<'py>(
     rows: PyReadonlyArray2<'py, f64>,
     m: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (ids, dists, labels, rows) = (ids.as_array(), dists.as_array(), labels.as_array(), rows.as_array());
+    let (ids, dists, labels, rows) = (
+        ids.as_array(),
+        dists.as_array(),
+        labels.as_array(),
+        rows.as_array(),
+    );
     let n = ids.len();
     let d = rows.shape()[1];
     if dists.len() != n || labels.len() != n || rows.shape()[0] != n {

@@ -7,7 +7,9 @@ use crate::preprocessing::moments_in;
 use crate::runtime::compute;
 use embedcluster::decomposition::{randomized_pca, CovarianceState, Pca, RandomizedOptions};
 use embedcluster::Real;
-use numpy::{Element, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    Element, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -85,10 +87,18 @@ pub fn pca_out<'py>(py: Python<'py>, p: Pca) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     out.set_item(
         "components",
-        vec2(py, p.components().to_vec(), p.n_components(), p.n_features())?,
+        vec2(
+            py,
+            p.components().to_vec(),
+            p.n_components(),
+            p.n_features(),
+        )?,
     )?;
     out.set_item("mean", vec1(py, p.mean().to_vec()))?;
-    out.set_item("explained_variance", vec1(py, p.explained_variance().to_vec()))?;
+    out.set_item(
+        "explained_variance",
+        vec1(py, p.explained_variance().to_vec()),
+    )?;
     out.set_item(
         "explained_variance_ratio",
         vec1(py, p.explained_variance_ratio().to_vec()),
@@ -147,7 +157,6 @@ pub fn pca_randomized<'py>(
     };
     pca_out(py, p)
 }
-
 
 /// A fitted PCA from arrays set by hand or loaded (`mean_` (d,), `components_` (D, d)),
 /// checked: a wrong length raises `EmbedclusterError` naming the attribute.

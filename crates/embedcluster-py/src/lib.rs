@@ -37,8 +37,14 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::settings_from_env();
-    m.add("EmbedclusterError", m.py().get_type::<errors::EmbedclusterError>())?;
-    m.add("MemoryLimitError", m.py().get_type::<errors::MemoryLimitError>())?;
+    m.add(
+        "EmbedclusterError",
+        m.py().get_type::<errors::EmbedclusterError>(),
+    )?;
+    m.add(
+        "MemoryLimitError",
+        m.py().get_type::<errors::MemoryLimitError>(),
+    )?;
     m.add_function(wrap_pyfunction!(cluster::kmeans_fit, m)?)?;
     m.add_function(wrap_pyfunction!(cluster::kmeans_predict, m)?)?;
     m.add_function(wrap_pyfunction!(cluster::lloyd_partial, m)?)?;

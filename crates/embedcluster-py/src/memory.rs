@@ -19,4 +19,3 @@ pub fn reset_peak_rss() -> bool {
 pub fn cpu_seconds() -> f64 {
     embedcluster::memory::cpu_seconds()
 }
-

@@ -100,9 +100,7 @@ pub fn internal_score<'py>(
                 let v = compute(py, n_threads, |_| m::calinski_harabasz_score(x, d, labels))?;
                 Ok(v.into_pyobject(py)?.into_any())
             }
-            _ => Err(value_error(format!(
-                "unknown score {kind:?}"
-            ))),
+            _ => Err(value_error(format!("unknown score {kind:?}"))),
         }
     }
     match arr(x, "X")? {
@@ -110,4 +108,3 @@ pub fn internal_score<'py>(
         Arr::F64(a) => go(py, &a, labels, kind, metric, n_threads),
     }
 }
-

@@ -77,9 +77,7 @@ pub fn knn_search<'py>(
                 .into_iter()
                 .map(|b| match b {
                     Arr::F32(b) => Ok(b),
-                    _ => Err(value_error(
-                        "queries and base must have the same dtype",
-                    )),
+                    _ => Err(value_error("queries and base must have the same dtype")),
                 })
                 .collect::<PyResult<_>>()?;
             go(py, &b, &q, k, metric, exclude_self, n_threads)
@@ -89,13 +87,10 @@ pub fn knn_search<'py>(
                 .into_iter()
                 .map(|b| match b {
                     Arr::F64(b) => Ok(b),
-                    _ => Err(value_error(
-                        "queries and base must have the same dtype",
-                    )),
+                    _ => Err(value_error("queries and base must have the same dtype")),
                 })
                 .collect::<PyResult<_>>()?;
             go(py, &b, &q, k, metric, exclude_self, n_threads)
         }
     }
 }
-

@@ -32,17 +32,17 @@ struct FitInfo {
 fn memory_limit(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
     Ok(match v {
         None => None,
-        Some(v) => Some(match v.extract::<u64>() {
-            Ok(b) if b > 0 => b,
-            _ => match v.extract::<String>() {
-                Ok(t) => embedcluster::jobs::plan::parse_bytes(&t).map_err(to_py)?,
-                Err(_) => {
-                    return Err(value_error(
+        Some(v) => {
+            Some(match v.extract::<u64>() {
+                Ok(b) if b > 0 => b,
+                _ => match v.extract::<String>() {
+                    Ok(t) => embedcluster::jobs::plan::parse_bytes(&t).map_err(to_py)?,
+                    Err(_) => return Err(value_error(
                         "memory_limit must be a positive number of bytes or a size such as '1GiB'",
-                    ))
-                }
-            },
-        }),
+                    )),
+                },
+            })
+        }
     })
 }
 
@@ -112,7 +112,14 @@ pub fn run_pipeline<'py>(
     let o: RunOutput = if let Ok(path) = source.extract::<PathBuf>() {
         cfg.input = path;
         compute(py, n_threads, |cancel| {
-            run_full(&cfg, &Runtime { threads: None, cancel, progress: &NoProgress })
+            run_full(
+                &cfg,
+                &Runtime {
+                    threads: None,
+                    cancel,
+                    progress: &NoProgress,
+                },
+            )
         })?
     } else if let Ok(a) = arr(source, "X") {
         in_memory(&cfg)?;
@@ -121,7 +128,15 @@ pub fn run_pipeline<'py>(
         let run = |x: MatrixRef<'_>, d: usize| {
             compute(py, n_threads, |cancel| {
                 let src = EmbeddingSource::from_matrix(x, d)?;
-                run_source(&cfg, &src, &Runtime { threads: None, cancel, progress: &NoProgress })
+                run_source(
+                    &cfg,
+                    &src,
+                    &Runtime {
+                        threads: None,
+                        cancel,
+                        progress: &NoProgress,
+                    },
+                )
             })
         };
         match &a {
@@ -143,7 +158,15 @@ pub fn run_pipeline<'py>(
         cfg.column = vc.name().to_string();
         compute(py, n_threads, |cancel| {
             let src = EmbeddingSource::from_batches(Box::new(batches), vc, n)?;
-            run_source(&cfg, &src, &Runtime { threads: None, cancel, progress: &NoProgress })
+            run_source(
+                &cfg,
+                &src,
+                &Runtime {
+                    threads: None,
+                    cancel,
+                    progress: &NoProgress,
+                },
+            )
         })?
     } else {
         return Err(value_error(
@@ -242,7 +265,10 @@ pub fn save_model(
                     mean.len()
                 )));
             }
-            Some(Pca::from_parts(mean, comps, shape[0], vec![], evr, info.n_samples_seen).map_err(to_py)?)
+            Some(
+                Pca::from_parts(mean, comps, shape[0], vec![], evr, info.n_samples_seen)
+                    .map_err(to_py)?,
+            )
         }
         (None, None) => None,
         _ => return Err(value_error("mean_ and components_ go together")),
@@ -268,8 +294,12 @@ pub fn save_model(
             .map_err(to_py)
     }
     match arr(cluster_centers, "cluster_centers_")? {
-        Arr::F32(a) => go(py, &path, &a, metric, steps, n_features, pca, inertia, n_iter, info),
-        Arr::F64(a) => go(py, &path, &a, metric, steps, n_features, pca, inertia, n_iter, info),
+        Arr::F32(a) => go(
+            py, &path, &a, metric, steps, n_features, pca, inertia, n_iter, info,
+        ),
+        Arr::F64(a) => go(
+            py, &path, &a, metric, steps, n_features, pca, inertia, n_iter, info,
+        ),
     }
 }
 
@@ -417,7 +447,9 @@ pub fn pipeline_apply<'py>(
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyAny>> {
     if what != "assign" && what != "transform" {
-        return Err(value_error(format!("what = {what:?} must be 'assign' or 'transform'")));
+        return Err(value_error(format!(
+            "what = {what:?} must be 'assign' or 'transform'"
+        )));
     }
     fn go<'py, T: Real + Element>(
         py: Python<'py>,
@@ -434,7 +466,15 @@ pub fn pipeline_apply<'py>(
     ) -> PyResult<Bound<'py, PyAny>> {
         let (x, n, d) = slice(a)?;
         let (centers, k, _) = slice(c)?;
-        let p = pipeline_from_parts(centers, k, metric_name, steps, n_features, pca_mean, pca_components)?;
+        let p = pipeline_from_parts(
+            centers,
+            k,
+            metric_name,
+            steps,
+            n_features,
+            pca_mean,
+            pca_components,
+        )?;
         if d != p.n_features() {
             return Err(value_error(format!(
                 "X has {d} features, but the model expects {}",
@@ -469,11 +509,39 @@ pub fn pipeline_apply<'py>(
         if transform {
             return Ok(vec2(py, z, n, dim)?.into_any());
         }
-        Ok((vec1(py, l), vec1(py, s), vec1(py, c)).into_pyobject(py)?.into_any())
+        Ok((vec1(py, l), vec1(py, s), vec1(py, c))
+            .into_pyobject(py)?
+            .into_any())
     }
     match (arr(x, "X")?, arr(cluster_centers, "cluster_centers_")?) {
-        (Arr::F32(a), Arr::F32(c)) => go(py, &a, &c, metric_name, &steps, n_features, pca_mean.as_ref(), pca_components.as_ref(), what, batch_rows, n_threads),
-        (Arr::F64(a), Arr::F64(c)) => go(py, &a, &c, metric_name, &steps, n_features, pca_mean.as_ref(), pca_components.as_ref(), what, batch_rows, n_threads),
-        _ => Err(value_error("X and cluster_centers_ must have the same dtype")),
+        (Arr::F32(a), Arr::F32(c)) => go(
+            py,
+            &a,
+            &c,
+            metric_name,
+            &steps,
+            n_features,
+            pca_mean.as_ref(),
+            pca_components.as_ref(),
+            what,
+            batch_rows,
+            n_threads,
+        ),
+        (Arr::F64(a), Arr::F64(c)) => go(
+            py,
+            &a,
+            &c,
+            metric_name,
+            &steps,
+            n_features,
+            pca_mean.as_ref(),
+            pca_components.as_ref(),
+            what,
+            batch_rows,
+            n_threads,
+        ),
+        _ => Err(value_error(
+            "X and cluster_centers_ must have the same dtype",
+        )),
     }
 }

@@ -26,7 +26,9 @@ pub fn moments_partial<'py>(
 }
 
 /// A moment state from Python, checked (one mean and one M2 per feature).
-pub fn moments_in(m: (u64, PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, f64>)) -> PyResult<Moments> {
+pub fn moments_in(
+    m: (u64, PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, f64>),
+) -> PyResult<Moments> {
     let mean: Vec<f64> = m.1.as_array().iter().copied().collect();
     let m2: Vec<f64> = m.2.as_array().iter().copied().collect();
     if mean.len() != m2.len() || mean.is_empty() {
@@ -49,14 +51,11 @@ pub fn moments_merge<'py>(
     let mut ma = moments_in(a)?;
     let mb = moments_in(b)?;
     if ma.mean.len() != mb.mean.len() {
-        return Err(value_error(
-            "moment states have different n_features",
-        ));
+        return Err(value_error("moment states have different n_features"));
     }
     ma.merge(&mb);
     Ok((ma.n, vec1(py, ma.mean), vec1(py, ma.m2)))
 }
-
 
 /// Scales the rows of a C-contiguous float32/float64 array to unit L2 norm, in place (the
 /// core's `l2_normalize_rows`, the normalization every front end applies; norms in f64).
@@ -76,15 +75,16 @@ pub fn normalize_rows(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
         if d == 0 {
             return Ok(());
         }
-        py.detach(|| l2_normalize_rows(s, d)).map_err(|i| {
-            value_error(format!("row {i} is all zeros and cannot be normalized"))
-        })
+        py.detach(|| l2_normalize_rows(s, d))
+            .map_err(|i| value_error(format!("row {i} is all zeros and cannot be normalized")))
     }
     if let Ok(a) = x.extract::<PyReadwriteArray2<'_, f32>>() {
         go(py, a)
     } else if let Ok(a) = x.extract::<PyReadwriteArray2<'_, f64>>() {
         go(py, a)
     } else {
-        Err(value_error("X must be a writable 2-D float32 or float64 array"))
+        Err(value_error(
+            "X must be a writable 2-D float32 or float64 array",
+        ))
     }
 }

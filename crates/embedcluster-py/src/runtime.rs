@@ -40,7 +40,6 @@ pub fn pool(n_threads: Option<usize>) -> PyResult<Arc<rayon::ThreadPool>> {
     Ok(pool)
 }
 
-
 /// Runs `f` on the pool without the GIL; the calling thread checks for signals every 50 ms
 /// and cancels `f` (its token) on Ctrl-C. A panic inside becomes `RuntimeError`.
 pub fn compute<R: Send>(
@@ -98,13 +97,5 @@ pub fn compute<R: Send>(
 /// environment at import: SIMD kernels (`EMBEDCLUSTER_NO_FUSED`, `EMBEDCLUSTER_NO_AVX512`,
 /// `EMBEDCLUSTER_NO_SMALL_D`) and per-stage peak resets (`EMBEDCLUSTER_RSS_RESET=0`).
 pub fn settings_from_env() {
-    let off = |name: &str| std::env::var_os(name).is_some();
-    embedcluster::runtime::set_kernels(embedcluster::runtime::Kernels {
-        fused: !off("EMBEDCLUSTER_NO_FUSED"),
-        avx512: !off("EMBEDCLUSTER_NO_AVX512"),
-        small_d: !off("EMBEDCLUSTER_NO_SMALL_D"),
-    });
-    embedcluster::memory::set_peak_resets(
-        !std::env::var_os("EMBEDCLUSTER_RSS_RESET").is_some_and(|v| v == "0"),
-    );
+    embedcluster::runtime::apply_settings(|name| std::env::var_os(name));
 }

@@ -27,10 +27,10 @@
 //! [`PcaTransform::transform`] computes `X W^T - (mu W^T)` for a block: one GEMM and a
 //! row offset, never materializing `X - mu`. Output keeps the input dtype.
 
+use crate::dtype::Real;
 use crate::error::{Error, Result};
 use crate::linalg::{gemm_nn, gemm_nn_rows, gemm_tn_rows, orthonormalize, par, syrk_lower_tn};
 use crate::preprocessing::Moments;
-use crate::dtype::Real;
 use faer::{Mat, Side};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -139,7 +139,11 @@ impl CovarianceState {
         let d = self.n_features;
         check_components(n_components, d)?;
         if self.n < 2 {
-            return Err(Error::param("n_samples", self.n, "is too few: PCA needs at least 2 rows"));
+            return Err(Error::param(
+                "n_samples",
+                self.n,
+                "is too few: PCA needs at least 2 rows",
+            ));
         }
         let cov = self.covariance();
         let total_var: f64 = (0..d).map(|i| cov[i * d + i]).sum();
@@ -332,7 +336,11 @@ impl Pca {
         }
         for (name, v, want) in [
             ("explained_variance_", &explained_variance, n_components),
-            ("explained_variance_ratio_", &explained_variance_ratio, n_components),
+            (
+                "explained_variance_ratio_",
+                &explained_variance_ratio,
+                n_components,
+            ),
         ] {
             if !v.is_empty() && v.len() != want {
                 return Err(Error::param_msg(

@@ -133,7 +133,11 @@ impl Error {
     }
     /// [`Error::Parameter`]: parameter `name` (the core's, scikit-learn's spelling) has
     /// `value`, which breaks `constraint` (a phrase such as "must be at least 1").
-    pub fn param(name: &'static str, value: impl std::fmt::Display, constraint: impl Into<String>) -> Self {
+    pub fn param(
+        name: &'static str,
+        value: impl std::fmt::Display,
+        constraint: impl Into<String>,
+    ) -> Self {
         Error::Parameter(ParamError {
             name,
             value: Some(value.to_string()),

@@ -34,7 +34,9 @@ pub fn model_loader(data: &[u8]) {
         return;
     };
     if model.n_features() <= 4096 {
-        let mut block: Vec<f32> = (0..3 * model.n_features()).map(|i| 1.0 + i as f32).collect();
+        let mut block: Vec<f32> = (0..3 * model.n_features())
+            .map(|i| 1.0 + i as f32)
+            .collect();
         if let Ok(a) = model.assign_block(&mut block, (dir, "embedding"), 0) {
             assert_eq!(a.labels.len(), 3);
         }

@@ -35,9 +35,9 @@
 
 pub mod dtype;
 pub mod error;
-pub mod units;
 pub mod memory;
 pub mod runtime;
+pub mod units;
 
 pub mod io;
 

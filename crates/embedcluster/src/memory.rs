@@ -17,7 +17,6 @@ use std::time::Instant;
 
 pub use crate::units::{format_bytes, MIB};
 
-
 /// The measurements of one stage.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StageReport {
@@ -306,11 +305,14 @@ pub fn parse_bytes(text: &str) -> Result<u64> {
     };
     let bytes = (v * mult).round();
     if !(1.0..1.8e19).contains(&bytes) {
-        return Err(Error::param("memory_limit", format!("{text:?}"), "must be positive"));
+        return Err(Error::param(
+            "memory_limit",
+            format!("{text:?}"),
+            "must be positive",
+        ));
     }
     Ok(bytes as u64)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -23,9 +23,9 @@
 //! Every function returns [`Error::Parameter`] for labelings of different lengths, and the
 //! internal scores require `2 <= n_labels <= n_samples - 1` as scikit-learn does.
 
+use crate::dtype::Real;
 use crate::error::{Error, Result};
 use crate::linalg::{gemm_nt, Distance};
-use crate::dtype::Real;
 use faer::Par;
 use rand::SeedableRng;
 use rayon::prelude::*;
@@ -33,7 +33,10 @@ use std::collections::HashMap;
 
 fn check_same_len(a: usize, b: usize, what: &str) -> Result<()> {
     if a != b {
-        return Err(Error::param_msg("labels", format!("{what} have different lengths: {a} and {b}")));
+        return Err(Error::param_msg(
+            "labels",
+            format!("{what} have different lengths: {a} and {b}"),
+        ));
     }
     Ok(())
 }
@@ -290,7 +293,10 @@ fn check_data<T>(x: &[T], d: usize, labels: &[i64]) -> Result<usize> {
     if d == 0 || !x.len().is_multiple_of(d) {
         return Err(Error::param_msg(
             "X",
-            format!("data of {} values is not a multiple of n_features = {d}", x.len()),
+            format!(
+                "data of {} values is not a multiple of n_features = {d}",
+                x.len()
+            ),
         ));
     }
     let n = x.len() / d;
@@ -727,11 +733,7 @@ mod tests {
         let labels: Vec<i64> = (0..n)
             .map(|i| ((i * 7) % 4) as i64 * 10 + (i == 3) as i64)
             .collect();
-        for metric in [
-            Distance::Euclidean,
-            Distance::SqEuclidean,
-            Distance::Cosine,
-        ] {
+        for metric in [Distance::Euclidean, Distance::SqEuclidean, Distance::Cosine] {
             let dist = |i: usize, j: usize| {
                 let (a, b) = (&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
                 let sq: f64 = a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum();

@@ -25,9 +25,9 @@
 //! per thread (`QUERY_TILE * BASE_TILE * s` = 1 MiB for f32) + the caller's base block.
 //! Time: `2 q n d` flops of GEMM plus `q n` heap tests.
 
+use crate::dtype::Real;
 use crate::error::{Error, Result};
 use crate::linalg::{gemm_nt, Distance};
-use crate::dtype::Real;
 use faer::Par;
 use rayon::prelude::*;
 

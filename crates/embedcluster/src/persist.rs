@@ -381,7 +381,13 @@ pub fn pipeline_from_loaded<T: Real>(dir: &Path, m: LoadedModel) -> Result<Fitte
         _ => None,
     };
     let manifest = m.manifest;
-    let n_features = match (&pca, manifest.steps.iter().any(|s| matches!(s, Step::Matryoshka(_)))) {
+    let n_features = match (
+        &pca,
+        manifest
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Matryoshka(_))),
+    ) {
         (Some(p), _) => p.n_features(),
         (None, true) => manifest.n_features,
         (None, false) => dim,
@@ -392,5 +398,12 @@ pub fn pipeline_from_loaded<T: Real>(dir: &Path, m: LoadedModel) -> Result<Fitte
         manifest.metric,
     )
     .map_err(bad)?;
-    FittedPipeline::new(manifest.steps, n_features, pca, kmeans, manifest.calibration).map_err(bad)
+    FittedPipeline::new(
+        manifest.steps,
+        n_features,
+        pca,
+        kmeans,
+        manifest.calibration,
+    )
+    .map_err(bad)
 }

@@ -41,7 +41,13 @@ pub enum Reduce {
 impl std::str::FromStr for Reduce {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::param("reduce", format!("{s:?}"), "is not valid: expected none, pca:D or matryoshka:D");
+        let bad = || {
+            Error::param(
+                "reduce",
+                format!("{s:?}"),
+                "is not valid: expected none, pca:D or matryoshka:D",
+            )
+        };
         if s == "none" {
             return Ok(Reduce::None);
         }
@@ -264,7 +270,11 @@ impl std::str::FromStr for Rejection {
             .position(|(name, _)| *name == s)
             .map(Rejection::Adaptive)
             .ok_or_else(|| {
-                Error::param("adaptive", format!("{s:?}"), "is not valid: expected p5, p10, p25 or p50")
+                Error::param(
+                    "adaptive",
+                    format!("{s:?}"),
+                    "is not valid: expected p5, p10, p25 or p50",
+                )
             })
     }
 }

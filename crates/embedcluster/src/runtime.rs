@@ -163,3 +163,18 @@ pub fn kernels() -> Kernels {
         small_d: b & 4 != 0,
     }
 }
+
+/// The front ends' process-wide settings, from their environment: `lookup(name)` returns a
+/// variable's value (the CLI and Python pass `std::env::var_os`; the core never reads the
+/// environment itself). `EMBEDCLUSTER_NO_FUSED`, `EMBEDCLUSTER_NO_AVX512` and
+/// `EMBEDCLUSTER_NO_SMALL_D` turn kernels off ([`set_kernels`]); `EMBEDCLUSTER_RSS_RESET=0`
+/// turns per-stage peak resets off ([`crate::memory::set_peak_resets`]).
+pub fn apply_settings(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) {
+    let off = |name: &str| lookup(name).is_some();
+    set_kernels(Kernels {
+        fused: !off("EMBEDCLUSTER_NO_FUSED"),
+        avx512: !off("EMBEDCLUSTER_NO_AVX512"),
+        small_d: !off("EMBEDCLUSTER_NO_SMALL_D"),
+    });
+    crate::memory::set_peak_resets(!lookup("EMBEDCLUSTER_RSS_RESET").is_some_and(|v| v == "0"));
+}

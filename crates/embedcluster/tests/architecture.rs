@@ -162,7 +162,10 @@ fn every_module_imports_only_lower_floors() {
         }
     }
     for (m, deps) in &g {
-        println!("{m:>14} -> {}", deps.iter().cloned().collect::<Vec<_>>().join(", "));
+        println!(
+            "{m:>14} -> {}",
+            deps.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
@@ -179,7 +182,11 @@ fn the_module_graph_has_no_cycle() {
             }
         }
     }
-    let mut ready: Vec<&str> = indeg.iter().filter(|(_, &n)| n == 0).map(|(k, _)| *k).collect();
+    let mut ready: Vec<&str> = indeg
+        .iter()
+        .filter(|(_, &n)| n == 0)
+        .map(|(k, _)| *k)
+        .collect();
     let mut seen = 0;
     while let Some(m) = ready.pop() {
         seen += 1;
@@ -192,13 +199,24 @@ fn the_module_graph_has_no_cycle() {
             }
         }
     }
-    let left: Vec<&str> = indeg.iter().filter(|(_, &n)| n > 0).map(|(k, _)| *k).collect();
+    let left: Vec<&str> = indeg
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .map(|(k, _)| *k)
+        .collect();
     assert_eq!(seen, g.len(), "modules on a cycle: {left:?}");
 }
 
 #[test]
 fn only_readers_jobs_and_persist_open_files() {
-    let openers = ["File::open", "File::create", "fs::read", "fs::write", "AtomicFile::create", "OpenOptions"];
+    let openers = [
+        "File::open",
+        "File::create",
+        "fs::read",
+        "fs::write",
+        "AtomicFile::create",
+        "OpenOptions",
+    ];
     let allowed = ["io", "jobs", "persist", "fuzzing", "memory"];
     let mut bad = Vec::new();
     for (module, path) in files() {
@@ -227,7 +245,10 @@ fn no_environment_variable_is_read_by_the_core() {
             bad.push(path.display().to_string());
         }
     }
-    assert!(bad.is_empty(), "environment read in {bad:?}: front ends pass settings in");
+    assert!(
+        bad.is_empty(),
+        "environment read in {bad:?}: front ends pass settings in"
+    );
 }
 
 #[test]

@@ -27,12 +27,18 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     write_json(&a.output, &r)?;
     writeln!(out, "rows {}  clusters {}", r.n_samples, r.n_clusters)?;
     if let Some(e) = &r.external {
-        writeln!(out, "adjusted_rand_score           {:.6}", e.adjusted_rand_score)?;
-        writeln!(out, 
+        writeln!(
+            out,
+            "adjusted_rand_score           {:.6}",
+            e.adjusted_rand_score
+        )?;
+        writeln!(
+            out,
             "normalized_mutual_info_score  {:.6}",
             e.normalized_mutual_info_score
         )?;
-        writeln!(out, 
+        writeln!(
+            out,
             "adjusted_mutual_info_score    {:.6}",
             e.adjusted_mutual_info_score
         )?;
@@ -41,19 +47,21 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         writeln!(out, "v_measure                     {:.6}", e.v_measure)?;
     }
     if let Some(i) = &r.internal {
-        writeln!(out, 
+        writeln!(
+            out,
             "silhouette_score              {:.6}  ({:?}, {} rows)",
             i.silhouette_score, i.silhouette_metric, i.silhouette_sample_size
         )?;
-        writeln!(out, 
+        writeln!(
+            out,
             "davies_bouldin_score          {:.6}",
             i.davies_bouldin_score
         )?;
-        writeln!(out, 
+        writeln!(
+            out,
             "calinski_harabasz_score       {:.6}",
             i.calinski_harabasz_score
         )?;
     }
     Ok(())
 }
-

@@ -35,4 +35,3 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
-

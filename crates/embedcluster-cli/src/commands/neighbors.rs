@@ -31,4 +31,3 @@ pub fn run(a: NeighborsArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
-

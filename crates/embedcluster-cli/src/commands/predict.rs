@@ -34,4 +34,3 @@ pub fn run(a: PredictArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
-

@@ -58,4 +58,3 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     print_table(&report);
     Ok(())
 }
-

@@ -32,4 +32,3 @@ pub fn run(a: ScaleArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
-

@@ -45,12 +45,14 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     write_json(&Some(json.clone()), &r)?;
     plots::sweep_svg(&svg, &r)?;
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
-    writeln!(out, 
+    writeln!(
+        out,
         "{:>5} {:>14} {:>6} {:>10} {:>8} {:>8} {:>9} {:>10}",
         "k", "objective", "iter", "silhouette", "db", "ari", "seconds", "peak_rss"
     )?;
     for row in &r.rows {
-        writeln!(out, 
+        writeln!(
+            out,
             "{:>5} {:>14.4} {:>6} {:>10} {:>8} {:>8} {:>9.3} {:>10}",
             row.k,
             row.objective,
@@ -70,4 +72,3 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
-

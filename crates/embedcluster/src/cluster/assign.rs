@@ -18,7 +18,6 @@ pub const MAX_CHUNKS: usize = 16;
 /// Smallest chunk (rows) worth a task of its own.
 const MIN_CHUNK_ROWS: usize = 1024;
 
-
 /// Shape-checked view of a data matrix with its squared row norms.
 pub(crate) struct Data<'a, T> {
     pub(crate) x: &'a [T],
@@ -275,8 +274,8 @@ pub(crate) fn lloyd_step<T: Real>(
                     objective += dis[r].to_f64();
                     changed += (lab[r] != old[r - b]) as u64;
                     if let Some(id0) = first_id {
-                        fingerprint = fingerprint
-                            .wrapping_add(label_hash(id0 + (start + r) as u64, lab[r]));
+                        fingerprint =
+                            fingerprint.wrapping_add(label_hash(id0 + (start + r) as u64, lab[r]));
                     }
                     let s = &mut sums[j * d..(j + 1) * d];
                     for (acc, &v) in s.iter_mut().zip(&x[r * d..(r + 1) * d]) {
@@ -295,11 +294,10 @@ pub(crate) fn lloyd_step<T: Real>(
         })
         .collect();
     let mut it = stats.into_iter();
-    let (mut sums, mut counts, mut objective, mut changed, mut fingerprint) =
-        match it.next() {
-            Some(f) => (f.sums, f.counts, f.objective, f.changed, f.fingerprint),
-            None => (vec![0.0; k * d], vec![0; k], 0.0, 0, 0),
-        };
+    let (mut sums, mut counts, mut objective, mut changed, mut fingerprint) = match it.next() {
+        Some(f) => (f.sums, f.counts, f.objective, f.changed, f.fingerprint),
+        None => (vec![0.0; k * d], vec![0; k], 0.0, 0, 0),
+    };
     for s in it {
         sums.iter_mut().zip(&s.sums).for_each(|(a, b)| *a += b);
         counts.iter_mut().zip(&s.counts).for_each(|(a, b)| *a += b);
@@ -309,4 +307,3 @@ pub(crate) fn lloyd_step<T: Real>(
     }
     (sums, counts, objective, changed, fingerprint)
 }
-

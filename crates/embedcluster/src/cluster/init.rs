@@ -77,13 +77,19 @@ pub(crate) fn kmeans_plusplus<T: Real>(
 }
 
 /// Squared distances of every row to `m` candidate rows: `out[i * m + t]`.
-pub(crate) fn candidate_distances<T: Real>(data: &Data<'_, T>, cand: &[T], m: usize, out: &mut [T]) {
+pub(crate) fn candidate_distances<T: Real>(
+    data: &Data<'_, T>,
+    cand: &[T],
+    m: usize,
+    out: &mut [T],
+) {
     let d = data.d;
     let mut c_norms = Vec::new();
     crate::linalg::row_sq_norms(cand, d, &mut c_norms);
     let cr = data.chunk_rows;
     // float32 with at most 16 candidates: the register-blocked dot kernel
-    let packed = as_f32(cand).and_then(|c| crate::linalg::kernels::Packed::new(c, m, d, Metric::Cosine));
+    let packed =
+        as_f32(cand).and_then(|c| crate::linalg::kernels::Packed::new(c, m, d, Metric::Cosine));
     if let (Some(p), Some(x)) = (&packed, as_f32(data.x)) {
         if p.has_dots() {
             out.par_chunks_mut(cr * m).enumerate().for_each(|(ci, o)| {
@@ -127,7 +133,6 @@ pub(crate) fn candidate_distances<T: Real>(data: &Data<'_, T>, cand: &[T], m: us
     });
 }
 
-
 /// Seed of restart `r` (SplitMix64 of the user seed and the restart index).
 pub(crate) fn restart_seed(seed: u64, r: usize) -> u64 {
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(r as u64 + 1));
@@ -135,4 +140,3 @@ pub(crate) fn restart_seed(seed: u64, r: usize) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
-

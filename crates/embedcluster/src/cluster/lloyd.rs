@@ -20,8 +20,8 @@
 //! labelling's fingerprint (an order-free sum of [`label_hash`]) instead, which the driver
 //! compares with the previous pass's, adjusted for relocated rows.
 
-use super::assign::{lloyd_step, Data};
 pub use super::assign::label_hash;
+use super::assign::{lloyd_step, Data};
 use super::init::{kmeans_plusplus, restart_seed};
 use super::model::{scores_from_distances, KMeans};
 use super::params::{Init, KMeansParams};
@@ -110,7 +110,10 @@ pub fn lloyd_drive<T: Real>(
         if k * d != centers.len() {
             return Err(Error::param_msg(
                 "cluster_centers",
-                format!("a pass returned a {k} x {d} state for {} centroid values", centers.len()),
+                format!(
+                    "a pass returned a {k} x {d} state for {} centroid values",
+                    centers.len()
+                ),
             ));
         }
         history.push(st.objective);
@@ -228,7 +231,6 @@ pub(crate) fn centers_from_sums<T: Real>(
     }
     out
 }
-
 
 /// Rows in memory: labels and distances kept between passes, so "labels changed" is
 /// counted exactly and relocation moves labels in place.

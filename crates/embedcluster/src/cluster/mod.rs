@@ -59,8 +59,8 @@ mod params;
 pub use crate::linalg::Distance as Metric;
 pub use assign::{MAX_CHUNKS, TILE_ROWS};
 pub use lloyd::{
-    farthest_rows, fit, fit_cancellable, label_hash, lloyd_drive, merge_farthest, tol_from_moments, Candidate, LloydData,
-    LloydOutcome, LloydState,
+    farthest_rows, fit, fit_cancellable, label_hash, lloyd_drive, merge_farthest, tol_from_moments,
+    Candidate, LloydData, LloydOutcome, LloydState,
 };
 pub use model::{confidence_from_distances, Assignment, KMeans};
 pub use params::{Init, KMeansParams};

@@ -130,7 +130,6 @@ impl<T> KMeans<T> {
     }
 }
 
-
 /// Per-row scores from distances: cosine similarity (`1 - d`) or the squared distance.
 pub(crate) fn scores_from_distances<T: Real>(metric: Metric, dists: &[T]) -> Vec<f32> {
     dists
@@ -141,7 +140,6 @@ pub(crate) fn scores_from_distances<T: Real>(metric: Metric, dists: &[T]) -> Vec
         })
         .collect()
 }
-
 
 /// Per-row results of assigning new rows to fitted centroids.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,9 +168,16 @@ impl<T: Real> KMeans<T> {
     /// [`Error::Parameter`] (`cluster_centers_`) when `n_clusters` is 0, the values are not
     /// `n_clusters` whole rows, or one is not finite; (`metric`) for a metric k-means does
     /// not take.
-    pub fn from_centers(cluster_centers: Vec<T>, n_clusters: usize, metric: Metric) -> Result<Self> {
+    pub fn from_centers(
+        cluster_centers: Vec<T>,
+        n_clusters: usize,
+        metric: Metric,
+    ) -> Result<Self> {
         metric.check_in(&[Metric::Euclidean, Metric::Cosine])?;
-        if n_clusters == 0 || cluster_centers.is_empty() || !cluster_centers.len().is_multiple_of(n_clusters) {
+        if n_clusters == 0
+            || cluster_centers.is_empty()
+            || !cluster_centers.len().is_multiple_of(n_clusters)
+        {
             return Err(Error::param_msg(
                 "cluster_centers_",
                 format!(
@@ -303,4 +308,3 @@ impl<T: Real> KMeans<T> {
         })
     }
 }
-

@@ -49,7 +49,11 @@ impl KMeansParams {
     pub fn check(&self, n_samples: usize, n_features: usize) -> Result<()> {
         self.metric.check_in(&[Metric::Euclidean, Metric::Cosine])?;
         if self.n_clusters < 1 {
-            return Err(Error::param("n_clusters", self.n_clusters, "must be at least 1"));
+            return Err(Error::param(
+                "n_clusters",
+                self.n_clusters,
+                "must be at least 1",
+            ));
         }
         if self.n_clusters > n_samples {
             return Err(Error::param(
@@ -62,7 +66,11 @@ impl KMeansParams {
             return Err(Error::param("n_init", self.n_init, "must be at least 1"));
         }
         if self.max_iter < 1 {
-            return Err(Error::param("max_iter", self.max_iter, "must be at least 1"));
+            return Err(Error::param(
+                "max_iter",
+                self.max_iter,
+                "must be at least 1",
+            ));
         }
         if !(self.tol >= 0.0 && self.tol.is_finite()) {
             return Err(Error::param("tol", self.tol, "must be >= 0"));
@@ -85,4 +93,3 @@ impl KMeansParams {
         Ok(())
     }
 }
-

@@ -4,8 +4,8 @@
 //! column. Shared by the Parquet reader and Arrow C-stream readers (pyarrow, polars, ...).
 
 use super::check_finite;
-use crate::error::{Error, Result};
 use crate::dtype::{DType, Real};
+use crate::error::{Error, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type};
 use arrow_array::{Array, ArrayRef};

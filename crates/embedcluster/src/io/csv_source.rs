@@ -5,8 +5,8 @@
 //! skipped), or the columns named by a comma-separated `column` argument. Values are read
 //! as float64. Opening scans the file once to count the rows; each pass re-reads it.
 
-use crate::error::{Error, Result};
 use crate::dtype::Real;
+use crate::error::{Error, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 

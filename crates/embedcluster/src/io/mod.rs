@@ -27,8 +27,8 @@ pub use npy::{write_npy_header, NpyHeader};
 pub(crate) use output::RowGroupEncoder;
 pub use output::{AtomicFile, OutputWriter};
 
-use crate::error::{Error, Result};
 use crate::dtype::{DType, Real};
+use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// Most rows per Arrow batch decoded from Parquet; blocks are assembled from these batches
@@ -133,7 +133,10 @@ impl<'a> EmbeddingSource<'a> {
         if n_features == 0 || !x.len().is_multiple_of(n_features) {
             return Err(Error::param_msg(
                 "X",
-                format!("{} values are not whole rows of {n_features} features", x.len()),
+                format!(
+                    "{} values are not whole rows of {n_features} features",
+                    x.len()
+                ),
             ));
         }
         if x.len() == 0 {
@@ -461,7 +464,6 @@ impl std::str::FromStr for OnInvalid {
         }
     }
 }
-
 
 /// Checks that every value of `row` is finite; reports the first that is not.
 #[inline]

@@ -2,8 +2,8 @@
 //! little-endian, memory-mapped and copied out in row blocks.
 
 use super::check_finite;
-use crate::error::{Error, Result};
 use crate::dtype::{DType, Real};
+use crate::error::{Error, Result};
 use memmap2::Mmap;
 use std::fs::File;
 use std::io::Write;

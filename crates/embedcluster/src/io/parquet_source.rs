@@ -2,8 +2,8 @@
 
 use super::arrow_column::VectorColumn;
 use super::ARROW_BATCH_ROWS;
-use crate::error::{Error, Result};
 use crate::dtype::{DType, Real};
+use crate::error::{Error, Result};
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader};
 use arrow_schema::SchemaRef;
 use parquet::arrow::arrow_reader::{

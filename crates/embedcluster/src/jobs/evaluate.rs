@@ -5,12 +5,12 @@
 //! stream the embeddings twice with `k d 8` bytes of state; the silhouette holds the rows it
 //! scores (all `n d s`, or `sample_size d s`) and its tiles (see [`crate::metrics`]).
 
+use crate::dtype::{DType, Real};
 use crate::error::{Error, Result};
 use crate::io::EmbeddingSource;
-use crate::memory::{StageRecorder, StageReport};
 use crate::linalg::Distance;
+use crate::memory::{StageRecorder, StageReport};
 use crate::metrics::{self, CentroidState, DispersionState};
-use crate::dtype::{DType, Real};
 use arrow_array::RecordBatchReader;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
@@ -158,12 +158,15 @@ fn evaluate_on_pool(cfg: &EvaluateConfig) -> Result<EvaluateReport> {
         Some(path) => {
             let src = EmbeddingSource::open(path, &cfg.column)?;
             if src.n_samples() != n {
-                return Err(Error::param_msg("embeddings", format!(
-                    "{} has {} rows but {} has {n} labels",
-                    path.display(),
-                    src.n_samples(),
-                    cfg.clusters.display()
-                )));
+                return Err(Error::param_msg(
+                    "embeddings",
+                    format!(
+                        "{} has {} rows but {} has {n} labels",
+                        path.display(),
+                        src.n_samples(),
+                        cfg.clusters.display()
+                    ),
+                ));
             }
             Some(match src.dtype() {
                 DType::Float32 => internal_typed::<f32>(cfg, &src, &pred, &mut rec)?,
@@ -194,10 +197,13 @@ fn internal_typed<T: Real>(
     let (n, d) = (src.n_samples(), src.n_features());
     let (codes, k) = metrics::encode_labels(pred);
     if !(k > 1 && k < n) {
-        return Err(Error::param_msg("cluster_column", format!(
-            "number of clusters is {k}; internal scores need 2 to n_samples - 1 ({})",
-            n - 1
-        )));
+        return Err(Error::param_msg(
+            "cluster_column",
+            format!(
+                "number of clusters is {k}; internal scores need 2 to n_samples - 1 ({})",
+                n - 1
+            ),
+        ));
     }
     // Pass 1: centroids, and the silhouette rows.
     let m = cfg.sample_size.unwrap_or(n).min(n);

@@ -20,11 +20,11 @@
 //! `(seed, block)`, so the output depends only on the arguments, and only one block is in
 //! memory: peak `GEN_BLOCK_ROWS * d * 4 * 3` bytes + `Q` (`d^2 * 4`) + the writer's row group.
 
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::io::{write_npy_header, AtomicFile, Format};
 use crate::linalg::{gemm_nt, par};
 use crate::metrics::adjusted_rand_score;
-use crate::dtype::DType;
 use arrow_array::{
     ArrayRef, FixedSizeListArray, Float32Array, Int32Array, Int64Array, RecordBatch,
 };
@@ -89,7 +89,10 @@ impl Generator {
     pub fn new(p: GenerateParams) -> Result<Self> {
         let (d, k) = (p.n_features, p.n_clusters);
         if d < 2 || k < 1 {
-            return Err(Error::param_msg("n_features", "need n_features >= 2 and n_clusters >= 1"));
+            return Err(Error::param_msg(
+                "n_features",
+                "need n_features >= 2 and n_clusters >= 1",
+            ));
         }
         let mut rng = rng_for(p.seed, u64::MAX);
         let normal_vec = |len: usize, rng: &mut rand::rngs::StdRng| -> Vec<f32> {

@@ -5,8 +5,6 @@ use crate::error::{Error, Result};
 use crate::linalg::Distance;
 use crate::neighbors::*;
 
-
-
 /// Everything `embedcluster neighbors` takes.
 #[derive(Debug, Clone)]
 pub struct NeighborsConfig {

@@ -42,11 +42,11 @@
 //! The default block is about [`DEFAULT_BLOCK_BYTES`] (at most 16,384 rows); a limit makes
 //! it smaller, down to [`MIN_BATCH_ROWS`] rows. Results do not depend on the block size.
 
+use super::run::RunConfig;
 use crate::error::{Advice, Error, MemoryLimitError, Result};
 use crate::io::{EmbeddingSource, Format};
 pub use crate::memory::{format_bytes, parse_bytes, MemoryPlan, StagePlan};
 use crate::pipeline::{PcaFit, Reduce};
-use super::run::RunConfig;
 
 /// Target size of a block when `batch_rows` is not given (bytes).
 pub const DEFAULT_BLOCK_BYTES: u64 = 32 << 20;

@@ -23,17 +23,17 @@ use crate::cluster::{self, Init, KMeansParams, Metric};
 use crate::decomposition::{
     randomized_pca, CovarianceAccumulator, Pca, RandomizedOptions, ReservoirSampler,
 };
+use crate::dtype::{DType, Real};
 use crate::error::{Error, Result};
 pub use crate::io::OnInvalid;
 use crate::io::{EmbeddingSource, OutputWriter};
-use crate::persist::FitParams;
-pub use crate::pipeline::{PcaFit, Reduce};
-use crate::pipeline::{calibrate, steps_for, ClusterCalibration, FittedPipeline};
-use crate::runtime::{Cancel, Progress, Runtime};
 use crate::memory::{StageRecorder, StageReport};
 use crate::metrics::{adjusted_rand_score, normalized_mutual_info_score};
+use crate::persist::FitParams;
+use crate::pipeline::{calibrate, steps_for, ClusterCalibration, FittedPipeline};
+pub use crate::pipeline::{PcaFit, Reduce};
 use crate::preprocessing::{l2_normalize_rows, MomentsAccumulator};
-use crate::dtype::{DType, Real};
+use crate::runtime::{Cancel, Progress, Runtime};
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, RecordBatch};
@@ -212,7 +212,11 @@ pub fn run_full(cfg: &RunConfig, rt: &Runtime) -> Result<RunOutput> {
 ///
 /// # Errors
 /// As [`run`].
-pub fn run_source(cfg: &RunConfig, source: &EmbeddingSource<'_>, rt: &Runtime) -> Result<RunOutput> {
+pub fn run_source(
+    cfg: &RunConfig,
+    source: &EmbeddingSource<'_>,
+    rt: &Runtime,
+) -> Result<RunOutput> {
     rt.install(|| {
         let mut rec = StageRecorder::new();
         rec.stage("open", || Ok::<_, Error>(((), source.n_samples() as u64)))?;
@@ -256,7 +260,11 @@ fn run_opened(
             _ => {}
         }
     }
-    let plan = crate::jobs::plan::plan_run(cfg, &crate::jobs::plan::PlanInput::of(source), cfg.memory_limit)?;
+    let plan = crate::jobs::plan::plan_run(
+        cfg,
+        &crate::jobs::plan::PlanInput::of(source),
+        cfg.memory_limit,
+    )?;
     progress.plan(&plan);
     let cfg = &RunConfig {
         batch_rows: plan.batch_rows,
@@ -294,7 +302,11 @@ pub(crate) fn check_config(cfg: &RunConfig, source: &EmbeddingSource) -> Result<
     .check(n, dim)?;
     if let (Reduce::Pca(_), PcaFit::Exact) = (cfg.reduce, cfg.pca_fit) {
         if n < 2 {
-            return Err(Error::param("n_samples", n, "is too few: PCA needs at least 2 rows"));
+            return Err(Error::param(
+                "n_samples",
+                n,
+                "is too few: PCA needs at least 2 rows",
+            ));
         }
     }
     Ok(())

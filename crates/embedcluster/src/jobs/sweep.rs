@@ -9,14 +9,14 @@
 //! scored on the same rows.
 
 use crate::cluster::{self, Init, KMeansParams, Metric};
+use crate::dtype::{DType, Real};
 use crate::error::{Error, Result};
 use crate::io::EmbeddingSource;
-use crate::memory::{StageRecorder, StageReport};
-use crate::linalg::Distance;
-use crate::metrics;
 use crate::jobs::run::RunConfig;
+use crate::linalg::Distance;
+use crate::memory::{StageRecorder, StageReport};
+use crate::metrics;
 use crate::runtime::{Cancel, Progress, Runtime};
-use crate::dtype::{DType, Real};
 use rand::SeedableRng;
 
 /// Parses `START:STOP[:STEP]` (inclusive of STOP) or a comma-separated list of k.
@@ -110,7 +110,11 @@ pub fn sweep(cfg: &SweepConfig, rt: &Runtime) -> Result<SweepReport> {
     rt.install(|| sweep_on_pool(cfg, rt.progress, rt.cancel))
 }
 
-fn sweep_on_pool(cfg: &SweepConfig, progress: &dyn Progress, cancel: Cancel<'_>) -> Result<SweepReport> {
+fn sweep_on_pool(
+    cfg: &SweepConfig,
+    progress: &dyn Progress,
+    cancel: Cancel<'_>,
+) -> Result<SweepReport> {
     let mut rec = StageRecorder::new();
     let source = rec.stage("open", || {
         let s = EmbeddingSource::open(&cfg.run.input, &cfg.run.column)?;
@@ -152,7 +156,14 @@ fn sweep_typed<T: Real>(
         Some(_) => {
             let mut c = cfg.run.clone();
             c.output = None;
-            crate::jobs::run::write_output(&c, source, &vec![0; n], &vec![0.0; n], progress, cancel)?
+            crate::jobs::run::write_output(
+                &c,
+                source,
+                &vec![0; n],
+                &vec![0.0; n],
+                progress,
+                cancel,
+            )?
         }
         None => None,
     };

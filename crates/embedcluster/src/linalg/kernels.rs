@@ -35,9 +35,7 @@ enum Isa {
 fn detect() -> Option<Isa> {
     #[cfg(target_arch = "x86_64")]
     {
-        if crate::runtime::kernels().avx512
-            && std::arch::is_x86_feature_detected!("avx512f")
-        {
+        if crate::runtime::kernels().avx512 && std::arch::is_x86_feature_detected!("avx512f") {
             return Some(Isa::Avx512);
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
