@@ -161,7 +161,7 @@ def test_kmeans_with_a_cluster_that_empties_runs_the_core_driver(spark, data, me
 def test_kmeans_plusplus_on_a_sample_and_save_load(spark, data, tmp_path):
     X, path = data
     km = ecs.fit_kmeans(frame(spark, path, 3), "embedding", 6, metric="cosine",
-                        init_sample_size=1000, random_state=3)
+                        init="k-means++", init_sample_size=1000, random_state=3)
     assert km.cluster_centers_.shape == (6, 24) and km.cluster_centers_.dtype == np.float32
     # every Lloyd pass lowers the objective
     h = km.objective_history_
@@ -171,6 +171,26 @@ def test_kmeans_plusplus_on_a_sample_and_save_load(spark, data, tmp_path):
     out = ecs.predict_spark(loaded, frame(spark, path, 2), "embedding")
     got = ecs.to_numpy(out, "embedding", ["cluster"])[1]["cluster"]
     np.testing.assert_array_equal(got, km.predict(X))
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_kmeans_parallel_on_spark_gives_the_core_centres(spark, data, partitions):
+    """k-means|| over partitions (fixed-point costs, draws hashed from the rows' values)
+    gives the core's seeding bit for bit, and the fit the core's labels."""
+    from embedcluster import _core
+    from embedcluster.preprocessing import _unit_rows
+
+    X, path = data
+    want = _core.kmeans_init(_unit_rows(X), 6, "cosine", seed=5, init_name="k-means||",
+                             init_trials=1)
+    got = ecs._kmeans_parallel(frame(spark, path, partitions), "embedding", 6, "cosine", 24,
+                               len(X), np.float32, seed=_core.restart_seed(5, 0))
+    np.testing.assert_array_equal(got, want)
+    km = ecs.fit_kmeans(frame(spark, path, partitions), "embedding", 6, metric="cosine",
+                        random_state=5)
+    ref = ec.KMeans(6, metric="cosine", init="k-means||", init_trials=1, random_state=5).fit(X)
+    assert rel(km.cluster_centers_, ref.cluster_centers_) <= 1e-5
+    np.testing.assert_array_equal(km.predict(X), ref.labels_)
 
 
 def test_the_pipeline_model_predicts_raw_vectors(spark, data):

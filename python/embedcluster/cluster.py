@@ -20,9 +20,13 @@ __all__ = ["KMeans"]
 class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     """k-means (Lloyd 1982) or spherical k-means (Dhillon and Modha 2001).
 
-    Greedy k-means++ initialization (Arthur and Vassilvitskii 2007; ``2 + ln k`` local
-    trials as scikit-learn), Lloyd iterations whose assignment step is a tiled GEMM with the
-    argmin fused in: never an ``n_samples x n_clusters`` matrix.
+    Seeding by greedy k-means++ (Arthur and Vassilvitskii 2007; ``2 + ln k`` local trials
+    as scikit-learn), k-means|| (Bahmani et al. 2012) or random rows; by default each
+    restart screens ``init_trials`` seedings on a uniform sample of ``init_size`` rows (each
+    refined there by Lloyd; the best on the sample starts Lloyd on all rows), which makes
+    the result far less dependent on the seed at about the cost of one start (BENCHMARKS.md,
+    "Initialization"). Lloyd iterations whose assignment step is a tiled GEMM with the argmin
+    fused in: never an ``n_samples x n_clusters`` matrix.
 
     Parameters
     ----------
@@ -30,9 +34,22 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     metric : {"euclidean", "cosine"}, default="euclidean"
         ``"cosine"`` runs spherical k-means: rows and centroids are unit vectors. Rows that
         are not unit-norm are normalized in one copy of ``X``.
-    init : "k-means++" or ndarray of shape (n_clusters, n_features), default="k-means++"
+    init : {"k-means++", "k-means||", "random"} or ndarray (n_clusters, n_features), default="k-means++"
+        ``"k-means||"``: ``init_rounds`` passes of oversampled D^2 sampling
+        (``oversampling_factor * n_clusters`` expected rows per pass), then weighted
+        k-means++ and weighted Lloyd on the candidates (the weights kept, unlike dask-ml).
     n_init : int, default=1
-        Restarts of k-means++; the lowest objective wins. Ignored for an array ``init``.
+        Restarts (each seeded as ``init`` and ``init_trials`` say); the lowest objective
+        wins. Ignored for an array ``init``.
+    init_trials : int, default=16
+        Seedings screened per restart on the sample; ``1`` seeds once on all rows.
+    init_size : int or None, default=None
+        Rows of that sample (``None``: ``max(10_000, 400 * n_clusters)``, at most
+        ``n_samples``).
+    oversampling_factor : float, default=2.0
+        k-means||: expected candidates per round, as a multiple of ``n_clusters``.
+    init_rounds : int, default=5
+        k-means||: sampling rounds.
     max_iter : int, default=300
     tol : float, default=1e-4
         Stop when the squared centroid shift is at most ``tol * mean(var(X, axis=0))``
@@ -54,7 +71,9 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     Memory: ``X`` (not copied when C-contiguous float32/float64) + ``n_samples * (4 + 2 *
     itemsize)`` bytes (labels, distances, norms) + ``16 * n_clusters * n_features * 8`` +
-    k-means++'s ``(2 + ln k) * n_samples * itemsize``.
+    the seeding: screened, ``init_size * (n_features + 6 + ln k) * itemsize`` (the sample and
+    its k-means++); one k-means++ on all rows, ``(2 + ln k) * n_samples * itemsize``;
+    k-means||, ``n_samples * (itemsize + 4)`` + the candidates.
 
     Raises
     ------
@@ -73,6 +92,10 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         tol=1e-4,
         random_state=None,
         n_threads=None,
+        init_trials=16,
+        init_size=None,
+        oversampling_factor=2.0,
+        init_rounds=5,
     ):
         self.n_clusters = n_clusters
         self.metric = metric
@@ -82,16 +105,37 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.tol = tol
         self.random_state = random_state
         self.n_threads = n_threads
+        self.init_trials = init_trials
+        self.init_size = init_size
+        self.oversampling_factor = oversampling_factor
+        self.init_rounds = init_rounds
 
     def _check_params(self):
         if self.metric not in ("euclidean", "cosine"):
             raise ValueError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}")
-        for name in ("n_clusters", "n_init", "max_iter"):
+        for name in ("n_clusters", "n_init", "max_iter", "init_trials", "init_rounds"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
             raise ValueError(f"tol must be a float >= 0, got {self.tol!r}")
+        if self.init_size is not None and (
+            not isinstance(self.init_size, (int, np.integer)) or self.init_size < 1
+        ):
+            raise ValueError(f"init_size must be None or an integer >= 1, got {self.init_size!r}")
+        f = self.oversampling_factor
+        if not (isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0):
+            raise ValueError(f"oversampling_factor must be a float > 0, got {f!r}")
+
+    def _init_kwargs(self):
+        """The seeding arguments of the core's fits."""
+        return dict(
+            init_name=self.init if isinstance(self.init, str) else "k-means++",
+            init_trials=int(self.init_trials),
+            init_size=int(self.init_size or 0),
+            oversampling_factor=float(self.oversampling_factor),
+            init_rounds=int(self.init_rounds),
+        )
 
     def _prepare(self, X):
         return _unit_rows(X) if self.metric == "cosine" else X
@@ -105,8 +149,10 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             Xp = self._prepare(X)
             init = None
             if isinstance(self.init, str):
-                if self.init != "k-means++":
-                    raise ValueError(f"init must be 'k-means++' or an array, got {self.init!r}")
+                if self.init not in ("k-means++", "k-means||", "random"):
+                    raise ValueError(
+                        f"init must be 'k-means++', 'k-means||', 'random' or an array, got {self.init!r}"
+                    )
             else:
                 init = np.ascontiguousarray(self.init, dtype=np.float64)
                 if init.shape != (self.n_clusters, X.shape[1]):
@@ -123,6 +169,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 tol=float(self.tol),
                 seed=_seed(self.random_state),
                 n_threads=self.n_threads,
+                **self._init_kwargs(),
             )
         if r.get("warning"):
             warnings.warn(r["warning"], ConvergenceWarning, stacklevel=2)

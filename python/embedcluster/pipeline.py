@@ -180,6 +180,9 @@ def cluster_embeddings(
     max_iter=300,
     tol=1e-4,
     random_state=0,
+    init="k-means++",
+    init_trials=16,
+    init_size=None,
     batch_rows=None,
     memory_limit=None,
     on_invalid="error",
@@ -204,6 +207,9 @@ def cluster_embeddings(
     random_state : int
         The seed: the same seed gives the same labels as ``embedcluster run --seed``, for
         a path and for the same rows as an array.
+    init, init_trials, init_size, n_init, max_iter, tol
+        k-means, as :class:`~embedcluster.KMeans` (``init`` a name: ``"k-means++"``,
+        ``"k-means||"`` or ``"random"``).
     output, labels_column : path sources only: write the CLI's output Parquet; score against
         a label column (``report["ari"]``, ``report["nmi"]``).
     batch_rows : int or None
@@ -269,6 +275,9 @@ def cluster_embeddings(
         labels_column=labels_column,
         n_threads=n_threads,
         n_samples=n_samples,
+        init_name=init,
+        init_trials=int(init_trials),
+        init_size=int(init_size or 0),
     )
     report = json.loads(r["report"])
     for w in report.get("warnings", []):
@@ -280,8 +289,9 @@ def cluster_embeddings(
         pca._finish(p)
         pca.n_features_in_ = int(p["components"].shape[1])
     dtype = np.dtype(report.get("dtype", "float32"))
-    km = KMeans(n_clusters=int(n_clusters), metric=metric, n_init=n_init, max_iter=max_iter, tol=tol,
-                random_state=random_state, n_threads=n_threads)
+    km = KMeans(n_clusters=int(n_clusters), metric=metric, init=init, n_init=n_init,
+                max_iter=max_iter, tol=tol, random_state=random_state, n_threads=n_threads,
+                init_trials=init_trials, init_size=init_size)
     km.cluster_centers_ = np.ascontiguousarray(r["cluster_centers"], dtype=dtype)
     km.labels_ = r["labels"]
     km.inertia_ = float(report["objective"])

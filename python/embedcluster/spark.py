@@ -16,8 +16,8 @@ function              per-partition state                  algorithm
                                                            (Halko, Martinsson, Tropp 2011)
 :func:`fit_kmeans`    per-cluster sums, counts, objective   Lloyd (1982) / spherical k-means
                       (``k d`` float64)                     (Dhillon and Modha 2001), seeded
-                                                           by k-means++ on a sample (Arthur
-                                                           and Vassilvitskii 2007)
+                                                           by k-means|| (Bahmani et al.
+                                                           2012) over all rows
 ====================  ===================================  ==================================
 
 They return the package's own estimators (:class:`~embedcluster.PCA`,
@@ -127,6 +127,8 @@ _COV = [("part", "long"), ("n", "long"), ("mean", "f8"), ("comoment", "f8"), ("d
 _LLOYD = [("part", "long"), ("n", "long"), ("sums", "f8"), ("counts", "u8"), ("objective", "double"),
           ("fingerprint", "u8")]
 _FARTHEST = [("part", "long"), ("n", "long"), ("ids", "u8"), ("dists", "f8"), ("labels", "f8"), ("rows", "f8")]
+_PARALLEL = [("part", "long"), ("n", "long"), ("cost", "string"), ("ids", "u8"), ("rows", "f8"),
+             ("w", "u8")]
 _SPARK_TYPES = {"long": "long", "f8": "binary", "u8": "binary", "double": "double",
                 "string": "string"}
 
@@ -266,6 +268,81 @@ def _lloyd_fold(column, centers, metric, kind, m=0):
     return f
 
 
+def _parallel_fold(column, metric, groups, kind, l=0.0, psi=0, seed=0, rnd=0):
+    """Executor side, per partition: its share of one k-means|| pass (Bahmani et al. 2012)
+    against the candidate `groups`: its candidate for the first centre (`kind="first"`),
+    the fixed-point cost, the rows drawn in round `rnd`, or the rows nearest to each
+    candidate. Draws hash the rows' values (no row ids), so partitions need not hold the
+    same rows in every job."""
+    def f(batches):
+        pid = _partition_id() or 0
+        cost, ids, rows, w, n = 0, [], [], None, 0
+        for X in _blocks(batches, column):
+            if metric == "cosine":
+                X = _unit(X)
+            G = [np.ascontiguousarray(g, dtype=X.dtype) for g in groups]
+            r = _core.kmeans_parallel_block(X, G, kind, l, psi, seed, rnd)
+            if kind == "cost":
+                cost += int(r)
+            elif kind in ("draw", "first"):
+                ids.append(r[0])
+                rows.append(r[1].astype(np.float64).reshape(-1))
+            else:
+                w = r if w is None else w + r
+            n += len(X)
+        cat = lambda v, t: np.concatenate(v).astype(t) if v else np.empty(0, t)  # noqa: E731
+        yield _encode(_PARALLEL, {"part": pid, "n": n, "cost": str(cost),
+                                  "ids": cat(ids, np.uint64), "rows": cat(rows, np.float64),
+                                  "w": w if w is not None else np.empty(0, np.uint64)})
+
+    return f
+
+
+def _kmeans_parallel(df, column, n_clusters, metric, d, n, dtype, *, oversampling_factor=2.0,
+                     init_rounds=5, seed=0):
+    """k-means|| seeding over the DataFrame's `n` rows by the core's driver
+    (``_core.kmeans_parallel_drive``): ``2 * init_rounds + 2`` jobs (the first centre, a
+    cost and a draw per round, the weights), each returning one small row per partition.
+    The same rows give the core's k-means|| centres, bit for bit
+    (``KMeans(init="k-means||", init_trials=1)``), however they are partitioned."""
+
+    def job(groups, kind, **kw):
+        fold = _parallel_fold(column, metric, groups, kind, **kw)
+        tbl = df.select(column).mapInArrow(fold, _schema(_PARALLEL)).toArrow()
+        return [_decode(_PARALLEL, b, i) for b in tbl.to_batches() for i in range(b.num_rows)]
+
+    def pairs(parts):
+        ids = np.concatenate([p["ids"] for p in parts]) if parts else np.empty(0, np.uint64)
+        rows = (np.concatenate([p["rows"] for p in parts]) if parts else np.empty(0)).reshape(-1, d)
+        return np.ascontiguousarray(ids, dtype=np.uint64), np.ascontiguousarray(rows, dtype=dtype)
+
+    def first(sd):
+        ids, rows = pairs(job([], "first", seed=sd))
+        if len(ids) == 0:
+            return ids, rows
+        # smallest rank, then smallest values (the core's order)
+        order = np.lexsort(tuple(rows.T.astype(np.float64)[::-1]) + (ids,))
+        i = order[0]
+        return ids[i:i + 1].copy(), rows[i:i + 1].copy()
+
+    def cost(groups):
+        return sum(int(p["cost"]) for p in job(groups, "cost"))
+
+    def draw(groups, l, psi, sd, rnd):
+        return pairs(job(groups, "draw", l=l, psi=psi, seed=sd, rnd=rnd))
+
+    def weights(groups):
+        w = np.zeros(sum(len(g) for g in groups), np.uint64)
+        for p in job(groups, "weights"):
+            if len(p["w"]):
+                w += p["w"]
+        return w
+
+    return _core.kmeans_parallel_drive(int(n), d, int(n_clusters), metric,
+                                       float(oversampling_factor), int(init_rounds), int(seed),
+                                       np.dtype(dtype).name, first, cost, draw, weights)
+
+
 def _lloyd_merge(a, b):
     return {"n": a["n"] + b["n"], "sums": a["sums"] + b["sums"],
             "counts": a["counts"] + b["counts"], "objective": a["objective"] + b["objective"],
@@ -361,8 +438,9 @@ def fit_pca(df, column, n_components, *, fit_method="exact", sample_size=50_000,
     return pca
 
 
-def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means++", max_iter=300,
-               tol=1e-4, random_state=0, init_sample_size=None):
+def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means||", max_iter=300,
+               tol=1e-4, random_state=0, init_sample_size=None, oversampling_factor=2.0,
+               init_rounds=5):
     """Fit a :class:`~embedcluster.KMeans` on the vectors of ``df[column]`` on the executors.
 
     Lloyd iterations (Lloyd 1982; spherical for ``metric="cosine"``, Dhillon and Modha
@@ -377,10 +455,15 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means++", max
     farthest rows). From the same initial centroids and the same rows, the labels are the
     core's.
 
-    ``init="k-means++"``: k-means++ (Arthur and Vassilvitskii 2007) and Lloyd on a uniform
-    sample of ``init_sample_size`` rows (default ``max(10_000, 100 * n_clusters)``) on the
-    driver, as FAISS trains on a sample; or an array ``(n_clusters, n_features)`` of
-    initial centroids. Rows are normalized per batch for the cosine metric; the data's
+    ``init="k-means||"`` (default, as Spark MLlib and dask-ml): k-means|| (Bahmani et al.
+    2012) over all rows by the core's driver, ``init_rounds`` rounds of oversampled D^2
+    sampling (``oversampling_factor * n_clusters`` rows expected per round), two jobs per
+    round, then weighted k-means++ and weighted Lloyd on the candidates; the same rows in
+    the same order give the core's ``KMeans(init="k-means||", init_trials=1)`` centres.
+    ``init="k-means++"``: the core's default seeding (16 k-means++ seedings screened by
+    Lloyd) on a uniform sample of ``init_sample_size`` rows (default
+    ``max(10_000, 400 * n_clusters)``) on the driver; or an array
+    ``(n_clusters, n_features)`` of initial centroids. Rows are normalized per batch for the cosine metric; the data's
     dtype is kept.
 
     The first job computes the row count and variance (for ``tol``). The cache of ``df`` is
@@ -403,10 +486,15 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means++", max
         raise ValueError(f"n_samples={n} should be >= n_clusters={n_clusters}")
     tol_abs = _core.lloyd_tol(moments, float(tol))
     dtype = np.dtype(dtype)
-    if isinstance(init, str):
+    if isinstance(init, str) and init == "k-means||":
+        centers = _kmeans_parallel(df, column, n_clusters, metric, d, n, dtype,
+                                   oversampling_factor=oversampling_factor,
+                                   init_rounds=init_rounds,
+                                   seed=_core.restart_seed(_seed(random_state), 0))
+    elif isinstance(init, str):
         if init != "k-means++":
-            raise ValueError(f"init must be 'k-means++' or an array, got {init!r}")
-        size = int(init_sample_size or max(10_000, 100 * n_clusters))
+            raise ValueError(f"init must be 'k-means||', 'k-means++' or an array, got {init!r}")
+        size = int(init_sample_size or max(10_000, 400 * n_clusters))
         sample = _sample(df, column, size, n, random_state)
         if len(sample) < n_clusters:
             sample = to_numpy(df.select(column), column)

@@ -88,6 +88,12 @@ pub struct SweepArgs {
     pub metric: String,
     #[arg(long, default_value_t = 1)]
     pub n_init: usize,
+    #[command(flatten)]
+    pub init: InitArgs,
+    /// More run seeds per k, START:STOP (inclusive) or a list: the table and JSON add the
+    /// min / median / max of the objective and ARI across them.
+    #[arg(long)]
+    pub seeds: Option<String>,
     #[arg(long, default_value_t = 300)]
     pub max_iter: usize,
     #[arg(long, default_value_t = 1e-4)]
@@ -228,9 +234,11 @@ pub struct RunArgs {
     /// cosine (spherical k-means on unit vectors) or euclidean.
     #[arg(long, default_value = "cosine")]
     pub metric: String,
-    /// k-means++ restarts; the lowest objective wins.
+    /// Restarts (each seeded as --init and --init-trials say); the lowest objective wins.
     #[arg(long, default_value_t = 1)]
     pub n_init: usize,
+    #[command(flatten)]
+    pub init: InitArgs,
     /// Maximum Lloyd iterations per restart.
     #[arg(long, default_value_t = 300)]
     pub max_iter: usize,
@@ -295,4 +303,40 @@ pub struct GenerateArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+/// How k-means is seeded (shared by `run` and `sweep`).
+#[derive(clap::Args)]
+pub struct InitArgs {
+    /// Seeding: k-means++ (greedy, Arthur and Vassilvitskii 2007), k-means|| (Bahmani et al.
+    /// 2012) or random.
+    #[arg(long, default_value = "k-means++")]
+    pub init: String,
+    /// Seedings screened per restart on a uniform sample, each refined there by Lloyd; the
+    /// best starts Lloyd on all rows. 1: one seeding on all rows.
+    #[arg(long, default_value_t = embedcluster::cluster::DEFAULT_INIT_TRIALS)]
+    pub init_trials: usize,
+    /// Rows of that sample (default: max(10000, 400 k), at most all rows).
+    #[arg(long, default_value_t = 0)]
+    pub init_size: usize,
+    /// k-means||: expected candidates per round, times k.
+    #[arg(long, default_value_t = 2.0)]
+    pub oversampling_factor: f64,
+    /// k-means||: sampling rounds (passes over the data).
+    #[arg(long, default_value_t = 5)]
+    pub init_rounds: usize,
+}
+
+impl InitArgs {
+    /// The core's seeding.
+    pub fn to_init(&self) -> embedcluster::Result<embedcluster::cluster::Init> {
+        use embedcluster::cluster::{Init, ParallelInit};
+        Ok(match Init::from_name(&self.init)? {
+            Init::KMeansParallel(_) => Init::KMeansParallel(ParallelInit {
+                oversampling_factor: self.oversampling_factor,
+                rounds: self.init_rounds,
+            }),
+            other => other,
+        })
+    }
 }

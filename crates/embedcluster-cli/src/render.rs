@@ -29,11 +29,29 @@ pub fn flag(name: &str) -> String {
         "labels_column" => "--labels",
         "n_neighbors" => "--k",
         "threads" => "--threads",
-        "n_clusters" | "reduce" | "pca_fit" | "metric" | "n_init" | "max_iter" | "tol" | "seed"
-        | "batch_rows" | "memory_limit" | "on_invalid" | "output" | "adaptive" | "exclude_self"
-        | "sample_size" | "cluster_column" | "embeddings" => {
-            return format!("--{}", name.replace('_', "-"))
-        }
+        "n_clusters"
+        | "reduce"
+        | "pca_fit"
+        | "metric"
+        | "n_init"
+        | "max_iter"
+        | "tol"
+        | "seed"
+        | "batch_rows"
+        | "memory_limit"
+        | "on_invalid"
+        | "output"
+        | "adaptive"
+        | "exclude_self"
+        | "sample_size"
+        | "cluster_column"
+        | "embeddings"
+        | "init"
+        | "init_trials"
+        | "init_size"
+        | "oversampling_factor"
+        | "init_rounds"
+        | "seeds" => return format!("--{}", name.replace('_', "-")),
         other => return other.to_string(),
     };
     f.to_string()

@@ -4,7 +4,10 @@
 use crate::arrays::{arr, slice, vec1, vec2, Arr};
 use crate::errors::{to_py, value_error};
 use crate::runtime::compute;
-use embedcluster::cluster::{self, Candidate, Init, KMeansParams, LloydData, LloydState, Metric};
+use embedcluster::cluster::{
+    self, Candidate, Cost, Init, KMeansParams, LloydData, LloydState, Metric, ParallelData,
+    ParallelInit,
+};
 use embedcluster::runtime::Cancel;
 use embedcluster::{Error, Real};
 use numpy::{Element, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
@@ -17,12 +20,27 @@ pub fn metric(s: &str) -> PyResult<Metric> {
         .map_err(to_py)
 }
 
-/// k-means / spherical k-means on a C-contiguous float32/float64 array.
+/// The core's seeding from its name (`k-means++`, `k-means||`, `random`) and k-means||'s
+/// parameters.
+pub fn init_of(name: &str, oversampling_factor: f64, rounds: usize) -> PyResult<Init> {
+    Ok(match Init::from_name(name).map_err(to_py)? {
+        Init::KMeansParallel(_) => Init::KMeansParallel(ParallelInit {
+            oversampling_factor,
+            rounds,
+        }),
+        other => other,
+    })
+}
+
+/// k-means / spherical k-means on a C-contiguous float32/float64 array. `init` (k, d)
+/// float64 gives the centroids; else `init_name` seeds (`k-means++`, `k-means||`,
+/// `random`), `init_trials` seedings screened on an `init_size`-row sample (0: automatic).
 ///
 /// Returns a dict: `cluster_centers` (k, d) same dtype, `labels` int32 (n,), `scores`
 /// float32 (n,), `inertia`, `n_iter`, `objective_history`, `converged`, `counts`.
 #[pyfunction]
-#[pyo3(signature = (x, n_clusters, metric_name, init=None, n_init=1, max_iter=300, tol=1e-4, seed=0, n_threads=None))]
+#[pyo3(signature = (x, n_clusters, metric_name, init=None, n_init=1, max_iter=300, tol=1e-4, seed=0, n_threads=None, init_name="k-means++", init_trials=cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5))]
+#[allow(clippy::too_many_arguments)]
 pub fn kmeans_fit<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -34,18 +52,25 @@ pub fn kmeans_fit<'py>(
     tol: f64,
     seed: u64,
     n_threads: Option<usize>,
+    init_name: &str,
+    init_trials: usize,
+    init_size: usize,
+    oversampling_factor: f64,
+    init_rounds: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
     let params = KMeansParams {
         n_clusters,
         metric: metric(metric_name)?,
         init: match &init {
             Some(c) => Init::Centroids(c.as_array().iter().copied().collect()),
-            None => Init::KMeansPlusPlus,
+            None => init_of(init_name, oversampling_factor, init_rounds)?,
         },
         n_init,
         max_iter,
         tol,
         seed,
+        init_trials,
+        init_size,
     };
     match arr(x, "X")? {
         Arr::F32(a) => kmeans_out(py, &a, &params, n_threads),
@@ -431,4 +456,299 @@ pub fn lloyd_tol(
 ) -> PyResult<f64> {
     let m = crate::preprocessing::moments_in(moments)?;
     Ok(cluster::tol_from_moments(tol, &m))
+}
+
+fn groups_of<'py, T: Real + Element>(
+    groups: &'py [PyReadonlyArray2<'py, T>],
+) -> PyResult<Vec<&'py [T]>> {
+    groups
+        .iter()
+        .map(|g| {
+            g.as_slice()
+                .map_err(|_| value_error("k-means|| candidates must be C-contiguous"))
+        })
+        .collect()
+}
+
+/// One block's share of a k-means|| pass (Bahmani et al. 2012) against the candidate
+/// `groups` (a list of (m_r, d) arrays, X's dtype, in round order): `kind="first"` returns
+/// the block's candidate for the first centre `(rank uint64 (1,), row (1, d))` (empty when
+/// the block is), `"cost"` the fixed-point cost (an int, units of 2^-40), `"draw"` the rows
+/// drawn in `round` with probability `min(1, l d^2 / psi)` as `(hashes uint64, rows (m, d))`,
+/// `"weights"` the rows nearest to each candidate (uint64). Draws hash the rows' values, so
+/// the same rows give the same result however they are split or ordered.
+#[pyfunction]
+#[pyo3(signature = (x, groups, kind, l=0.0, psi=0, seed=0, round=0, n_threads=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn kmeans_parallel_block<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    groups: Vec<Bound<'py, PyAny>>,
+    kind: &str,
+    l: f64,
+    psi: i128,
+    seed: u64,
+    round: u32,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    #[allow(clippy::too_many_arguments)]
+    fn go<'py, T: Real + Element>(
+        py: Python<'py>,
+        a: &PyReadonlyArray2<'py, T>,
+        groups: &[Bound<'py, PyAny>],
+        kind: &str,
+        l: f64,
+        psi: i128,
+        seed: u64,
+        round: u32,
+        n_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (x, _, d) = slice(a)?;
+        let gs: Vec<PyReadonlyArray2<'py, T>> = groups
+            .iter()
+            .map(|g| g.extract())
+            .collect::<PyResult<_>>()
+            .map_err(|_| value_error("k-means|| candidates must be 2-D arrays of X's dtype"))?;
+        let g = groups_of(&gs)?;
+        let pairs = |py: Python<'py>, v: Vec<(u64, Vec<T>)>| -> PyResult<Bound<'py, PyAny>> {
+            let m = v.len();
+            let ids: Vec<u64> = v.iter().map(|(i, _)| *i).collect();
+            let rows: Vec<T> = v.into_iter().flat_map(|(_, r)| r).collect();
+            Ok((vec1(py, ids), vec2(py, rows, m, d)?)
+                .into_pyobject(py)?
+                .into_any())
+        };
+        match kind {
+            "first" => {
+                let f = compute(py, n_threads, |_| cluster::parallel_first(x, d, seed))?;
+                pairs(py, f.into_iter().collect())
+            }
+            "cost" => {
+                let c = compute(py, n_threads, |_| cluster::parallel_cost(x, d, &g))?;
+                Ok(c.0.into_pyobject(py)?.into_any())
+            }
+            "draw" => {
+                let drawn = compute(py, n_threads, |_| {
+                    cluster::parallel_draw(x, d, &g, l, Cost(psi), seed, round)
+                })?;
+                pairs(py, drawn)
+            }
+            "weights" => {
+                let w = compute(py, n_threads, |_| cluster::parallel_weights(x, d, &g))?;
+                Ok(vec1(py, w).into_any())
+            }
+            _ => Err(value_error(format!(
+                "kind must be 'first', 'cost', 'draw' or 'weights', got {kind:?}"
+            ))),
+        }
+    }
+    match arr(x, "X")? {
+        Arr::F32(a) => go(py, &a, &groups, kind, l, psi, seed, round, n_threads),
+        Arr::F64(a) => go(py, &a, &groups, kind, l, psi, seed, round, n_threads),
+    }
+}
+
+/// An engine's passes as the core's k-means|| data (each callback runs one job).
+struct PyParallel<'py> {
+    py: Python<'py>,
+    n: u64,
+    d: usize,
+    first: Bound<'py, PyAny>,
+    cost: Bound<'py, PyAny>,
+    draw: Bound<'py, PyAny>,
+    weights: Bound<'py, PyAny>,
+    failed: Option<PyErr>,
+}
+
+impl PyParallel<'_> {
+    fn fail(&mut self, e: PyErr) -> Error {
+        let msg = e.to_string();
+        self.failed.get_or_insert(e);
+        Error::Numerical(format!("a k-means|| pass failed: {msg}"))
+    }
+
+    fn groups<'py, T: Real + Element>(
+        py: Python<'py>,
+        groups: &[Vec<T>],
+        d: usize,
+    ) -> PyResult<Vec<Bound<'py, PyArray2<T>>>> {
+        groups
+            .iter()
+            .map(|g| vec2(py, g.clone(), g.len() / d, d))
+            .collect()
+    }
+}
+
+impl<T: Real + Element> ParallelData<T> for PyParallel<'_> {
+    fn n_samples(&self) -> u64 {
+        self.n
+    }
+    fn n_features(&self) -> usize {
+        self.d
+    }
+    fn first(&mut self, seed: u64) -> Result<Option<(u64, Vec<T>)>, Error> {
+        let r = (|| -> PyResult<Option<(u64, Vec<T>)>> {
+            let out = self.first.call1((seed,))?;
+            let (ids, rows): (PyReadonlyArray1<'_, u64>, PyReadonlyArray2<'_, T>) =
+                out.extract()?;
+            let (ids, rows) = (ids.as_array(), rows.as_array());
+            Ok(match ids.len() {
+                0 => None,
+                _ if rows.shape() == [1, self.d] => Some((ids[0], rows.row(0).to_vec())),
+                _ => return Err(value_error("first returned rows of the wrong shape")),
+            })
+        })();
+        r.map_err(|e| self.fail(e))
+    }
+    fn cost(&mut self, groups: &[Vec<T>]) -> Result<Cost, Error> {
+        let r = (|| -> PyResult<Cost> {
+            let g = Self::groups(self.py, groups, self.d)?;
+            Ok(Cost(self.cost.call1((g,))?.extract::<i128>()?))
+        })();
+        r.map_err(|e| self.fail(e))
+    }
+    fn draw(
+        &mut self,
+        groups: &[Vec<T>],
+        l: f64,
+        psi: Cost,
+        seed: u64,
+        round: u32,
+    ) -> Result<Vec<(u64, Vec<T>)>, Error> {
+        let r = (|| -> PyResult<Vec<(u64, Vec<T>)>> {
+            let g = Self::groups(self.py, groups, self.d)?;
+            let out = self.draw.call1((g, l, psi.0, seed, round))?;
+            let (ids, rows): (PyReadonlyArray1<'_, u64>, PyReadonlyArray2<'_, T>) =
+                out.extract()?;
+            let (ids, rows) = (ids.as_array(), rows.as_array());
+            if rows.shape() != [ids.len(), self.d] {
+                return Err(value_error("draw returned rows of the wrong shape"));
+            }
+            Ok((0..ids.len())
+                .map(|i| (ids[i], rows.row(i).to_vec()))
+                .collect())
+        })();
+        r.map_err(|e| self.fail(e))
+    }
+    fn weights(&mut self, groups: &[Vec<T>]) -> Result<Vec<u64>, Error> {
+        let r = (|| -> PyResult<Vec<u64>> {
+            let g = Self::groups(self.py, groups, self.d)?;
+            let w: PyReadonlyArray1<'_, u64> = self.weights.call1((g,))?.extract()?;
+            Ok(w.as_array().to_vec())
+        })();
+        r.map_err(|e| self.fail(e))
+    }
+}
+
+/// The core's k-means|| driver (`cluster::kmeans_parallel_drive`) over an engine's passes
+/// of `n` rows of `d` features (`dtype` "float32" or "float64"): `row(id)` returns one row,
+/// `cost(groups)` the merged fixed-point cost, `draw(groups, l, psi, seed, round)` the
+/// merged drawn `(ids, rows)` in id order, `weights(groups)` the merged counts. Returns the
+/// (k, d) initial centroids.
+#[pyfunction]
+#[pyo3(signature = (n, d, n_clusters, metric_name, oversampling_factor, rounds, seed, dtype, first, cost, draw, weights))]
+#[allow(clippy::too_many_arguments)]
+pub fn kmeans_parallel_drive<'py>(
+    py: Python<'py>,
+    n: u64,
+    d: usize,
+    n_clusters: usize,
+    metric_name: &str,
+    oversampling_factor: f64,
+    rounds: usize,
+    seed: u64,
+    dtype: &str,
+    first: Bound<'py, PyAny>,
+    cost: Bound<'py, PyAny>,
+    draw: Bound<'py, PyAny>,
+    weights: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let metric = metric(metric_name)?;
+    let p = ParallelInit {
+        oversampling_factor,
+        rounds,
+    };
+    let mut data = PyParallel {
+        py,
+        n,
+        d,
+        first,
+        cost,
+        draw,
+        weights,
+        failed: None,
+    };
+    fn go<'py, T: Real + Element>(
+        py: Python<'py>,
+        data: &mut PyParallel<'py>,
+        k: usize,
+        metric: Metric,
+        p: ParallelInit,
+        seed: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = cluster::kmeans_parallel_drive::<T>(data, k, metric, p, seed, Cancel::never());
+        if let Some(e) = data.failed.take() {
+            return Err(e);
+        }
+        let c = r.map_err(to_py)?;
+        Ok(vec2(py, c, k, data.d)?.into_any())
+    }
+    match dtype {
+        "float32" => go::<f32>(py, &mut data, n_clusters, metric, p, seed),
+        "float64" => go::<f64>(py, &mut data, n_clusters, metric, p, seed),
+        _ => Err(value_error(format!(
+            "dtype must be float32 or float64, got {dtype:?}"
+        ))),
+    }
+}
+
+/// Seed of restart `r` of a fit with `seed` (what k-means|| on an engine is given).
+#[pyfunction]
+pub fn restart_seed(seed: u64, r: usize) -> u64 {
+    cluster::restart_seed(seed, r)
+}
+
+/// The initial centroids (k, d), X's dtype, that restart 0 of `kmeans_fit` with the same
+/// arguments starts Lloyd from.
+#[pyfunction]
+#[pyo3(signature = (x, n_clusters, metric_name, seed=0, init_name="k-means++", init_trials=cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5, n_threads=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn kmeans_init<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    n_clusters: usize,
+    metric_name: &str,
+    seed: u64,
+    init_name: &str,
+    init_trials: usize,
+    init_size: usize,
+    oversampling_factor: f64,
+    init_rounds: usize,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let params = KMeansParams {
+        n_clusters,
+        metric: metric(metric_name)?,
+        init: init_of(init_name, oversampling_factor, init_rounds)?,
+        seed,
+        init_trials,
+        init_size,
+        ..Default::default()
+    };
+    fn go<'py, T: Real + Element>(
+        py: Python<'py>,
+        a: &PyReadonlyArray2<'py, T>,
+        params: &KMeansParams,
+        n_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (x, _, d) = slice(a)?;
+        let c = compute(py, n_threads, |_| {
+            cluster::initial_centroids(params, x, d, 0)
+        })?;
+        Ok(vec2(py, c, params.n_clusters, d)?.into_any())
+    }
+    match arr(x, "X")? {
+        Arr::F32(a) => go(py, &a, &params, n_threads),
+        Arr::F64(a) => go(py, &a, &params, n_threads),
+    }
 }

@@ -52,6 +52,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cluster::lloyd_merge_farthest, m)?)?;
     m.add_function(wrap_pyfunction!(cluster::lloyd_drive, m)?)?;
     m.add_function(wrap_pyfunction!(cluster::lloyd_tol, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster::kmeans_parallel_block, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster::kmeans_parallel_drive, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster::restart_seed, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster::kmeans_init, m)?)?;
     m.add_function(wrap_pyfunction!(decomposition::cov_partial, m)?)?;
     m.add_function(wrap_pyfunction!(decomposition::cov_merge, m)?)?;
     m.add_function(wrap_pyfunction!(decomposition::cov_finish, m)?)?;

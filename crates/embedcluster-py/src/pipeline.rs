@@ -54,7 +54,7 @@ fn memory_limit(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
 /// preprocessing, as the manifest spells it) and `fit` (JSON text: calibration,
 /// n_samples_seen, params, for `save_model`).
 #[pyfunction]
-#[pyo3(signature = (source, n_clusters, column="embedding", reduce="pca:128", pca_fit="exact", metric_name="cosine", n_init=1, max_iter=300, tol=1e-4, seed=0, batch_rows=None, memory_limit=None, output=None, model=None, labels_column=None, on_invalid="error", n_threads=None, n_samples=None))]
+#[pyo3(signature = (source, n_clusters, column="embedding", reduce="pca:128", pca_fit="exact", metric_name="cosine", n_init=1, max_iter=300, tol=1e-4, seed=0, batch_rows=None, memory_limit=None, output=None, model=None, labels_column=None, on_invalid="error", n_threads=None, n_samples=None, init_name="k-means++", init_trials=embedcluster::cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5))]
 pub fn run_pipeline<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
@@ -75,6 +75,11 @@ pub fn run_pipeline<'py>(
     on_invalid: &str,
     n_threads: Option<usize>,
     n_samples: Option<usize>,
+    init_name: &str,
+    init_trials: usize,
+    init_size: usize,
+    oversampling_factor: f64,
+    init_rounds: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut cfg = RunConfig {
         input: PathBuf::new(),
@@ -83,7 +88,10 @@ pub fn run_pipeline<'py>(
         reduce: reduce.parse::<Reduce>().map_err(to_py)?,
         pca_fit: pca_fit.parse::<PcaFit>().map_err(to_py)?,
         metric: metric(metric_name)?,
+        init: crate::cluster::init_of(init_name, oversampling_factor, init_rounds)?,
         n_init,
+        init_trials,
+        init_size,
         max_iter,
         tol,
         seed,

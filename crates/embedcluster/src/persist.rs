@@ -82,7 +82,12 @@ pub struct FitParams {
     pub reduce: Option<String>,
     /// `exact` or `sample:N`, for PCA.
     pub pca_fit: Option<String>,
+    /// `k-means++`, `k-means||` or `random`.
+    pub init: Option<String>,
     pub n_init: Option<usize>,
+    /// Seedings screened on a sample, and the sample's rows (0: automatic).
+    pub init_trials: Option<usize>,
+    pub init_size: Option<usize>,
     pub max_iter: Option<usize>,
     pub tol: Option<f64>,
     pub seed: Option<u64>,

@@ -19,6 +19,9 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     run.pca_fit = a.pca_fit.parse::<PcaFit>()?;
     run.metric = a.metric.parse::<Distance>()?;
     run.n_init = a.n_init;
+    run.init = a.init.to_init()?;
+    run.init_trials = a.init.init_trials;
+    run.init_size = a.init.init_size;
     run.max_iter = a.max_iter;
     run.tol = a.tol;
     run.seed = a.seed;
@@ -28,6 +31,10 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         run,
         ks: embedcluster::jobs::sweep::parse_ks(&a.n_clusters)?,
         silhouette_sample: a.silhouette_sample,
+        seeds: match &a.seeds {
+            Some(s) => embedcluster::jobs::sweep::parse_seeds(s)?,
+            None => Vec::new(),
+        },
     };
     let (csv, json, svg) = (
         with_ext(&a.output, "csv"),
@@ -63,6 +70,31 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
             row.seconds,
             format_mib(row.peak_rss_bytes)
         )?;
+    }
+    if r.rows.iter().any(|row| row.seed_spread.is_some()) {
+        writeln!(
+            out,
+            "\nacross seeds:\n{:>5} {:>6} {:>38} {:>23} {:>9}",
+            "k", "seeds", "objective min / median / max", "ari min / median / max", "fit s med"
+        )?;
+        for row in &r.rows {
+            if let Some(sp) = &row.seed_spread {
+                let o = sp.objective;
+                let a = sp
+                    .ari
+                    .map(|a| format!("{:.4} / {:.4} / {:.4}", a.min, a.median, a.max))
+                    .unwrap_or_else(|| "-".into());
+                writeln!(
+                    out,
+                    "{:>5} {:>6} {:>38} {:>23} {:>9.3}",
+                    row.k,
+                    sp.seeds.len(),
+                    format!("{:.4} / {:.4} / {:.4}", o.min, o.median, o.max),
+                    a,
+                    sp.fit_seconds.median
+                )?;
+            }
+        }
     }
     eprintln!(
         "wrote {}, {} and {}",

@@ -13,17 +13,34 @@ use rayon::prelude::*;
 
 /// Greedy k-means++ (Arthur and Vassilvitskii 2007; scikit-learn's variant with
 /// `2 + floor(ln k)` local trials per step, keeping the candidate that lowers the potential
-/// most). Distances are squared Euclidean (on unit vectors for the cosine metric).
+/// most). Distances are squared Euclidean (on unit vectors for the cosine metric). With
+/// `weights` (one per row, k-means||'s reclustering) rows are drawn with probability
+/// proportional to `w_i d_i^2` and the potential is `sum_i w_i d_i^2`.
 pub(crate) fn kmeans_plusplus<T: Real>(
     data: &Data<'_, T>,
     k: usize,
+    weights: Option<&[f64]>,
     rng: &mut rand::rngs::StdRng,
     cancel: Cancel<'_>,
 ) -> Result<Vec<T>> {
     let (n, d) = (data.n, data.d);
     let trials = 2 + (k as f64).ln().floor() as usize;
     let mut centers: Vec<T> = Vec::with_capacity(k * d);
-    let first = rng.random_range(0..n);
+    let wt = |i: usize| weights.map_or(1.0, |w| w[i]);
+    let first = match weights {
+        None => rng.random_range(0..n),
+        Some(w) => {
+            let total: f64 = w.iter().sum();
+            let r = rng.random::<f64>() * total;
+            let mut acc = 0.0;
+            w.iter()
+                .position(|&v| {
+                    acc += v;
+                    acc > r
+                })
+                .unwrap_or(n - 1)
+        }
+    };
     centers.extend_from_slice(&data.x[first * d..(first + 1) * d]);
     let mut closest = vec![T::ZERO; n];
     candidate_distances(data, &centers, 1, &mut closest);
@@ -32,8 +49,8 @@ pub(crate) fn kmeans_plusplus<T: Real>(
     for _ in 1..k {
         cancel.check()?;
         let mut acc = 0.0;
-        for (c, &v) in cumsum.iter_mut().zip(&closest) {
-            acc += v.to_f64();
+        for (i, (c, &v)) in cumsum.iter_mut().zip(&closest).enumerate() {
+            acc += v.to_f64() * wt(i);
             *c = acc;
         }
         let pot = acc;
@@ -49,12 +66,14 @@ pub(crate) fn kmeans_plusplus<T: Real>(
         let partial: Vec<Vec<f64>> = closest
             .par_chunks(cr)
             .zip(cand_d.par_chunks(cr * trials))
-            .map(|(cl, cd)| {
+            .enumerate()
+            .map(|(ci, (cl, cd))| {
                 let mut p = vec![0.0f64; trials];
                 for (i, &c) in cl.iter().enumerate() {
+                    let w = wt(ci * cr + i);
                     for t in 0..trials {
                         let v = cd[i * trials + t];
-                        p[t] += if v < c { v } else { c }.to_f64();
+                        p[t] += if v < c { v } else { c }.to_f64() * w;
                     }
                 }
                 p
@@ -133,8 +152,37 @@ pub(crate) fn candidate_distances<T: Real>(
     });
 }
 
+/// `k` distinct rows drawn uniformly (scikit-learn's `init="random"`).
+pub(crate) fn random_rows<T: Real>(
+    data: &Data<'_, T>,
+    k: usize,
+    rng: &mut rand::rngs::StdRng,
+) -> Vec<T> {
+    let d = data.d;
+    rand::seq::index::sample(rng, data.n, k.min(data.n))
+        .into_iter()
+        .flat_map(|i| data.x[i * d..(i + 1) * d].iter().copied())
+        .collect()
+}
+
+/// A uniform sample of `s` rows (ascending row order), copied: the screening's data.
+pub(crate) fn sample_rows<T: Real>(
+    data: &Data<'_, T>,
+    s: usize,
+    rng: &mut rand::rngs::StdRng,
+) -> Vec<T> {
+    let d = data.d;
+    let mut idx = rand::seq::index::sample(rng, data.n, s.min(data.n)).into_vec();
+    idx.sort_unstable();
+    let mut out = Vec::with_capacity(idx.len() * d);
+    for i in idx {
+        out.extend_from_slice(&data.x[i * d..(i + 1) * d]);
+    }
+    out
+}
+
 /// Seed of restart `r` (SplitMix64 of the user seed and the restart index).
-pub(crate) fn restart_seed(seed: u64, r: usize) -> u64 {
+pub fn restart_seed(seed: u64, r: usize) -> u64 {
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(r as u64 + 1));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

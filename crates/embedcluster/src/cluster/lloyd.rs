@@ -22,8 +22,10 @@
 
 pub use super::assign::label_hash;
 use super::assign::{lloyd_step, Data};
-use super::init::{kmeans_plusplus, restart_seed};
+pub use super::init::restart_seed;
+use super::init::{kmeans_plusplus, random_rows, sample_rows};
 use super::model::{scores_from_distances, KMeans};
+use super::parallel::{kmeans_parallel_drive, InMemoryParallel};
 use super::params::{Init, KMeansParams};
 use super::Metric;
 use crate::dtype::Real;
@@ -324,30 +326,117 @@ pub fn fit_cancellable<T: Real>(
     let n = x.len() / n_features;
     params.check(n, n_features)?;
     let data = Data::new(x, n_features);
-    let tol_abs = {
-        let mut m = Moments::new(n_features);
-        for chunk in x.chunks(data.chunk_rows * n_features) {
-            m.merge(&Moments::partial(chunk, n_features));
-        }
-        params.tol * m.var().iter().sum::<f64>() / n_features as f64
-    };
+    let tol_abs = tol_of(&data, params.tol);
     let n_init = match params.init {
         Init::Centroids(_) => 1,
-        Init::KMeansPlusPlus => params.n_init,
+        _ => params.n_init,
     };
     let mut best: Option<KMeans<T>> = None;
     for r in 0..n_init {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(restart_seed(params.seed, r));
-        let init = match &params.init {
-            Init::Centroids(c) => c.iter().map(|&v| T::from_f64(v)).collect(),
-            Init::KMeansPlusPlus => kmeans_plusplus(&data, params.n_clusters, &mut rng, cancel)?,
-        };
+        let init = initial_centers(&data, params, restart_seed(params.seed, r), tol_abs, cancel)?;
         let run = lloyd(&data, init, params, tol_abs, cancel)?;
         if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
             best = Some(run);
         }
     }
     best.ok_or_else(|| Error::param("n_init", 0, "must be at least 1"))
+}
+
+fn tol_of<T: Real>(data: &Data<'_, T>, tol: f64) -> f64 {
+    let d = data.d;
+    let mut m = Moments::new(d);
+    for chunk in data.x.chunks(data.chunk_rows * d) {
+        m.merge(&Moments::partial(chunk, d));
+    }
+    tol * m.var().iter().sum::<f64>() / d as f64
+}
+
+/// The centroids restart `restart` of [`fit`] starts Lloyd from (`k x d`): the seeding that
+/// `params` describes, screened on a sample when `init_trials > 1`.
+///
+/// # Errors
+/// As [`fit`].
+pub fn initial_centroids<T: Real>(
+    params: &KMeansParams,
+    x: &[T],
+    n_features: usize,
+    restart: usize,
+) -> Result<Vec<T>> {
+    if n_features == 0 || !x.len().is_multiple_of(n_features) {
+        return Err(Error::param_msg(
+            "X",
+            format!(
+                "data of {} values is not a multiple of n_features = {n_features}",
+                x.len()
+            ),
+        ));
+    }
+    params.check(x.len() / n_features, n_features)?;
+    let data = Data::new(x, n_features);
+    let tol_abs = tol_of(&data, params.tol);
+    initial_centers(
+        &data,
+        params,
+        restart_seed(params.seed, restart),
+        tol_abs,
+        Cancel::never(),
+    )
+}
+
+/// One seeding by `params.init` over `data`, from `seed` (k-means|| takes it as is, so an
+/// engine that runs [`kmeans_parallel_drive`] with [`restart_seed`]`(seed, r)` gets restart
+/// `r`'s centres).
+fn seed_once<T: Real>(
+    data: &Data<'_, T>,
+    params: &KMeansParams,
+    seed: u64,
+    cancel: Cancel<'_>,
+) -> Result<Vec<T>> {
+    let k = params.n_clusters;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    match &params.init {
+        Init::Centroids(c) => Ok(c.iter().map(|&v| T::from_f64(v)).collect()),
+        Init::KMeansPlusPlus => kmeans_plusplus(data, k, None, &mut rng, cancel),
+        Init::Random => Ok(random_rows(data, k, &mut rng)),
+        Init::KMeansParallel(p) => kmeans_parallel_drive(
+            &mut InMemoryParallel::new(data),
+            k,
+            params.metric,
+            *p,
+            seed,
+            cancel,
+        ),
+    }
+}
+
+/// The initial centroids of one restart: with `init_trials > 1`, the best of that many
+/// seedings, each refined by Lloyd to convergence on one uniform sample of
+/// `init_sample_size(n)` rows (lowest objective there; ties: the earlier trial); else one
+/// seeding on all rows.
+fn initial_centers<T: Real>(
+    data: &Data<'_, T>,
+    params: &KMeansParams,
+    seed: u64,
+    tol_abs: f64,
+    cancel: Cancel<'_>,
+) -> Result<Vec<T>> {
+    if params.init_trials <= 1 || matches!(params.init, Init::Centroids(_)) {
+        return seed_once(data, params, seed, cancel);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let s = params.init_sample_size(data.n);
+    let xs = sample_rows(data, s, &mut rng);
+    let sample = Data::new(&xs, data.d);
+    let mut best: Option<KMeans<T>> = None;
+    for t in 0..params.init_trials {
+        let c = seed_once(&sample, params, restart_seed(seed ^ 0x5C12_EE17, t), cancel)?;
+        let run = lloyd(&sample, c, params, tol_abs, cancel)?;
+        if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
+            best = Some(run);
+        }
+    }
+    best.map(|b| b.cluster_centers)
+        .ok_or_else(|| Error::param("init_trials", 0, "must be at least 1"))
 }
 
 fn lloyd<T: Real>(

@@ -4,14 +4,80 @@
 use super::Metric;
 use crate::error::{Error, Result};
 
-/// How initial centroids are chosen.
+/// How initial centroids are chosen (each seeding then runs as [`KMeansParams::init_trials`]
+/// says).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Init {
-    /// Greedy k-means++ with `2 + ln k` local trials per centroid (as scikit-learn).
+    /// Greedy k-means++ with `2 + ln k` local trials per centroid (Arthur and Vassilvitskii
+    /// 2007; scikit-learn's variant).
     KMeansPlusPlus,
-    /// Given centroids, `n_clusters x n_features` row-major (f64). Forces `n_init = 1`.
+    /// k-means|| (Bahmani et al. 2012): `rounds` passes of oversampled D^2 sampling, then
+    /// weighted k-means++ and weighted Lloyd on the drawn candidates (see
+    /// [`super::kmeans_parallel`]).
+    KMeansParallel(ParallelInit),
+    /// `n_clusters` distinct rows drawn uniformly (scikit-learn's `"random"`).
+    Random,
+    /// Given centroids, `n_clusters x n_features` row-major (f64). Forces `n_init = 1` and
+    /// `init_trials = 1`.
     Centroids(Vec<f64>),
 }
+
+impl Init {
+    /// The name users give it: `k-means++`, `k-means||`, `random` or `array`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Init::KMeansPlusPlus => "k-means++",
+            Init::KMeansParallel(_) => "k-means||",
+            Init::Random => "random",
+            Init::Centroids(_) => "array",
+        }
+    }
+
+    /// Parses `k-means++`, `k-means||` (default [`ParallelInit`]) or `random`.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] for any other name.
+    pub fn from_name(s: &str) -> Result<Self> {
+        match s {
+            "k-means++" => Ok(Init::KMeansPlusPlus),
+            "k-means||" => Ok(Init::KMeansParallel(ParallelInit::default())),
+            "random" => Ok(Init::Random),
+            _ => Err(Error::param(
+                "init",
+                s,
+                "must be 'k-means++', 'k-means||' or 'random'",
+            )),
+        }
+    }
+}
+
+/// Parameters of k-means|| (names as Spark MLlib's `initSteps` and dask-ml's
+/// `oversampling_factor`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParallelInit {
+    /// Expected candidates drawn per round, as a multiple of `n_clusters` (`l = 2k` is the
+    /// paper's and dask-ml's default).
+    pub oversampling_factor: f64,
+    /// Sampling rounds (passes over the data). The paper's analysis asks for `O(log psi)`
+    /// rounds; its experiments (and ours, see BENCHMARKS.md) find 5 enough with `l = 2k`.
+    pub rounds: usize,
+}
+
+impl Default for ParallelInit {
+    fn default() -> Self {
+        ParallelInit {
+            oversampling_factor: 2.0,
+            rounds: 5,
+        }
+    }
+}
+
+/// Default [`KMeansParams::init_trials`]: seedings screened on a sample.
+pub const DEFAULT_INIT_TRIALS: usize = 16;
+/// Sample rows per cluster of the automatic [`KMeansParams::init_size`].
+pub const INIT_SIZE_PER_CLUSTER: usize = 400;
+/// Smallest automatic [`KMeansParams::init_size`].
+pub const MIN_INIT_SIZE: usize = 10_000;
 
 /// Parameters of a k-means fit (names as scikit-learn's `KMeans`).
 #[derive(Debug, Clone)]
@@ -23,6 +89,25 @@ pub struct KMeansParams {
     pub max_iter: usize,
     pub tol: f64,
     pub seed: u64,
+    /// Seedings tried per restart on a uniform sample of `init_size` rows, each refined
+    /// there by Lloyd to convergence; the one with the lowest objective on the sample starts
+    /// Lloyd on all rows (the pattern of scikit-learn's `MiniBatchKMeans(n_init, init_size)`
+    /// and FAISS's `nredo` on a sample). `1`: one seeding on all rows, no sample.
+    pub init_trials: usize,
+    /// Rows of that sample; `0`: `max(10_000, 400 * n_clusters)`, at most `n_samples`.
+    pub init_size: usize,
+}
+
+impl KMeansParams {
+    /// The sample size the screening uses for `n_samples` rows.
+    pub fn init_sample_size(&self, n_samples: usize) -> usize {
+        let s = if self.init_size == 0 {
+            MIN_INIT_SIZE.max(INIT_SIZE_PER_CLUSTER.saturating_mul(self.n_clusters))
+        } else {
+            self.init_size
+        };
+        s.min(n_samples).max(self.n_clusters.min(n_samples))
+    }
 }
 
 impl Default for KMeansParams {
@@ -35,6 +120,8 @@ impl Default for KMeansParams {
             max_iter: 300,
             tol: 1e-4,
             seed: 0,
+            init_trials: DEFAULT_INIT_TRIALS,
+            init_size: 0,
         }
     }
 }
@@ -43,8 +130,9 @@ impl KMeansParams {
     /// Checks the parameters against the data shape.
     ///
     /// # Errors
-    /// [`Error::Parameter`] when `n_clusters` is 0 or above `n_samples`, `n_init` or
-    /// `max_iter` is 0, `tol` is negative or not finite, or given centroids have the wrong
+    /// [`Error::Parameter`] when `n_clusters` is 0 or above `n_samples`, `n_init`,
+    /// `init_trials`, `max_iter` or k-means||'s rounds is 0, its oversampling factor is not
+    /// positive, `tol` is negative or not finite, or given centroids have the wrong
     /// shape or are not finite.
     pub fn check(&self, n_samples: usize, n_features: usize) -> Result<()> {
         self.metric.check_in(&[Metric::Euclidean, Metric::Cosine])?;
@@ -74,6 +162,25 @@ impl KMeansParams {
         }
         if !(self.tol >= 0.0 && self.tol.is_finite()) {
             return Err(Error::param("tol", self.tol, "must be >= 0"));
+        }
+        if self.init_trials < 1 {
+            return Err(Error::param(
+                "init_trials",
+                self.init_trials,
+                "must be at least 1",
+            ));
+        }
+        if let Init::KMeansParallel(p) = &self.init {
+            if !(p.oversampling_factor > 0.0 && p.oversampling_factor.is_finite()) {
+                return Err(Error::param(
+                    "oversampling_factor",
+                    p.oversampling_factor,
+                    "must be > 0",
+                ));
+            }
+            if p.rounds < 1 {
+                return Err(Error::param("init_rounds", p.rounds, "must be at least 1"));
+            }
         }
         if let Init::Centroids(c) = &self.init {
             if c.len() != self.n_clusters * n_features {

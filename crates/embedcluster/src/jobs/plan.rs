@@ -12,7 +12,8 @@
 //! thread pool), `n` rows, `d` features, `D` components (`d` without reduction), `k`
 //! clusters, `s` = 4 (float32) or 8 (float64) bytes, `b` = block rows, `a` = rows per
 //! decoded Arrow batch ([`crate::io::arrow_batch_rows`]), `N` = PCA sample rows,
-//! `l = D + 10`, `t = 2 + floor(ln k)` k-means++ trials.
+//! `l = D + 10`, `t = 2 + floor(ln k)` k-means++ trials, `m` the seeding's sample rows
+//! (`init_trials > 1`, the default: `max(10_000, 400 k)`).
 //!
 //! | stage | predicted peak |
 //! |---|---|
@@ -22,7 +23,7 @@
 //! | `pca_solve` (exact) | `r + g + 7 d^2 8` (covariance, its copy, the eigensolver's matrices) |
 //! | `pca_solve` (sample) | `r + g + N d s + 3 N l s + 3 d l 8` (sample, range basis and its QR factor, the small SVD) |
 //! | `transform` | `r + g + b d s + dec + n D s + d D s` |
-//! | `kmeans` | `r + g + n D s + n (8 + 3 s) + n (t s + s + 8) + 16 k D 8` |
+//! | `kmeans` | `r + g + n D s + n (8 + 3 s) + seeding + 16 k D 8`; seeding: screened `m (D s + t s + 4 s + 16)`, one k-means++ `n (t s + s + 8)`, k-means\|\| `n (s + 4) + 2 (1 + rounds l) D s` |
 //! | `write` | `r + g + 8 n + 8 n (with labels) + writer` |
 //! | `save_model` | `r + g + 8 n + 2 (8 d D + k D s)` |
 //!
@@ -43,6 +44,7 @@
 //! it smaller, down to [`MIN_BATCH_ROWS`] rows. Results do not depend on the block size.
 
 use super::run::RunConfig;
+use crate::cluster::Init;
 use crate::error::{Advice, Error, MemoryLimitError, Result};
 use crate::io::{EmbeddingSource, Format};
 pub use crate::memory::{format_bytes, parse_bytes, MemoryPlan, StagePlan};
@@ -348,6 +350,29 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
         ],
     );
     let trials = 2 + (k.max(1) as f64).ln().floor() as u64;
+    let params = cfg.kmeans_params();
+    let seeding = if params.init_trials > 1 {
+        let m = params.init_sample_size(n as usize) as u64;
+        (
+            format!("screening sample {m} x (D s + {trials} s + 4 s + 16)"),
+            m * (dim * s + trials * s + 4 * s + 16),
+        )
+    } else {
+        match params.init {
+            Init::KMeansParallel(p) => {
+                let cands = 1 + (p.rounds as f64 * p.oversampling_factor * k as f64) as u64;
+                (
+                    format!("k-means|| n (s + 4) + {cands} candidates x D s"),
+                    n * (s + 4) + 2 * cands * dim * s,
+                )
+            }
+            Init::KMeansPlusPlus => (
+                format!("k-means++ n ({trials} s + s + 8)"),
+                n * (trials * s + s + 8),
+            ),
+            _ => ("initial centroids k D s".into(), k * dim * s),
+        }
+    };
     push(
         "kmeans",
         vec![
@@ -358,10 +383,7 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
                 "labels, distances, norms n (8 + 3 s)".into(),
                 n * (8 + 3 * s),
             ),
-            (
-                format!("k-means++ n ({trials} s + s + 8)"),
-                n * (trials * s + s + 8),
-            ),
+            seeding,
             ("centroid sums 16 k D x 8 B".into(), 16 * k * dim * 8),
         ],
     );

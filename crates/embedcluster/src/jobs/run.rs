@@ -50,7 +50,13 @@ pub struct RunConfig {
     pub reduce: Reduce,
     pub pca_fit: PcaFit,
     pub metric: Metric,
+    /// Seeding: k-means++ (default), k-means|| or random (never given centroids here).
+    pub init: Init,
     pub n_init: usize,
+    /// Seedings screened on a sample per restart (see [`KMeansParams::init_trials`]).
+    pub init_trials: usize,
+    /// Rows of that sample; 0: automatic (see [`KMeansParams::init_size`]).
+    pub init_size: usize,
     pub max_iter: usize,
     pub tol: f64,
     pub seed: u64,
@@ -82,7 +88,10 @@ impl RunConfig {
             reduce: Reduce::Pca(128),
             pca_fit: PcaFit::Exact,
             metric: Metric::Cosine,
+            init: Init::KMeansPlusPlus,
             n_init: 1,
+            init_trials: cluster::DEFAULT_INIT_TRIALS,
+            init_size: 0,
             max_iter: 300,
             tol: 1e-4,
             seed: 0,
@@ -96,13 +105,31 @@ impl RunConfig {
         }
     }
 
+    /// The k-means parameters of this run.
+    pub fn kmeans_params(&self) -> KMeansParams {
+        KMeansParams {
+            n_clusters: self.n_clusters,
+            metric: self.metric,
+            init: self.init.clone(),
+            n_init: self.n_init,
+            max_iter: self.max_iter,
+            tol: self.tol,
+            seed: self.seed,
+            init_trials: self.init_trials,
+            init_size: self.init_size,
+        }
+    }
+
     /// The parameters recorded in a saved model's manifest.
     pub fn fit_params(&self) -> FitParams {
         FitParams {
             column: Some(self.column.clone()),
             reduce: Some(self.reduce.name()),
             pca_fit: Some(self.pca_fit.name()),
+            init: Some(self.init.name().to_string()),
             n_init: Some(self.n_init),
+            init_trials: Some(self.init_trials),
+            init_size: Some(self.init_size),
             max_iter: Some(self.max_iter),
             tol: Some(self.tol),
             seed: Some(self.seed),
@@ -292,14 +319,7 @@ pub(crate) fn check_config(cfg: &RunConfig, source: &EmbeddingSource) -> Result<
         Reduce::None => d,
         Reduce::Pca(k) | Reduce::Matryoshka(k) => k,
     };
-    KMeansParams {
-        n_clusters: cfg.n_clusters,
-        n_init: cfg.n_init,
-        max_iter: cfg.max_iter,
-        tol: cfg.tol,
-        ..Default::default()
-    }
-    .check(n, dim)?;
+    cfg.kmeans_params().check(n, dim)?;
     if let (Reduce::Pca(_), PcaFit::Exact) = (cfg.reduce, cfg.pca_fit) {
         if n < 2 {
             return Err(Error::param(
@@ -575,15 +595,7 @@ fn run_typed<T: Real>(
         ));
     }
     // 3. Cluster.
-    let params = KMeansParams {
-        n_clusters: cfg.n_clusters,
-        metric: cfg.metric,
-        init: Init::KMeansPlusPlus,
-        n_init: cfg.n_init,
-        max_iter: cfg.max_iter,
-        tol: cfg.tol,
-        seed: cfg.seed,
-    };
+    let params = cfg.kmeans_params();
     progress.begin("kmeans", None);
     let mut km = rec.stage("kmeans", || {
         Ok::<_, Error>((

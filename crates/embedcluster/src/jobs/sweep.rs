@@ -8,7 +8,7 @@
 //! `m = 10,000`) and its tiles. The silhouette sample is drawn once (seeded), so every k is
 //! scored on the same rows.
 
-use crate::cluster::{self, Init, KMeansParams, Metric};
+use crate::cluster::{self, KMeansParams, Metric};
 use crate::dtype::{DType, Real};
 use crate::error::{Error, Result};
 use crate::io::EmbeddingSource;
@@ -52,6 +52,35 @@ pub fn parse_ks(s: &str) -> Result<Vec<usize>> {
     Ok(ks)
 }
 
+/// Parses run seeds: `START:STOP` (inclusive) or a comma-separated list.
+///
+/// # Errors
+/// [`Error::Parameter`] for malformed text or an empty range.
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
+    let bad = || {
+        Error::param(
+            "seeds",
+            format!("{s:?}"),
+            "is not valid: expected START:STOP or S1,S2,...",
+        )
+    };
+    let num = |t: &str| t.trim().parse::<u64>().map_err(|_| bad());
+    let v: Vec<u64> = match s.split_once(':') {
+        Some((a, b)) => {
+            let (a, b) = (num(a)?, num(b)?);
+            if a > b || b - a > 10_000 {
+                return Err(bad());
+            }
+            (a..=b).collect()
+        }
+        None => s.split(',').map(num).collect::<Result<_>>()?,
+    };
+    if v.is_empty() {
+        return Err(bad());
+    }
+    Ok(v)
+}
+
 /// Everything `embedcluster sweep` takes: the run settings (input, reduction, metric,
 /// k-means parameters; `n_clusters`, `output` and `model` are ignored) and the values of k.
 #[derive(Debug, Clone)]
@@ -60,6 +89,48 @@ pub struct SweepConfig {
     pub ks: Vec<usize>,
     /// Rows the silhouette is computed on (0: skip the silhouette).
     pub silhouette_sample: usize,
+    /// More run seeds to fit each k with (`--seeds 0:4`): the row then reports the spread
+    /// of the objective and ARI across `run.seed` and these. Empty: `run.seed` only.
+    pub seeds: Vec<u64>,
+}
+
+/// Min, median and max of one figure across seeds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `v` (median: the mean of the middle two for an even count).
+    pub fn of(v: &[f64]) -> Option<Spread> {
+        if v.is_empty() {
+            return None;
+        }
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        let m = s.len();
+        let median = if m % 2 == 1 {
+            s[m / 2]
+        } else {
+            (s[m / 2 - 1] + s[m / 2]) / 2.0
+        };
+        Some(Spread {
+            min: s[0],
+            median,
+            max: s[m - 1],
+        })
+    }
+}
+
+/// One k fitted at several seeds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeedSpread {
+    pub seeds: Vec<u64>,
+    pub objective: Spread,
+    pub ari: Option<Spread>,
+    pub fit_seconds: Spread,
 }
 
 /// One value of k.
@@ -81,6 +152,8 @@ pub struct SweepRow {
     /// Fit and scores.
     pub seconds: f64,
     pub peak_rss_bytes: u64,
+    /// Across seeds, with `seeds` (the other fields are those of the first seed).
+    pub seed_spread: Option<SeedSpread>,
 }
 
 /// What a sweep did.
@@ -192,14 +265,9 @@ fn sweep_typed<T: Real>(
             let t0 = std::time::Instant::now();
             let params = KMeansParams {
                 n_clusters: k,
-                metric: cfg.run.metric,
-                init: Init::KMeansPlusPlus,
-                n_init: cfg.run.n_init,
-                max_iter: cfg.run.max_iter,
-                tol: cfg.run.tol,
-                seed: cfg.run.seed,
+                ..cfg.run.kmeans_params()
             };
-            let km = cluster::fit(&params, &reduced, dim)?;
+            let km = cluster::fit_cancellable(&params, &reduced, dim, cancel)?;
             let fit_seconds = t0.elapsed().as_secs_f64();
             let labels: Vec<i64> = km.labels.iter().map(|&l| l as i64).collect();
             let distinct = km.counts.iter().filter(|&&c| c > 0).count();
@@ -221,6 +289,41 @@ fn sweep_typed<T: Real>(
                 Some(t) => Some(metrics::adjusted_rand_score(t, &labels)?),
                 None => None,
             };
+            let seed_spread = if cfg.seeds.iter().any(|&s| s != cfg.run.seed) {
+                let mut seeds = vec![cfg.run.seed];
+                seeds.extend(cfg.seeds.iter().copied().filter(|&s| s != cfg.run.seed));
+                let (mut obj, mut aris, mut secs) = (
+                    vec![km.inertia],
+                    ari.into_iter().collect::<Vec<_>>(),
+                    vec![fit_seconds],
+                );
+                for &seed in &seeds[1..] {
+                    let t = std::time::Instant::now();
+                    let other = cluster::fit_cancellable(
+                        &KMeansParams {
+                            seed,
+                            ..params.clone()
+                        },
+                        &reduced,
+                        dim,
+                        cancel,
+                    )?;
+                    secs.push(t.elapsed().as_secs_f64());
+                    obj.push(other.inertia);
+                    if let Some(t) = &truth {
+                        let l: Vec<i64> = other.labels.iter().map(|&l| l as i64).collect();
+                        aris.push(metrics::adjusted_rand_score(t, &l)?);
+                    }
+                }
+                Some(SeedSpread {
+                    seeds,
+                    objective: Spread::of(&obj).expect("one seed"),
+                    ari: Spread::of(&aris),
+                    fit_seconds: Spread::of(&secs).expect("one seed"),
+                })
+            } else {
+                None
+            };
             Ok::<_, Error>((
                 SweepRow {
                     k,
@@ -234,6 +337,7 @@ fn sweep_typed<T: Real>(
                     fit_seconds,
                     seconds: t0.elapsed().as_secs_f64(),
                     peak_rss_bytes: 0,
+                    seed_spread,
                 },
                 n as u64,
             ))
