@@ -281,11 +281,17 @@ struct PyPasses<'py> {
     failed: Option<PyErr>,
 }
 
+/// Keeps the first Python exception of an engine's callback (raised to the caller instead
+/// of the core's error) and gives the core an error naming the pass.
+fn remember(failed: &mut Option<PyErr>, e: PyErr, pass: &str) -> Error {
+    let msg = e.to_string();
+    failed.get_or_insert(e);
+    Error::Numerical(format!("a {pass} pass failed: {msg}"))
+}
+
 impl PyPasses<'_> {
     fn fail(&mut self, e: PyErr) -> Error {
-        let msg = e.to_string();
-        self.failed.get_or_insert(e);
-        Error::Numerical(format!("a Lloyd pass failed: {msg}"))
+        remember(&mut self.failed, e, "Lloyd")
     }
 }
 
@@ -562,9 +568,7 @@ struct PyParallel<'py> {
 
 impl PyParallel<'_> {
     fn fail(&mut self, e: PyErr) -> Error {
-        let msg = e.to_string();
-        self.failed.get_or_insert(e);
-        Error::Numerical(format!("a k-means|| pass failed: {msg}"))
+        remember(&mut self.failed, e, "k-means||")
     }
 
     fn groups<'py, T: Real + Element>(

@@ -210,11 +210,25 @@ pub(crate) fn centers_from_sums<T: Real>(
     d: usize,
     metric: Metric,
 ) -> Vec<T> {
+    let mass: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
+    centers_from_mass(sums, &mass, prev, d, metric)
+}
+
+/// New centroids from (weighted) sums and each cluster's mass (member count or weight
+/// sum): means (Euclidean) or normalized sums (cosine); a cluster of mass 0 keeps its
+/// previous centroid.
+pub(crate) fn centers_from_mass<T: Real>(
+    sums: &[f64],
+    mass: &[f64],
+    prev: &[T],
+    d: usize,
+    metric: Metric,
+) -> Vec<T> {
     let mut out = prev.to_vec();
-    for (j, c) in counts.iter().enumerate() {
+    for (j, &m) in mass.iter().enumerate() {
         let s = &sums[j * d..(j + 1) * d];
         let dst = &mut out[j * d..(j + 1) * d];
-        if *c == 0 {
+        if m == 0.0 {
             continue;
         }
         let scale = match metric {
@@ -225,7 +239,7 @@ pub(crate) fn centers_from_sums<T: Real>(
                 }
                 1.0 / norm
             }
-            _ => 1.0 / *c as f64,
+            _ => 1.0 / m,
         };
         for (o, &v) in dst.iter_mut().zip(s) {
             *o = T::from_f64(v * scale);
@@ -314,15 +328,7 @@ pub fn fit_cancellable<T: Real>(
     n_features: usize,
     cancel: Cancel<'_>,
 ) -> Result<KMeans<T>> {
-    if n_features == 0 || !x.len().is_multiple_of(n_features) {
-        return Err(Error::param_msg(
-            "X",
-            format!(
-                "data of {} values is not a multiple of n_features = {n_features}",
-                x.len()
-            ),
-        ));
-    }
+    check_shape(x.len(), n_features)?;
     let n = x.len() / n_features;
     params.check(n, n_features)?;
     let data = Data::new(x, n_features);
@@ -340,6 +346,17 @@ pub fn fit_cancellable<T: Real>(
         }
     }
     best.ok_or_else(|| Error::param("n_init", 0, "must be at least 1"))
+}
+
+/// `len` values must be whole rows of `n_features`.
+fn check_shape(len: usize, n_features: usize) -> Result<()> {
+    if n_features == 0 || !len.is_multiple_of(n_features) {
+        return Err(Error::param_msg(
+            "X",
+            format!("data of {len} values is not a multiple of n_features = {n_features}"),
+        ));
+    }
+    Ok(())
 }
 
 fn tol_of<T: Real>(data: &Data<'_, T>, tol: f64) -> f64 {
@@ -362,15 +379,7 @@ pub fn initial_centroids<T: Real>(
     n_features: usize,
     restart: usize,
 ) -> Result<Vec<T>> {
-    if n_features == 0 || !x.len().is_multiple_of(n_features) {
-        return Err(Error::param_msg(
-            "X",
-            format!(
-                "data of {} values is not a multiple of n_features = {n_features}",
-                x.len()
-            ),
-        ));
-    }
+    check_shape(x.len(), n_features)?;
     params.check(x.len() / n_features, n_features)?;
     let data = Data::new(x, n_features);
     let tol_abs = tol_of(&data, params.tol);

@@ -36,6 +36,7 @@
 
 use super::assign::{assign_rows, Data, TILE_ROWS};
 use super::init::{kmeans_plusplus, restart_seed};
+use super::lloyd::centers_from_mass;
 use super::params::ParallelInit;
 use super::Metric;
 use crate::dtype::Real;
@@ -521,25 +522,7 @@ fn recluster<T: Real>(
                 *s += w[i] * v.to_f64();
             }
         }
-        for j in 0..k {
-            if mass[j] == 0.0 {
-                continue; // keeps its centre
-            }
-            let s = &sums[j * d..(j + 1) * d];
-            let scale = match metric {
-                Metric::Cosine => {
-                    let norm = s.iter().map(|v| v * v).sum::<f64>().sqrt();
-                    if norm == 0.0 {
-                        continue;
-                    }
-                    1.0 / norm
-                }
-                _ => 1.0 / mass[j],
-            };
-            for (c, &v) in centers[j * d..(j + 1) * d].iter_mut().zip(s) {
-                *c = T::from_f64(v * scale);
-            }
-        }
+        centers = centers_from_mass(&sums, &mass, &centers, d, metric);
         std::mem::swap(&mut prev, &mut labels);
     }
     Ok(centers)
