@@ -121,3 +121,28 @@ def test_cli_init_flags_and_the_seed_spread_of_sweep(topics, tmp_path):
     bad = subprocess.run([str(BIN), "run", "x.parquet", "--n-clusters", "3", "--init", "kmeans"],
                          cwd=tmp_path, capture_output=True, text=True)
     assert bad.returncode == 2 and "--init" in bad.stderr
+
+
+@pytest.mark.skipif(not BIN.exists(), reason="build with cargo build --release")
+def test_evaluate_reports_the_spread_of_runs_at_several_seeds(topics, tmp_path):
+    X, y = topics
+    emb = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), X.shape[1])
+    pq.write_table(pa.table({"label": pa.array(y), "embedding": emb}), tmp_path / "x.parquet")
+    aris = []
+    for s in range(3):
+        r = subprocess.run([str(BIN), "run", "x.parquet", "--n-clusters", "9", "--reduce", "none",
+                            "--init-trials", "1", "--seed", str(s), "--output", f"c_{s}.parquet"],
+                           cwd=tmp_path, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        got = pq.read_table(tmp_path / f"c_{s}.parquet").column("cluster").to_numpy()
+        aris.append(adjusted_rand_score(y, got))
+    r = subprocess.run([str(BIN), "evaluate", "c_{seed}.parquet", "--labels", "label", "--seeds",
+                        "0:2", "--output", "e.json"], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    sp = json.loads((tmp_path / "e.json").read_text())["spread"]["adjusted_rand_score"]
+    assert sp["min"] == pytest.approx(min(aris), abs=1e-9)
+    assert sp["median"] == pytest.approx(float(np.median(aris)), abs=1e-9)
+    assert sp["max"] == pytest.approx(max(aris), abs=1e-9)
+    bad = subprocess.run([str(BIN), "evaluate", "c_0.parquet", "--labels", "label", "--seeds", "0:2"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and "{seed}" in bad.stderr

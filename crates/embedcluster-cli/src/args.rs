@@ -66,6 +66,11 @@ pub struct EvaluateArgs {
     /// Write the scores as JSON.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Seeds START:STOP (inclusive) or a list: CLUSTERS holds `{seed}` (e.g.
+    /// clusters_{seed}.parquet, the outputs of `run --seed S`); prints each score's
+    /// min / median / max across them.
+    #[arg(long)]
+    pub seeds: Option<String>,
 }
 
 #[derive(clap::Args)]

@@ -788,3 +788,33 @@ mod tests {
         assert!(silhouette_samples(&x, d, &vec![1; n], Distance::Euclidean).is_err());
     }
 }
+
+/// Min, median and max of one figure across seeds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `v` (median: the mean of the middle two for an even count).
+    pub fn of(v: &[f64]) -> Option<Spread> {
+        if v.is_empty() {
+            return None;
+        }
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        let m = s.len();
+        let median = if m % 2 == 1 {
+            s[m / 2]
+        } else {
+            (s[m / 2 - 1] + s[m / 2]) / 2.0
+        };
+        Some(Spread {
+            min: s[0],
+            median,
+            max: s[m - 1],
+        })
+    }
+}

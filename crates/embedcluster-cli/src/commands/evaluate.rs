@@ -23,6 +23,25 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     if let Some(p) = &a.output {
         drop(AtomicFile::create(p)?);
     }
+    if let Some(seeds) = &a.seeds {
+        let seeds = embedcluster::jobs::sweep::parse_seeds(seeds)?;
+        let r = embedcluster::jobs::evaluate::evaluate_seeds(&cfg, &seeds, &rt)?;
+        write_json(&a.output, &r)?;
+        writeln!(out, "{} seeds: {:?}", r.seeds.len(), r.seeds)?;
+        writeln!(
+            out,
+            "{:<30} {:>10} {:>10} {:>10}",
+            "score", "min", "median", "max"
+        )?;
+        for (name, s) in &r.spread {
+            writeln!(
+                out,
+                "{name:<30} {:>10.6} {:>10.6} {:>10.6}",
+                s.min, s.median, s.max
+            )?;
+        }
+        return Ok(());
+    }
     let r = embedcluster::jobs::evaluate::evaluate(&cfg, &rt)?;
     write_json(&a.output, &r)?;
     writeln!(out, "rows {}  clusters {}", r.n_samples, r.n_clusters)?;

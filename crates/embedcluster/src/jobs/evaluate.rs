@@ -110,6 +110,72 @@ pub struct EvaluateReport {
     pub peak_rss_bytes: u64,
 }
 
+/// `evaluate` of one clustering run at several seeds (`--seeds`): each seed's report and,
+/// per score, its min / median / max across the seeds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeedsReport {
+    pub seeds: Vec<u64>,
+    pub runs: Vec<EvaluateReport>,
+    /// Score name (`adjusted_rand_score`, `silhouette_score`, ...) to its spread.
+    pub spread: std::collections::BTreeMap<String, metrics::Spread>,
+}
+
+/// Evaluates `cfg.clusters` with `{seed}` replaced by each of `seeds` (the outputs of
+/// `run --seed S --output clusters_S.parquet`), then the spread of every score.
+///
+/// # Errors
+/// [`Error::Parameter`] when the path has no `{seed}` or `seeds` is empty; whatever
+/// [`evaluate`] raises for any of the files (naming it).
+pub fn evaluate_seeds(
+    cfg: &EvaluateConfig,
+    seeds: &[u64],
+    rt: &crate::runtime::Runtime,
+) -> Result<SeedsReport> {
+    let pattern = cfg.clusters.to_string_lossy().to_string();
+    if !pattern.contains("{seed}") || seeds.is_empty() {
+        return Err(Error::param(
+            "seeds",
+            format!("{pattern:?}"),
+            "needs a {seed} placeholder in the clusters path (e.g. clusters_{seed}.parquet) and at least one seed",
+        ));
+    }
+    let mut runs = Vec::with_capacity(seeds.len());
+    for s in seeds {
+        let c = EvaluateConfig {
+            clusters: PathBuf::from(pattern.replace("{seed}", &s.to_string())),
+            ..cfg.clone()
+        };
+        runs.push(evaluate(&c, rt)?);
+    }
+    let mut values: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for r in &runs {
+        let mut put = |k: &str, v: f64| values.entry(k.to_string()).or_default().push(v);
+        if let Some(e) = &r.external {
+            put("adjusted_rand_score", e.adjusted_rand_score);
+            put(
+                "normalized_mutual_info_score",
+                e.normalized_mutual_info_score,
+            );
+            put("adjusted_mutual_info_score", e.adjusted_mutual_info_score);
+            put("v_measure", e.v_measure);
+        }
+        if let Some(i) = &r.internal {
+            put("silhouette_score", i.silhouette_score);
+            put("davies_bouldin_score", i.davies_bouldin_score);
+            put("calinski_harabasz_score", i.calinski_harabasz_score);
+        }
+    }
+    let spread = values
+        .into_iter()
+        .filter_map(|(k, v)| metrics::Spread::of(&v).map(|s| (k, s)))
+        .collect();
+    Ok(SeedsReport {
+        seeds: seeds.to_vec(),
+        runs,
+        spread,
+    })
+}
+
 /// Computes the scores. See the module docs for memory.
 ///
 /// # Errors
