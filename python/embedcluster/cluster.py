@@ -73,7 +73,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     itemsize)`` bytes (labels, distances, norms) + ``16 * n_clusters * n_features * 8`` +
     the seeding: screened, ``init_size * (n_features + 6 + ln k) * itemsize`` (the sample and
     its k-means++); one k-means++ on all rows, ``(2 + ln k) * n_samples * itemsize``;
-    k-means||, ``n_samples * (itemsize + 4)`` + the candidates.
+    k-means||, ``n_samples * (itemsize + 12)`` + the candidates.
 
     Raises
     ------

@@ -336,12 +336,10 @@ impl InitArgs {
     /// The core's seeding.
     pub fn to_init(&self) -> embedcluster::Result<embedcluster::cluster::Init> {
         use embedcluster::cluster::{Init, ParallelInit};
-        Ok(match Init::from_name(&self.init)? {
-            Init::KMeansParallel(_) => Init::KMeansParallel(ParallelInit {
-                oversampling_factor: self.oversampling_factor,
-                rounds: self.init_rounds,
-            }),
-            other => other,
-        })
+        let parallel = ParallelInit {
+            oversampling_factor: self.oversampling_factor,
+            rounds: self.init_rounds,
+        };
+        Init::from_name(&self.init, parallel)
     }
 }

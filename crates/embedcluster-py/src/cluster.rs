@@ -23,13 +23,11 @@ pub fn metric(s: &str) -> PyResult<Metric> {
 /// The core's seeding from its name (`k-means++`, `k-means||`, `random`) and k-means||'s
 /// parameters.
 pub fn init_of(name: &str, oversampling_factor: f64, rounds: usize) -> PyResult<Init> {
-    Ok(match Init::from_name(name).map_err(to_py)? {
-        Init::KMeansParallel(_) => Init::KMeansParallel(ParallelInit {
-            oversampling_factor,
-            rounds,
-        }),
-        other => other,
-    })
+    let parallel = ParallelInit {
+        oversampling_factor,
+        rounds,
+    };
+    Init::from_name(name, parallel).map_err(to_py)
 }
 
 /// k-means / spherical k-means on a C-contiguous float32/float64 array. `init` (k, d)

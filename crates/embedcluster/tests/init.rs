@@ -254,5 +254,10 @@ fn screening_is_never_worse_on_the_sample_and_defaults_are_checked() {
     };
     assert_eq!(big.init_sample_size(1_000_000), 40_000);
     assert_eq!(big.init_sample_size(5_000), 5_000);
-    assert!(Init::from_name("k-means||").is_ok() && Init::from_name("kmeans").is_err());
+    let p = ParallelInit::default();
+    assert_eq!(
+        Init::from_name("k-means||", p).unwrap(),
+        Init::KMeansParallel(p)
+    );
+    assert!(Init::from_name("kmeans", p).is_err());
 }

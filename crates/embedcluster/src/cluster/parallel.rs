@@ -27,8 +27,8 @@
 //!
 //! # Cost and memory
 //! `2 * rounds + 2` passes when distributed (cost and draw per round, the first row, the
-//! weights); in memory `rounds + 1` passes, keeping each row's nearest distance and
-//! candidate (`n * (s + 4)` bytes). Per block: one `TILE_ROWS x m` tile per thread for a
+//! weights); in memory `rounds + 1` passes, keeping each row's nearest distance, candidate
+//! and value hash (`n * (s + 12)` bytes). Per block: one `TILE_ROWS x m` tile per thread for a
 //! round of `m` candidates. Candidates: about `1 + rounds * l` rows (`(1 + rounds * l) * d *
 //! s` bytes on the driver).
 
@@ -88,6 +88,11 @@ pub fn row_key<T: Real>(row: &[T]) -> u64 {
     })
 }
 
+/// [`row_key`] of every row of `x` (`rows x d`).
+fn row_keys<T: Real>(x: &[T], d: usize) -> Vec<u64> {
+    x.par_chunks(d).map(row_key).collect()
+}
+
 /// The uniform number in `[0, 1)` of a row of key `key` in `round`.
 fn uniform(seed: u64, round: u32, key: u64) -> f64 {
     let h = splitmix(splitmix(seed ^ (u64::from(round) << 48)) ^ key);
@@ -101,14 +106,19 @@ fn first_rank(seed: u64, key: u64) -> u64 {
 }
 
 /// Order of candidates: by hash, then by value (a total order on the rows).
-fn by_rank<T: Real>(a: &(u64, Vec<T>), b: &(u64, Vec<T>)) -> std::cmp::Ordering {
+fn by_rank<T: Real>(a: (u64, &[T]), b: (u64, &[T])) -> std::cmp::Ordering {
     a.0.cmp(&b.0).then_with(|| {
         a.1.iter()
-            .zip(&b.1)
+            .zip(b.1)
             .map(|(x, y)| x.to_f64().total_cmp(&y.to_f64()))
             .find(|o| o.is_ne())
             .unwrap_or(std::cmp::Ordering::Equal)
     })
+}
+
+/// [`by_rank`] of two drawn `(hash, row)` pairs.
+fn by_rank_owned<T: Real>(a: &(u64, Vec<T>), b: &(u64, Vec<T>)) -> std::cmp::Ordering {
+    by_rank((a.0, &a.1), (b.0, &b.1))
 }
 
 /// A block's candidate for the first centre: `(rank, row)` of its row of smallest rank
@@ -118,9 +128,16 @@ fn by_rank<T: Real>(a: &(u64, Vec<T>), b: &(u64, Vec<T>)) -> std::cmp::Ordering 
 /// [`Error::Parameter`] when the shapes disagree.
 pub fn parallel_first<T: Real>(x: &[T], d: usize, seed: u64) -> Result<Option<(u64, Vec<T>)>> {
     check_block(x, d, &[])?;
-    Ok(x.chunks(d)
-        .map(|r| (first_rank(seed, row_key(r)), r.to_vec()))
-        .min_by(by_rank))
+    Ok(first_of(x, d, &row_keys(x, d), seed))
+}
+
+/// The row of smallest rank among rows `x` with keys `keys`.
+fn first_of<T: Real>(x: &[T], d: usize, keys: &[u64], seed: u64) -> Option<(u64, Vec<T>)> {
+    x.chunks(d)
+        .zip(keys)
+        .map(|(r, &k)| (first_rank(seed, k), r))
+        .min_by(|a, b| by_rank(*a, *b))
+        .map(|(rank, r)| (rank, r.to_vec()))
 }
 
 /// Nearest-candidate state of rows: squared distance and index over the groups seen.
@@ -202,9 +219,11 @@ impl<T: Real> Nearest<T> {
             .reduce(Cost::default, |a, b| a + b)
     }
 
+    /// The rows drawn in `round`; `keys` are the rows' [`row_key`]s.
     fn draw(
         &self,
         data: &Data<'_, T>,
+        keys: &[u64],
         l: f64,
         psi: Cost,
         seed: u64,
@@ -220,12 +239,12 @@ impl<T: Real> Nearest<T> {
             .iter()
             .enumerate()
             .filter_map(|(i, v)| {
-                let row = &data.x[i * d..(i + 1) * d];
-                let key = row_key(row);
-                (uniform(seed, round, key) < l * v.to_f64() / psi).then(|| (key, row.to_vec()))
+                let key = keys[i];
+                (uniform(seed, round, key) < l * v.to_f64() / psi)
+                    .then(|| (key, data.x[i * d..(i + 1) * d].to_vec()))
             })
             .collect();
-        out.sort_by(by_rank);
+        out.sort_by(by_rank_owned);
         out
     }
 
@@ -287,7 +306,7 @@ pub fn parallel_draw<T: Real>(
 ) -> Result<Vec<(u64, Vec<T>)>> {
     check_block(x, d, groups)?;
     let data = Data::new(x, d);
-    Ok(nearest_over(&data, groups).draw(&data, l, psi, seed, round))
+    Ok(nearest_over(&data, groups).draw(&data, &row_keys(x, d), l, psi, seed, round))
 }
 
 /// A block's rows nearest to each candidate of `groups` (concatenated; ties: the earlier).
@@ -341,10 +360,12 @@ pub trait ParallelData<T: Real> {
 }
 
 /// Rows in memory: each row's nearest candidate kept between rounds, so a round costs one
-/// pass over the new candidates only (the same values as recomputing, bit for bit).
+/// pass over the new candidates only (the same values as recomputing, bit for bit), and
+/// each row's [`row_key`] hashed once for the first centre and every round's draw.
 pub(crate) struct InMemoryParallel<'a, 'b, T> {
     data: &'b Data<'a, T>,
     near: Nearest<T>,
+    keys: Vec<u64>,
     groups_seen: usize,
 }
 
@@ -353,6 +374,7 @@ impl<'a, 'b, T: Real> InMemoryParallel<'a, 'b, T> {
         InMemoryParallel {
             data,
             near: Nearest::new(data.n),
+            keys: row_keys(data.x, data.d),
             groups_seen: 0,
         }
     }
@@ -373,7 +395,7 @@ impl<T: Real> ParallelData<T> for InMemoryParallel<'_, '_, T> {
         self.data.d
     }
     fn first(&mut self, seed: u64) -> Result<Option<(u64, Vec<T>)>> {
-        parallel_first(self.data.x, self.data.d, seed)
+        Ok(first_of(self.data.x, self.data.d, &self.keys, seed))
     }
     fn cost(&mut self, groups: &[Vec<T>]) -> Result<Cost> {
         self.catch_up(groups);
@@ -388,7 +410,7 @@ impl<T: Real> ParallelData<T> for InMemoryParallel<'_, '_, T> {
         round: u32,
     ) -> Result<Vec<(u64, Vec<T>)>> {
         self.catch_up(groups);
-        Ok(self.near.draw(self.data, l, psi, seed, round))
+        Ok(self.near.draw(self.data, &self.keys, l, psi, seed, round))
     }
     fn weights(&mut self, groups: &[Vec<T>]) -> Result<Vec<u64>> {
         self.catch_up(groups);
@@ -445,7 +467,7 @@ pub fn kmeans_parallel_drive<T: Real>(
             break; // every row sits on a candidate
         }
         let mut drawn = data.draw(&groups, l, psi, seed, round as u32)?;
-        drawn.sort_by(by_rank);
+        drawn.sort_by(by_rank_owned);
         round += 1;
         if drawn.is_empty() {
             continue;

@@ -33,14 +33,14 @@ impl Init {
         }
     }
 
-    /// Parses `k-means++`, `k-means||` (default [`ParallelInit`]) or `random`.
+    /// Parses `k-means++`, `k-means||` (with `parallel`'s parameters) or `random`.
     ///
     /// # Errors
     /// [`Error::Parameter`] for any other name.
-    pub fn from_name(s: &str) -> Result<Self> {
+    pub fn from_name(s: &str, parallel: ParallelInit) -> Result<Self> {
         match s {
             "k-means++" => Ok(Init::KMeansPlusPlus),
-            "k-means||" => Ok(Init::KMeansParallel(ParallelInit::default())),
+            "k-means||" => Ok(Init::KMeansParallel(parallel)),
             "random" => Ok(Init::Random),
             _ => Err(Error::param(
                 "init",

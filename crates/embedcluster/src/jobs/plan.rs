@@ -23,7 +23,7 @@
 //! | `pca_solve` (exact) | `r + g + 7 d^2 8` (covariance, its copy, the eigensolver's matrices) |
 //! | `pca_solve` (sample) | `r + g + N d s + 3 N l s + 3 d l 8` (sample, range basis and its QR factor, the small SVD) |
 //! | `transform` | `r + g + b d s + dec + n D s + d D s` |
-//! | `kmeans` | `r + g + n D s + n (8 + 3 s) + seeding + 16 k D 8`; seeding: screened `m (D s + t s + 4 s + 16)`, one k-means++ `n (t s + s + 8)`, k-means\|\| `n (s + 4) + 2 (1 + rounds l) D s` |
+//! | `kmeans` | `r + g + n D s + n (8 + 3 s) + seeding + 16 k D 8`; seeding: screened `m (D s + t s + 4 s + 16)`, one k-means++ `n (t s + s + 8)`, k-means\|\| `n (s + 12) + 2 (1 + rounds l) D s` |
 //! | `write` | `r + g + 8 n + 8 n (with labels) + writer` |
 //! | `save_model` | `r + g + 8 n + 2 (8 d D + k D s)` |
 //!
@@ -362,8 +362,8 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
             Init::KMeansParallel(p) => {
                 let cands = 1 + (p.rounds as f64 * p.oversampling_factor * k as f64) as u64;
                 (
-                    format!("k-means|| n (s + 4) + {cands} candidates x D s"),
-                    n * (s + 4) + 2 * cands * dim * s,
+                    format!("k-means|| n (s + 12) + {cands} candidates x D s"),
+                    n * (s + 12) + 2 * cands * dim * s,
                 )
             }
             Init::KMeansPlusPlus => (
