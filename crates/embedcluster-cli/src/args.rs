@@ -75,8 +75,11 @@ pub struct EvaluateArgs {
 
 #[derive(clap::Args)]
 pub struct SweepArgs {
-    /// Input file: .parquet, .npy or .csv (numeric columns).
-    pub input: PathBuf,
+    /// Inputs: .parquet files, directories of Parquet part files (Spark/pyarrow datasets,
+    /// key=value partition folders become columns), globs ('data/*.parquet'); several are
+    /// read as one table in the order given. A single .npy or .csv file also works.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
     /// Values of k: START:STOP[:STEP] (STOP included) or K1,K2,...
     #[arg(long)]
     pub n_clusters: String,
@@ -122,8 +125,11 @@ pub struct SweepArgs {
 
 #[derive(clap::Args)]
 pub struct ScaleArgs {
-    /// Input file (.parquet, .npy or .csv).
-    pub input: PathBuf,
+    /// Inputs: .parquet files, directories of Parquet part files (Spark/pyarrow datasets,
+    /// key=value partition folders become columns), globs ('data/*.parquet'); several are
+    /// read as one table in the order given. A single .npy or .csv file also works.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
     /// Output Parquet: the other columns kept, the embedding column standardized (fixed_size_list).
     #[arg(long)]
     pub output: PathBuf,
@@ -177,12 +183,16 @@ pub struct NeighborsArgs {
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
-    /// Input file (.parquet or .npy), with the model's number of features.
-    pub input: PathBuf,
+    /// Inputs: .parquet files, directories of Parquet part files (Spark/pyarrow datasets,
+    /// key=value partition folders become columns), globs ('data/*.parquet'); several are
+    /// read as one table in the order given. A single .npy or .csv file also works.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
     /// Model directory written by `embedcluster run --model DIR`.
     #[arg(long)]
     pub model: PathBuf,
-    /// Output Parquet: the input's other columns plus cluster (int32, -1 = rejected), score, confidence.
+    /// Output Parquet: the input's other columns plus cluster (int32, -1 = rejected), score,
+    /// confidence. A path ending in / writes one part per input part, with the same names.
     #[arg(long)]
     pub output: PathBuf,
     /// Reject rows whose confidence (normalized top-2 margin, 0..1) is below this.
@@ -204,8 +214,11 @@ pub struct PredictArgs {
 
 #[derive(clap::Args)]
 pub struct DriftArgs {
-    /// New rows (.parquet or .npy).
-    pub input: PathBuf,
+    /// Inputs: .parquet files, directories of Parquet part files (Spark/pyarrow datasets,
+    /// key=value partition folders become columns), globs ('data/*.parquet'); several are
+    /// read as one table in the order given. A single .npy or .csv file also works.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
     /// Model directory written by `embedcluster run --model DIR`.
     #[arg(long)]
     pub model: PathBuf,
@@ -222,8 +235,11 @@ pub struct DriftArgs {
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Input file: .parquet (embedding column of list/large_list/fixed_size_list of float32/float64) or .npy (2-D float32/float64).
-    pub input: PathBuf,
+    /// Inputs: .parquet files, directories of Parquet part files (Spark/pyarrow datasets,
+    /// key=value partition folders become columns), globs ('data/*.parquet'); several are
+    /// read as one table in the order given. A single .npy or .csv file also works.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
     /// Number of clusters k.
     #[arg(long)]
     pub n_clusters: usize,
@@ -266,6 +282,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub memory_limit: Option<String>,
     /// Output Parquet: the input's other columns plus `cluster` (int32) and `score` (float32).
+    /// A path ending in / writes one part per input part, with the same names.
     #[arg(long, default_value = "clusters.parquet")]
     pub output: PathBuf,
     /// Do not write the output Parquet.
@@ -299,9 +316,14 @@ pub struct GenerateArgs {
     pub n_clusters: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output file, .parquet (columns id, label, embedding) or .npy (labels in <stem>.labels.txt).
+    /// Output file, .parquet (columns id, label, embedding) or .npy (labels in <stem>.labels.txt);
+    /// a path ending in / (or with --parts) is a directory of Parquet parts.
     #[arg(long)]
     pub output: PathBuf,
+    /// Parts of a directory output (part-00000.parquet, ...; default 16): together, the
+    /// same rows in the same order as the single file, whatever the thread count.
+    #[arg(long)]
+    pub parts: Option<usize>,
     /// Noise scale; default: calibrated so that true-centre assignment has ARI about 0.92.
     #[arg(long)]
     pub noise: Option<f64>,

@@ -82,7 +82,7 @@ pub fn run_pipeline<'py>(
     init_rounds: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut cfg = RunConfig {
-        input: PathBuf::new(),
+        inputs: Vec::new(),
         column: column.to_string(),
         n_clusters,
         reduce: reduce.parse::<Reduce>().map_err(to_py)?,
@@ -118,7 +118,7 @@ pub fn run_pipeline<'py>(
         }
     };
     let o: RunOutput = if let Ok(path) = source.extract::<PathBuf>() {
-        cfg.input = path;
+        cfg.inputs = vec![path];
         compute(py, n_threads, |cancel| {
             run_full(
                 &cfg,
@@ -131,7 +131,7 @@ pub fn run_pipeline<'py>(
         })?
     } else if let Ok(a) = arr(source, "X") {
         in_memory(&cfg)?;
-        cfg.input = PathBuf::from(embedcluster::io::ARRAY_ORIGIN);
+        cfg.inputs = vec![PathBuf::from(embedcluster::io::ARRAY_ORIGIN)];
         cfg.column = "X".into();
         let run = |x: MatrixRef<'_>, d: usize| {
             compute(py, n_threads, |cancel| {
@@ -162,7 +162,7 @@ pub fn run_pipeline<'py>(
         let n = n_samples.ok_or_else(|| value_error("an Arrow source needs n_samples"))?;
         let col = (column != "embedding").then_some(column);
         let (batches, vc) = batches_of(source, col)?;
-        cfg.input = PathBuf::from(embedcluster::io::ARROW_ORIGIN);
+        cfg.inputs = vec![PathBuf::from(embedcluster::io::ARROW_ORIGIN)];
         cfg.column = vc.name().to_string();
         compute(py, n_threads, |cancel| {
             let src = EmbeddingSource::from_batches(Box::new(batches), vc, n)?;

@@ -9,7 +9,7 @@ pub fn run(a: DriftArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let bars = Bars::new();
     let rt = runtime(a.threads, &bars);
-    let r = drift(&a.model, &a.input, &a.column, a.batch_rows, &rt)?;
+    let r = drift(&a.model, &a.inputs, &a.column, a.batch_rows, &rt)?;
     write_json(&a.report, &r)?;
     writeln!(out, "{}", r.verdict)?;
     Ok(())

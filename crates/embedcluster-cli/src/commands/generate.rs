@@ -2,7 +2,7 @@
 
 use crate::args::GenerateArgs;
 use crate::render::{runtime, Bars};
-use embedcluster::jobs::generate::{generate, GenerateParams};
+use embedcluster::jobs::generate::{generate, generate_parts, GenerateParams};
 use embedcluster::runtime::Progress;
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
@@ -18,11 +18,14 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         seed: a.seed,
         noise: a.noise,
     };
-    let sigma = rt.install(|| {
-        generate(params, &a.output, &|rows| {
-            let before = done.swap(rows, std::sync::atomic::Ordering::Relaxed);
-            bars.advance(rows - before);
-        })
+    let progress = |rows: u64| {
+        let before = done.fetch_max(rows, std::sync::atomic::Ordering::Relaxed);
+        bars.advance(rows.saturating_sub(before));
+    };
+    let as_dir = a.parts.is_some() || a.output.as_os_str().to_string_lossy().ends_with('/');
+    let sigma = rt.install(|| match as_dir {
+        true => generate_parts(params, &a.output, a.parts.unwrap_or(16), &progress),
+        false => generate(params, &a.output, &progress),
     })?;
     bars.end();
     eprintln!(

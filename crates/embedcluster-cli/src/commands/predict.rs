@@ -15,7 +15,7 @@ pub fn run(a: PredictArgs) -> anyhow::Result<()> {
     };
     let cfg = PredictConfig {
         model: a.model,
-        input: a.input,
+        inputs: a.inputs,
         column: a.column,
         output: Some(a.output),
         batch_rows: a.batch_rows,

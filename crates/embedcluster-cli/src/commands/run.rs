@@ -12,7 +12,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let bars = Bars::new();
     let rt = runtime(a.threads, &bars);
     let cfg = RunConfig {
-        input: a.input,
+        inputs: a.inputs,
         column: a.column,
         n_clusters: a.n_clusters,
         reduce: a.reduce.parse::<Reduce>()?,

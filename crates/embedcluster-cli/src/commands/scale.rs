@@ -12,7 +12,7 @@ pub fn run(a: ScaleArgs) -> anyhow::Result<()> {
         drop(AtomicFile::create(p)?);
     }
     let r = embedcluster::jobs::scale::scale_file(
-        &a.input,
+        &a.inputs,
         &a.column,
         &a.output,
         a.batch_rows,

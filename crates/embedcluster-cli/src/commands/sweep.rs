@@ -13,7 +13,8 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let bars = Bars::new();
     let rt = runtime(a.threads, &bars);
-    let mut run = RunConfig::new(&a.input, 1);
+    let mut run = RunConfig::new(std::path::PathBuf::new(), 1);
+    run.inputs = a.inputs.clone();
     run.column = a.column;
     run.reduce = a.reduce.parse::<Reduce>()?;
     run.pca_fit = a.pca_fit.parse::<PcaFit>()?;

@@ -16,6 +16,7 @@
 
 mod arrow_column;
 mod csv_source;
+pub mod dataset;
 mod in_memory;
 mod npy;
 mod output;
@@ -25,7 +26,7 @@ pub use arrow_column::VectorColumn;
 pub use in_memory::{BatchSource, MatrixRef, ARRAY_ORIGIN, ARROW_ORIGIN};
 pub use npy::{write_npy_header, NpyHeader};
 pub(crate) use output::RowGroupEncoder;
-pub use output::{AtomicFile, OutputWriter};
+pub use output::{AtomicFile, OutputTarget, OutputWriter, StagedDir};
 
 use crate::dtype::{DType, Real};
 use crate::error::{Error, Result};
@@ -105,7 +106,7 @@ impl std::fmt::Debug for EmbeddingSource<'_> {
 }
 
 enum Inner<'a> {
-    Parquet(parquet_source::ParquetInfo),
+    Parquet(parquet_source::ParquetDataset),
     Npy(npy::NpyFile),
     Csv(csv_source::CsvInfo),
     Matrix(MatrixRef<'a>),
@@ -189,35 +190,72 @@ impl<'a> EmbeddingSource<'a> {
         })
     }
 
-    /// Opens `path`; for Parquet, `column` names the embedding column (ignored for `.npy`).
+    /// Opens `path`: a file (Parquet, `.npy`, CSV), a directory of Parquet part files, or
+    /// a glob (see [`dataset`]); for Parquet, `column` names the embedding column (ignored
+    /// for `.npy`).
     ///
-    /// Reads only metadata (and, for `list` columns, the first row to learn the dimension).
+    /// Reads only metadata (and, for `list` columns, the first row of each part to learn
+    /// the dimension).
     ///
     /// # Errors
     /// [`Error::Io`] if the file cannot be opened, [`Error::Format`] if it is not a valid
     /// Parquet/`.npy` file, [`Error::Column`] if the column is missing or not a list of
-    /// floats, [`Error::Empty`] if it has no rows, [`Error::Null`] if the first row is null.
+    /// floats, [`Error::Empty`] if it has no rows, [`Error::Null`] if the first row is null;
+    /// for a dataset, also the errors of [`EmbeddingSource::open_inputs`].
     pub fn open(path: impl AsRef<Path>, column: &str) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let format = Format::from_path(&path)?;
-        let len = std::fs::metadata(&path)
-            .map_err(|e| Error::io(&path, e))?
-            .len();
-        if len == 0 {
-            return Err(Error::format(&path, "file is empty (0 bytes)"));
-        }
-        match format {
-            Format::Parquet => {
-                let info = parquet_source::ParquetInfo::open(&path, column)?;
-                Ok(EmbeddingSource {
-                    n_samples: info.n_samples,
-                    n_features: info.n_features,
-                    dtype: info.dtype,
-                    column: column.to_string(),
-                    path,
-                    inner: Inner::Parquet(info),
-                })
+        Self::open_inputs(&[path.as_ref().to_path_buf()], column)
+    }
+
+    /// Opens one or more inputs (files, directories, globs) as one table: Parquet parts in
+    /// the order [`dataset::resolve`] gives, row ids counted over all of them. A single
+    /// file given by its path may be of any supported format; a dataset is Parquet only.
+    ///
+    /// Memory: each part's footer (a few KiB) stays open; nothing else until a pass.
+    ///
+    /// # Errors
+    /// Those of [`dataset::resolve`]; [`Error::Format`] naming a part that is not a
+    /// Parquet file; [`Error::Column`] naming the first part whose embedding column differs
+    /// in type or dimension from the first part's; [`Error::Format`] naming a part whose
+    /// other columns differ, or a partition key that is also a column of the files;
+    /// [`Error::Empty`] when no part has rows.
+    pub fn open_inputs(inputs: &[PathBuf], column: &str) -> Result<Self> {
+        let resolved = dataset::resolve(inputs)?;
+        if resolved.single_file {
+            let path = resolved.parts[0].path.clone();
+            let format = Format::from_path(&path)?;
+            let len = std::fs::metadata(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .len();
+            if len == 0 {
+                return Err(Error::format(&path, "file is empty (0 bytes)"));
             }
+            if format != Format::Parquet {
+                return Self::open_file(path, format, column);
+            }
+        } else if let Some(p) = resolved
+            .parts
+            .iter()
+            .find(|p| Format::from_path(&p.path).ok() != Some(Format::Parquet))
+        {
+            return Err(Error::format(
+                &p.path,
+                "a dataset of several files is read from Parquet files only (*.parquet, *.pq)",
+            ));
+        }
+        let set = parquet_source::ParquetDataset::open(&resolved, column)?;
+        Ok(EmbeddingSource {
+            n_samples: set.n_samples,
+            n_features: set.n_features,
+            dtype: set.dtype,
+            column: column.to_string(),
+            path: resolved.display.clone(),
+            inner: Inner::Parquet(set),
+        })
+    }
+
+    fn open_file(path: PathBuf, format: Format, column: &str) -> Result<Self> {
+        match format {
+            Format::Parquet => unreachable!("Parquet files open as datasets"),
             Format::Npy => {
                 let file = npy::NpyFile::open(&path)?;
                 Ok(EmbeddingSource {
@@ -247,9 +285,53 @@ impl<'a> EmbeddingSource<'a> {
         }
     }
 
-    /// Path of the file.
+    /// Path of the file; for a dataset, the input as given (several joined by spaces).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where row `row` (0-based over the whole input) lives: the file and the row within
+    /// it. For a single file, that file and `row`.
+    pub fn locate(&self, row: u64) -> (&Path, u64) {
+        match &self.inner {
+            Inner::Parquet(set) => set.locate(row),
+            _ => (&self.path, row),
+        }
+    }
+
+    /// The input's files with their names relative to the input (a directory's parts: the
+    /// path below it) and their row counts, in row order. A single file is one part; rows
+    /// in memory are one part named after the origin.
+    pub fn parts(&self) -> Vec<SourcePart> {
+        match &self.inner {
+            Inner::Parquet(set) => set
+                .parts
+                .iter()
+                .map(|p| SourcePart {
+                    path: p.info_path().to_path_buf(),
+                    name: p.name.clone(),
+                    n_samples: p.info.n_samples as u64,
+                })
+                .collect(),
+            _ => vec![SourcePart {
+                path: self.path.clone(),
+                name: self
+                    .path
+                    .file_name()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| self.path.clone()),
+                n_samples: self.n_samples as u64,
+            }],
+        }
+    }
+
+    /// Hive partition keys of a dataset (`key=value` folders): the last columns of
+    /// [`other_columns`](Self::other_columns), in this order. Empty otherwise.
+    pub fn partition_keys(&self) -> Vec<String> {
+        match &self.inner {
+            Inner::Parquet(set) => set.partition_keys(),
+            _ => Vec::new(),
+        }
     }
     /// Name of the embedding column (`npy` for `.npy` files).
     pub fn column(&self) -> &str {
@@ -282,7 +364,7 @@ impl<'a> EmbeddingSource<'a> {
     /// planning the writer's memory.
     pub fn other_bytes_per_row(&self) -> u64 {
         match &self.inner {
-            Inner::Parquet(info) => info.other_bytes_per_row,
+            Inner::Parquet(set) => set.other_bytes_per_row,
             _ => 0,
         }
     }
@@ -292,10 +374,17 @@ impl<'a> EmbeddingSource<'a> {
     /// (at most one per row group); 1 (a serial read) otherwise.
     pub fn decoder_threads(&self) -> usize {
         match &self.inner {
-            Inner::Parquet(info) => {
-                parquet_source::decoder_threads(info.row_groups(), info.vector_bytes())
-            }
+            Inner::Parquet(set) => set.decoder_threads(),
             _ => 1,
+        }
+    }
+
+    /// Sets the decoder threads of later passes over Parquet input (at most one per row
+    /// group; 1 is a serial read) instead of the automatic choice: for tests and
+    /// benchmarks. The rows are the same either way. No effect on other formats.
+    pub fn set_decoder_threads(&mut self, threads: usize) {
+        if let Inner::Parquet(set) = &mut self.inner {
+            set.decoders = Some(threads);
         }
     }
 
@@ -305,7 +394,7 @@ impl<'a> EmbeddingSource<'a> {
             return Err(Error::param("batch_rows", 0, "must be at least 1"));
         }
         let inner = match &self.inner {
-            Inner::Parquet(info) => ReaderInner::Parquet(info.reader(batch_rows)?),
+            Inner::Parquet(set) => ReaderInner::Parquet(set.reader(batch_rows)?),
             Inner::Npy(f) => ReaderInner::Npy { file: f, next: 0 },
             Inner::Csv(c) => ReaderInner::Csv(c.blocks()?),
             Inner::Matrix(m) => ReaderInner::Matrix { m: *m, next: 0 },
@@ -331,22 +420,34 @@ impl<'a> EmbeddingSource<'a> {
     /// that keep the column order; `None` for `.npy` and CSV.
     pub fn column_index(&self) -> Option<usize> {
         match &self.inner {
-            Inner::Parquet(info) => Some(info.column_index()),
+            Inner::Parquet(set) => Some(set.column_index()),
             _ => None,
         }
     }
 
     /// Streams the columns other than the embedding column, for the output file (Parquet
-    /// only; `None` for `.npy` or when there are no other columns).
+    /// only; `None` for `.npy` or when there are no other columns); a dataset's partition
+    /// keys come last. A batch never spans two parts.
     pub fn other_columns(&self, batch_rows: usize) -> Result<Option<parquet_source::OtherColumns>> {
         match &self.inner {
-            Inner::Parquet(info) => info.other_columns(batch_rows),
+            Inner::Parquet(set) => set.other_columns(batch_rows),
             _ => Ok(None),
         }
     }
 }
 
 pub use parquet_source::{OtherColumns, PREFETCH_BATCHES};
+
+/// One file of an input: see [`EmbeddingSource::parts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePart {
+    /// Where it is read from.
+    pub path: PathBuf,
+    /// Its name relative to the input (reused by per-part outputs).
+    pub name: PathBuf,
+    /// Its rows.
+    pub n_samples: u64,
+}
 
 enum ReaderInner<'a> {
     Parquet(parquet_source::ParquetBlocks<'a>),

@@ -109,11 +109,204 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Where an output goes: one Parquet file, or a directory with one part per input part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputTarget {
+    /// One file, written atomically.
+    File(PathBuf),
+    /// A directory: part `name` holds the rows of the input part of that name (its path
+    /// below the input directory: `key=value` folders are kept), `rows` of them, in input
+    /// order. The parts appear together, only on success.
+    Parts {
+        dir: PathBuf,
+        parts: Vec<(PathBuf, u64)>,
+    },
+}
+
+impl OutputTarget {
+    /// A path ending in `/` (or an existing directory) is a directory of parts named as
+    /// the input's ([`EmbeddingSource::parts`]; a `.npy`/CSV input's part is named after it
+    /// with a `.parquet` extension); anything else is one file.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] when two input parts have the same name (several inputs with
+    /// the same file names): write one file instead.
+    pub fn for_source(path: &Path, source: &crate::io::EmbeddingSource) -> Result<Self> {
+        let as_dir = path.as_os_str().to_string_lossy().ends_with('/') || path.is_dir();
+        if !as_dir {
+            return Ok(OutputTarget::File(path.to_path_buf()));
+        }
+        let mut parts: Vec<(PathBuf, u64)> = Vec::new();
+        for p in source.parts() {
+            let mut name = p.name.clone();
+            let is_parquet = matches!(
+                name.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+                Some("parquet") | Some("pq")
+            );
+            if !is_parquet {
+                name.set_extension("parquet");
+            }
+            if parts.iter().any(|(n, _)| *n == name) {
+                return Err(Error::param_msg(
+                    "output",
+                    format!(
+                        "two input parts are named {}: a directory output needs distinct part names (write one file instead)",
+                        name.display()
+                    ),
+                ));
+            }
+            parts.push((name, p.n_samples));
+        }
+        Ok(OutputTarget::Parts {
+            dir: path.to_path_buf(),
+            parts,
+        })
+    }
+
+    /// Fails now, before any work, when the output cannot be written.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            OutputTarget::File(p) => AtomicFile::create(p).map(drop),
+            OutputTarget::Parts { dir, .. } => StagedDir::create(dir).map(drop),
+        }
+    }
+
+    /// Its name in reports.
+    pub fn path(&self) -> &Path {
+        match self {
+            OutputTarget::File(p) => p,
+            OutputTarget::Parts { dir, .. } => dir,
+        }
+    }
+}
+
+/// A directory output staged under a temporary name: parts are written below it and
+/// moved into place by [`StagedDir::commit`] (one rename when the directory is new);
+/// dropping it uncommitted removes everything it wrote.
+#[derive(Debug)]
+pub struct StagedDir {
+    target: PathBuf,
+    staging: PathBuf,
+    existed: bool,
+}
+
+impl StagedDir {
+    /// Creates the staging directory: beside `target` when it does not exist yet, inside
+    /// it when it does.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `target` when its parent is missing or not writable.
+    pub fn create(target: &Path) -> Result<Self> {
+        let target = PathBuf::from(target.as_os_str().to_string_lossy().trim_end_matches('/'));
+        let target = if target.as_os_str().is_empty() { PathBuf::from("/") } else { target };
+        let existed = target.is_dir();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let staging = if existed {
+            target.join(format!(".embedcluster-tmp-{}-{n}", std::process::id()))
+        } else {
+            let name = target
+                .file_name()
+                .ok_or_else(|| Error::param("output", target.display(), "is not a directory path"))?
+                .to_string_lossy()
+                .into_owned();
+            let parent = match target.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            if !parent.is_dir() {
+                return Err(Error::io(
+                    &target,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("directory {} does not exist", parent.display()),
+                    ),
+                ));
+            }
+            parent.join(format!(".{name}.tmp-{}-{n}", std::process::id()))
+        };
+        std::fs::create_dir(&staging).map_err(|e| Error::io(&target, e))?;
+        Ok(StagedDir {
+            target,
+            staging,
+            existed,
+        })
+    }
+
+    /// Creates the file `name` (a relative path) in the staging directory.
+    pub fn create_file(&self, name: &Path) -> Result<File> {
+        let path = self.staging.join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(self.target.join(name), e))?;
+        }
+        File::create(&path).map_err(|e| Error::io(self.target.join(name), e))
+    }
+
+    /// Where `name` will be once committed.
+    pub fn target_of(&self, name: &Path) -> PathBuf {
+        self.target.join(name)
+    }
+
+    /// Moves the parts `names` into place (files already fsynced by their writers).
+    pub fn commit(mut self, names: &[PathBuf]) -> Result<()> {
+        let staging = std::mem::take(&mut self.staging);
+        if !self.existed {
+            std::fs::rename(&staging, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        } else {
+            for name in names {
+                let to = self.target.join(name);
+                if let Some(dir) = to.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::io(&to, e))?;
+                }
+                std::fs::rename(staging.join(name), &to).map_err(|e| Error::io(&to, e))?;
+            }
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        if let Ok(d) = File::open(&self.target) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        if !self.staging.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+fn output_props() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(65536))
+        .build()
+}
+
+enum Sink {
+    File {
+        atomic: AtomicFile,
+        writer: ArrowWriter<File>,
+    },
+    Parts {
+        staged: StagedDir,
+        parts: Vec<(PathBuf, u64)>,
+        /// Indices of the full schema's columns written into parts (partition keys dropped:
+        /// the folder names hold them).
+        keep: Vec<usize>,
+        part_schema: SchemaRef,
+        /// The part being written and the rows it still needs.
+        current: usize,
+        left: u64,
+        writer: Option<ArrowWriter<File>>,
+    },
+}
+
 /// Writes the clustering output Parquet: the input's other columns, then `cluster`
-/// (int32) and `score` (float32), block by block, atomically.
+/// (int32) and `score` (float32), block by block, atomically; into one file or, for an
+/// [`OutputTarget::Parts`], one file per input part.
 pub struct OutputWriter {
-    atomic: AtomicFile,
-    writer: ArrowWriter<File>,
+    sink: Sink,
     schema: SchemaRef,
 }
 
@@ -128,6 +321,27 @@ impl OutputWriter {
         path: impl AsRef<Path>,
         others: Option<SchemaRef>,
         confidence: bool,
+    ) -> Result<Self> {
+        Self::to_target(
+            &OutputTarget::File(path.as_ref().to_path_buf()),
+            others,
+            confidence,
+            &[],
+        )
+    }
+
+    /// An output to `target`; in a directory of parts the `partition_keys` columns of
+    /// `others` are left out of the files (their folders keep them, as Spark and pyarrow
+    /// write partitioned datasets).
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] when the input already has a `cluster`, `score` or
+    /// `confidence` column; [`Error::Io`] when the output cannot be created.
+    pub fn to_target(
+        target: &OutputTarget,
+        others: Option<SchemaRef>,
+        confidence: bool,
+        partition_keys: &[String],
     ) -> Result<Self> {
         let mut fields: Vec<Arc<Field>> = others
             .map(|s| s.fields().iter().cloned().collect())
@@ -146,18 +360,31 @@ impl OutputWriter {
             fields.push(Arc::new(Field::new("confidence", DataType::Float32, false)));
         }
         let schema = Arc::new(Schema::new(fields));
-        let atomic = AtomicFile::create(path)?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(65536))
-            .build();
-        let writer = ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(props))
-            .map_err(|e| Error::write(atomic.target(), e))?;
-        Ok(OutputWriter {
-            atomic,
-            writer,
-            schema,
-        })
+        let sink = match target {
+            OutputTarget::File(path) => {
+                let atomic = AtomicFile::create(path)?;
+                let writer =
+                    ArrowWriter::try_new(atomic.try_clone()?, schema.clone(), Some(output_props()))
+                        .map_err(|e| Error::write(atomic.target(), e))?;
+                Sink::File { atomic, writer }
+            }
+            OutputTarget::Parts { dir, parts } => {
+                let keep: Vec<usize> = (0..schema.fields().len())
+                    .filter(|&i| !partition_keys.contains(schema.field(i).name()))
+                    .collect();
+                let part_schema = Arc::new(schema.project(&keep).map_err(|e| Error::write(dir, e))?);
+                Sink::Parts {
+                    staged: StagedDir::create(dir)?,
+                    parts: parts.clone(),
+                    keep,
+                    part_schema,
+                    current: 0,
+                    left: parts.first().map_or(0, |p| p.1),
+                    writer: None,
+                }
+            }
+        };
+        Ok(OutputWriter { sink, schema })
     }
 
     /// Appends rows: `others` (same row count) plus the cluster and score columns.
@@ -192,21 +419,134 @@ impl OutputWriter {
             columns.push(Arc::new(Float32Array::from(c.to_vec())));
         }
         debug_assert!(columns.iter().all(|c| c.len() == cluster.len()));
+        let name = self.target().to_path_buf();
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|e| Error::write(self.atomic.target(), e))?;
-        self.writer
-            .write(&batch)
-            .map_err(|e| Error::write(self.atomic.target(), e))
+            .map_err(|e| Error::write(&name, e))?;
+        match &mut self.sink {
+            Sink::File { atomic, writer } => writer
+                .write(&batch)
+                .map_err(|e| Error::write(atomic.target(), e)),
+            Sink::Parts { .. } => self.write_parts(&batch),
+        }
     }
 
-    /// Finishes the Parquet footer, fsyncs and renames into place.
-    pub fn finish(self) -> Result<()> {
-        let OutputWriter { atomic, writer, .. } = self;
-        writer
-            .close()
-            .map_err(|e| Error::write(atomic.target(), e))?;
-        atomic.commit()
+    fn write_parts(&mut self, batch: &RecordBatch) -> Result<()> {
+        let Sink::Parts {
+            staged,
+            parts,
+            keep,
+            part_schema,
+            current,
+            left,
+            writer,
+        } = &mut self.sink
+        else {
+            unreachable!("parts sink")
+        };
+        let mut at = 0;
+        while at < batch.num_rows() {
+            while *left == 0 {
+                // the current part is complete (or empty): close it, go to the next
+                close_part(staged, parts, part_schema, *current, writer)?;
+                *current += 1;
+                match parts.get(*current) {
+                    Some(p) => *left = p.1,
+                    None => {
+                        return Err(Error::io(
+                            &staged.target,
+                            std::io::Error::other("more rows than the input parts hold"),
+                        ))
+                    }
+                }
+            }
+            let take = (*left).min((batch.num_rows() - at) as u64) as usize;
+            let name = &parts[*current].0;
+            if writer.is_none() {
+                let file = staged.create_file(name)?;
+                *writer = Some(
+                    ArrowWriter::try_new(file, part_schema.clone(), Some(output_props()))
+                        .map_err(|e| Error::write(staged.target_of(name), e))?,
+                );
+            }
+            let slice = batch
+                .slice(at, take)
+                .project(keep)
+                .map_err(|e| Error::write(staged.target_of(name), e))?;
+            writer
+                .as_mut()
+                .expect("opened")
+                .write(&slice)
+                .map_err(|e| Error::write(staged.target_of(name), e))?;
+            at += take;
+            *left -= take as u64;
+        }
+        Ok(())
     }
+
+    fn target(&self) -> &Path {
+        match &self.sink {
+            Sink::File { atomic, .. } => atomic.target(),
+            Sink::Parts { staged, .. } => &staged.target,
+        }
+    }
+
+    /// Finishes the Parquet footer(s), fsyncs and renames into place.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a directory output got fewer rows than its parts hold.
+    pub fn finish(self) -> Result<()> {
+        match self.sink {
+            Sink::File { atomic, writer } => {
+                writer
+                    .close()
+                    .map_err(|e| Error::write(atomic.target(), e))?;
+                atomic.commit()
+            }
+            Sink::Parts {
+                staged,
+                parts,
+                part_schema,
+                mut current,
+                left,
+                mut writer,
+                ..
+            } => {
+                if left > 0 || parts.iter().skip(current + 1).any(|p| p.1 > 0) {
+                    return Err(Error::io(
+                        &staged.target,
+                        std::io::Error::other("fewer rows were written than the input parts hold"),
+                    ));
+                }
+                while current < parts.len() {
+                    close_part(&staged, &parts, &part_schema, current, &mut writer)?;
+                    current += 1;
+                }
+                let names: Vec<PathBuf> = parts.iter().map(|p| p.0.clone()).collect();
+                staged.commit(&names)
+            }
+        }
+    }
+}
+
+/// Finishes part `i` (creating it when it got no rows), fsynced.
+fn close_part(
+    staged: &StagedDir,
+    parts: &[(PathBuf, u64)],
+    schema: &SchemaRef,
+    i: usize,
+    writer: &mut Option<ArrowWriter<File>>,
+) -> Result<()> {
+    let name = &parts[i].0;
+    let w = match writer.take() {
+        Some(w) => w,
+        None => ArrowWriter::try_new(staged.create_file(name)?, schema.clone(), Some(output_props()))
+            .map_err(|e| Error::write(staged.target_of(name), e))?,
+    };
+    let file = w
+        .into_inner()
+        .map_err(|e| Error::write(staged.target_of(name), e))?;
+    file.sync_all()
+        .map_err(|e| Error::io(staged.target_of(name), e))
 }
 
 /// A Parquet writer that encodes and compresses row groups on `W` threads and writes them

@@ -1,11 +1,12 @@
-//! Parquet embedding columns, streamed in row blocks with arrow-rs.
+//! Parquet embedding columns of a file or a dataset of part files, streamed in row blocks
+//! with arrow-rs.
 
 use super::arrow_column::VectorColumn;
 use super::ARROW_BATCH_ROWS;
 use crate::dtype::{DType, Real};
 use crate::error::{Error, Result};
-use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader};
-use arrow_schema::SchemaRef;
+use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
@@ -13,29 +14,54 @@ use parquet::arrow::ProjectionMask;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// What we learned about the file when opening it.
+/// What we learned about one Parquet file when opening it.
 #[derive(Debug)]
 pub(crate) struct ParquetInfo {
     path: PathBuf,
     column_index: usize,
     vectors: VectorColumn,
     schema: SchemaRef,
+    /// The footer, read once: later readers of the file start from it.
+    meta: ArrowReaderMetadata,
     pub(crate) n_samples: usize,
+    /// 0 for a file with no rows and a `list` column (nothing to learn it from).
     pub(crate) n_features: usize,
     pub(crate) dtype: DType,
-    /// Uncompressed bytes per row of the other columns (from the row-group metadata).
-    pub(crate) other_bytes_per_row: u64,
+    /// Uncompressed bytes of the other columns (from the row-group metadata).
+    other_bytes: u64,
     row_groups: usize,
 }
 
-fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+fn open_file(path: &Path) -> Result<(File, ArrowReaderMetadata)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = guard(path, || {
+        ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| Error::format(path, e))
+    })?;
+    Ok((file, meta))
+}
+
+/// A reader of column `column` alone, `batch_size` rows per batch, over one row group or all.
+fn column_reader(
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    path: &Path,
+    column: usize,
+    batch_size: usize,
+    group: Option<usize>,
+) -> Result<ParquetRecordBatchReader> {
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
     guard(path, || {
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(path, e))
+        let builder = builder.with_projection(mask).with_batch_size(batch_size);
+        let builder = match group {
+            Some(g) => builder.with_row_groups(vec![g]),
+            None => builder,
+        };
+        builder.build().map_err(|e| Error::format(path, e))
     })
 }
+
 
 /// Runs a call into the Parquet decoder, turning a panic inside it (the parquet crate
 /// asserts on some malformed files instead of returning an error; our fuzzing found
@@ -58,29 +84,13 @@ pub(crate) fn guard<R>(path: &Path, f: impl FnOnce() -> Result<R>) -> Result<R> 
     }
 }
 
-/// A reader of column `column` alone, `batch_size` rows per batch, over one row group or all.
-fn column_reader(
-    builder: ParquetRecordBatchReaderBuilder<File>,
-    path: &Path,
-    column: usize,
-    batch_size: usize,
-    group: Option<usize>,
-) -> Result<ParquetRecordBatchReader> {
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
-    guard(path, || {
-        let builder = builder.with_projection(mask).with_batch_size(batch_size);
-        let builder = match group {
-            Some(g) => builder.with_row_groups(vec![g]),
-            None => builder,
-        };
-        builder.build().map_err(|e| Error::format(path, e))
-    })
-}
-
 impl ParquetInfo {
-    pub(crate) fn open(path: &Path, column: &str) -> Result<Self> {
-        let builder = open_builder(path)?;
-        let schema = builder.schema().clone();
+    /// Opens one file: its footer, the embedding column's type and (for `list` columns)
+    /// the dimension from the first row. A file with no rows is an error unless
+    /// `allow_empty` (a part of a dataset: Spark writes empty parts).
+    pub(crate) fn open(path: &Path, column: &str, allow_empty: bool) -> Result<Self> {
+        let (_, meta) = open_file(path)?;
+        let schema = meta.schema().clone();
         let column_index = schema.index_of(column).map_err(|_| {
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             Error::column(
@@ -91,9 +101,9 @@ impl ParquetInfo {
         })?;
         let vectors = VectorColumn::new(schema.field(column_index).data_type(), path, column)?;
         let dtype = vectors.dtype;
-        let n_samples = builder.metadata().file_metadata().num_rows().max(0) as usize;
-        let row_groups = builder.metadata().num_row_groups();
-        let other_bytes: i64 = builder
+        let n_samples = meta.metadata().file_metadata().num_rows().max(0) as usize;
+        let row_groups = meta.metadata().num_row_groups();
+        let other_bytes: i64 = meta
             .metadata()
             .row_groups()
             .iter()
@@ -101,8 +111,7 @@ impl ParquetInfo {
             .filter(|c| c.column_path().parts().first().map(String::as_str) != Some(column))
             .map(|c| c.uncompressed_size().max(0))
             .sum();
-        let other_bytes_per_row = other_bytes as u64 / n_samples.max(1) as u64;
-        if n_samples == 0 {
+        if n_samples == 0 && !allow_empty {
             return Err(Error::Empty {
                 path: path.to_path_buf(),
             });
@@ -112,17 +121,19 @@ impl ParquetInfo {
             column_index,
             vectors,
             schema,
+            meta,
             n_samples,
             n_features: 0,
             dtype,
-            other_bytes_per_row,
+            other_bytes: other_bytes as u64,
             row_groups,
         };
         // The dimension of a variable-length list column is that of its first row.
         let first = match info.vectors.n_features {
             Some(_) => None,
+            None if n_samples == 0 => None,
             None => {
-                let mut reader = info.arrow_reader(1)?;
+                let mut reader = info.arrow_reader(1, None)?;
                 let batch = guard(path, || Ok(reader.next()))?
                     .ok_or_else(|| Error::Empty {
                         path: path.to_path_buf(),
@@ -131,46 +142,205 @@ impl ParquetInfo {
                 Some(batch.column(0).clone())
             }
         };
-        info.n_features = match first {
-            Some(col) => info.vectors.learn_dimension(&col)?,
-            None => info.vectors.n_features.expect("fixed size"),
+        info.n_features = match (first, info.vectors.n_features) {
+            (Some(col), _) => info.vectors.learn_dimension(&col)?,
+            (None, Some(d)) => d,
+            (None, None) => 0,
         };
         Ok(info)
     }
 
-    fn arrow_reader(&self, batch_size: usize) -> Result<ParquetRecordBatchReader> {
-        let builder = open_builder(&self.path)?;
-        column_reader(builder, &self.path, self.column_index, batch_size, None)
+    /// A reader of the embedding column alone, over one row group or all.
+    fn arrow_reader(&self, batch_size: usize, group: Option<usize>) -> Result<ParquetRecordBatchReader> {
+        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone());
+        column_reader(builder, &self.path, self.column_index, batch_size, group)
     }
 
-    pub(crate) fn reader(&self, batch_rows: usize) -> Result<ParquetBlocks<'_>> {
-        let batch_size = batch_rows.min(self.arrow_rows());
-        let workers = decoder_threads(self.row_groups, self.vector_bytes());
-        let reader = if workers > 1 {
-            let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-            let meta = guard(&self.path, || {
-                ArrowReaderMetadata::load(&file, Default::default())
-                    .map_err(|e| Error::format(&self.path, e))
-            })?;
-            Decoder::Parallel(Prefetch::start(self, meta, batch_size, workers))
-        } else {
-            Decoder::Serial(self.arrow_reader(batch_size)?)
+    /// The embedding column's type without field names (`list<float>` whatever the
+    /// writer called the item), to compare the parts of a dataset.
+    fn vector_type(&self) -> String {
+        match self.schema.field(self.column_index).data_type() {
+            DataType::List(f) => format!("list<{}>", f.data_type()),
+            DataType::LargeList(f) => format!("large_list<{}>", f.data_type()),
+            DataType::FixedSizeList(f, n) => format!("fixed_size_list<{}>[{n}]", f.data_type()),
+            other => other.to_string(),
+        }
+    }
+
+    /// The other columns' `(name, type)`, in order.
+    fn other_fields(&self) -> Vec<(String, DataType)> {
+        self.schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.column_index)
+            .map(|(_, f)| (f.name().clone(), f.data_type().clone()))
+            .collect()
+    }
+}
+
+/// One file of a [`ParquetDataset`].
+#[derive(Debug)]
+pub(crate) struct Part {
+    pub(crate) info: ParquetInfo,
+    /// Global row id of its first row.
+    pub(crate) start_row: u64,
+    /// Its name relative to the input (for per-part outputs).
+    pub(crate) name: PathBuf,
+    /// Its Hive partition values, one per key.
+    values: Vec<Option<String>>,
+}
+
+impl Part {
+    pub(crate) fn info_path(&self) -> &Path {
+        &self.info.path
+    }
+}
+
+/// A table of one or more Parquet files with the same embedding column (type and
+/// dimension) and the same other columns, read in order; a single file is a dataset of
+/// one part. Hive partition keys become columns after the files' own.
+#[derive(Debug)]
+pub(crate) struct ParquetDataset {
+    root: PathBuf,
+    pub(crate) parts: Vec<Part>,
+    keys: Vec<(String, DataType)>,
+    pub(crate) n_samples: usize,
+    pub(crate) n_features: usize,
+    pub(crate) dtype: DType,
+    /// Uncompressed bytes per row of the other columns (from the row-group metadata).
+    pub(crate) other_bytes_per_row: u64,
+    /// Decoder threads chosen by the caller instead of [`decoder_threads`].
+    pub(crate) decoders: Option<usize>,
+}
+
+/// The Arrow type of a partition key: `int32` when every value is one (pyarrow's and
+/// Spark's inference), else `int64` when every value is one, else `string`.
+fn key_type(values: impl Iterator<Item = Option<String>> + Clone) -> DataType {
+    let all = |ok: &dyn Fn(&str) -> bool| values.clone().flatten().all(|v| ok(&v));
+    if values.clone().flatten().next().is_none() {
+        return DataType::Utf8;
+    }
+    if all(&|v| v.parse::<i32>().is_ok()) {
+        DataType::Int32
+    } else if all(&|v| v.parse::<i64>().is_ok()) {
+        DataType::Int64
+    } else {
+        DataType::Utf8
+    }
+}
+
+impl ParquetDataset {
+    /// Opens every part's footer and checks that the parts agree.
+    ///
+    /// # Errors
+    /// Those of [`ParquetInfo::open`] for each part; [`Error::Column`] naming the first
+    /// part whose embedding column differs in type or dimension from the first part's;
+    /// [`Error::Format`] naming a part whose other columns differ, or when a partition key
+    /// is also a column of the files; [`Error::Empty`] when no part has rows.
+    pub(crate) fn open(resolved: &super::dataset::Resolved, column: &str) -> Result<Self> {
+        let single = resolved.parts.len() == 1 && resolved.keys.is_empty();
+        let mut parts: Vec<Part> = Vec::with_capacity(resolved.parts.len());
+        let mut start = 0u64;
+        for pf in &resolved.parts {
+            let info = ParquetInfo::open(&pf.path, column, !single)?;
+            if let Some(first) = parts.first() {
+                check_same(&first.info, &info, column)?;
+            }
+            let n = info.n_samples as u64;
+            parts.push(Part {
+                info,
+                start_row: start,
+                name: pf.name.clone(),
+                values: pf.partition.clone(),
+            });
+            start += n;
+        }
+        // a list column's dimension comes from the first part with rows
+        let with_rows = parts.iter().find(|p| p.info.n_samples > 0);
+        let Some(with_rows) = with_rows else {
+            return Err(Error::Empty {
+                path: resolved.display.clone(),
+            });
         };
-        Ok(ParquetBlocks {
-            info: self,
-            reader,
-            pending: None,
+        let d = with_rows.info.n_features;
+        for p in &parts {
+            if p.info.n_samples > 0 && p.info.n_features != d {
+                return Err(Error::column(
+                    &p.info.path,
+                    column,
+                    format!(
+                        "vectors have {} features but {} has {d}: every part must have the same dimension",
+                        p.info.n_features,
+                        with_rows.info.path.display()
+                    ),
+                ));
+            }
+        }
+        for p in &mut parts {
+            if p.info.n_features == 0 {
+                p.info.n_features = d;
+                p.info.vectors.n_features = Some(d);
+            }
+        }
+        let first = &parts[0].info;
+        let mut keys = Vec::new();
+        for (i, k) in resolved.keys.iter().enumerate() {
+            if first.schema.index_of(k).is_ok() {
+                return Err(Error::format(
+                    &first.path,
+                    format!("partition key `{k}` (from the folder names) is also a column of the files"),
+                ));
+            }
+            let t = key_type(parts.iter().map(move |p| p.values[i].clone()));
+            keys.push((k.clone(), t));
+        }
+        let n_samples = start as usize;
+        let other: u64 = parts.iter().map(|p| p.info.other_bytes).sum();
+        Ok(ParquetDataset {
+            root: resolved.display.clone(),
+            n_features: d,
+            dtype: first.dtype,
+            other_bytes_per_row: other / n_samples.max(1) as u64,
+            n_samples,
+            keys,
+            parts,
+            decoders: None,
         })
     }
 
-    /// Row groups in the file.
-    pub(crate) fn row_groups(&self) -> usize {
-        self.row_groups
+    /// Where global row `row` lives: the part's path and the row within it.
+    pub(crate) fn locate(&self, row: u64) -> (&Path, u64) {
+        let i = self.parts.partition_point(|p| p.start_row <= row).saturating_sub(1);
+        // parts with no rows share their start with the next part
+        let i = (i..self.parts.len())
+            .find(|&j| row < self.parts[j].start_row + self.parts[j].info.n_samples as u64)
+            .unwrap_or(i);
+        let p = &self.parts[i];
+        (&p.info.path, row - p.start_row)
+    }
+
+    /// The Hive partition keys (columns added after the files' own).
+    pub(crate) fn partition_keys(&self) -> Vec<String> {
+        self.keys.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    fn row_groups(&self) -> usize {
+        self.parts.iter().map(|p| p.info.row_groups).sum()
     }
 
     /// Bytes of the decoded vectors, `n_samples x n_features x` the dtype's size.
     pub(crate) fn vector_bytes(&self) -> u64 {
         (self.n_samples * self.n_features * self.dtype.size()) as u64
+    }
+
+    /// Threads that decode ahead in a pass (see [`decoder_threads`]).
+    pub(crate) fn decoder_threads(&self) -> usize {
+        match self.decoders {
+            Some(w) => w.clamp(1, self.row_groups().max(1)),
+            None => decoder_threads(self.row_groups(), self.vector_bytes()),
+        }
     }
 
     /// Rows per decoded Arrow batch of the embedding column.
@@ -179,38 +349,123 @@ impl ParquetInfo {
     }
 
     pub(crate) fn column_index(&self) -> usize {
-        self.column_index
+        self.parts[0].info.column_index
     }
 
+    pub(crate) fn reader(&self, batch_rows: usize) -> Result<ParquetBlocks<'_>> {
+        let batch_size = batch_rows.min(self.arrow_rows());
+        let workers = self.decoder_threads();
+        let decoder = if workers > 1 {
+            Decoder::Parallel(Prefetch::start(self, batch_size, workers))
+        } else {
+            Decoder::Serial {
+                next_part: 0,
+                reader: None,
+                batch_size,
+            }
+        };
+        Ok(ParquetBlocks {
+            set: self,
+            decoder,
+            part: 0,
+            part_rows: 0,
+            pending: None,
+        })
+    }
+
+    /// The columns other than the embedding column, then the partition keys.
     pub(crate) fn other_columns(&self, batch_rows: usize) -> Result<Option<OtherColumns>> {
-        let others: Vec<usize> = (0..self.schema.fields().len())
-            .filter(|&i| i != self.column_index)
-            .collect();
-        if others.is_empty() {
+        let first = &self.parts[0].info;
+        let n_others = first.schema.fields().len() - 1;
+        if n_others == 0 && self.keys.is_empty() {
             return Ok(None);
         }
-        let builder = open_builder(&self.path)?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), others);
-        let reader = guard(&self.path, || {
-            builder
-                .with_projection(mask)
-                .with_batch_size(batch_rows.clamp(1, ARROW_BATCH_ROWS))
-                .build()
-                .map_err(|e| Error::format(&self.path, e))
-        })?;
+        let mut fields: Vec<Arc<Field>> = first
+            .schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != first.column_index)
+            .map(|(_, f)| f.clone())
+            .collect();
+        for (k, t) in &self.keys {
+            fields.push(Arc::new(Field::new(k, t.clone(), true)));
+        }
         Ok(Some(OtherColumns {
-            schema: reader.schema(),
-            reader,
-            path: self.path.clone(),
+            schema: Arc::new(Schema::new(fields)),
+            parts: self
+                .parts
+                .iter()
+                .filter(|p| p.info.n_samples > 0)
+                .map(|p| OtherPart {
+                    path: p.info.path.clone(),
+                    meta: p.info.meta.clone(),
+                    column_index: p.info.column_index,
+                    n_columns: p.info.schema.fields().len(),
+                    values: p.values.clone(),
+                })
+                .collect(),
+            keys: self.keys.clone(),
+            batch_rows: batch_rows.clamp(1, ARROW_BATCH_ROWS),
+            next_part: 0,
+            current: None,
         }))
     }
 }
 
-/// The non-embedding columns of a Parquet file, batch by batch.
+/// An error unless `b` has the same embedding column type and other columns as `a`.
+fn check_same(a: &ParquetInfo, b: &ParquetInfo, column: &str) -> Result<()> {
+    if a.vector_type() != b.vector_type() {
+        return Err(Error::column(
+            &b.path,
+            column,
+            format!(
+                "type {} differs from {}'s {}: every part must have the same type",
+                b.vector_type(),
+                a.path.display(),
+                a.vector_type()
+            ),
+        ));
+    }
+    if a.column_index != b.column_index || a.other_fields() != b.other_fields() {
+        let show = |i: &ParquetInfo| {
+            i.schema
+                .fields()
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(Error::format(
+            &b.path,
+            format!(
+                "its columns ({}) differ from those of {} ({}): every part must have the same schema",
+                show(b),
+                a.path.display(),
+                show(a)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+struct OtherPart {
+    path: PathBuf,
+    meta: ArrowReaderMetadata,
+    column_index: usize,
+    n_columns: usize,
+    values: Vec<Option<String>>,
+}
+
+/// The non-embedding columns of a Parquet file or dataset, batch by batch (a batch never
+/// spans two parts), with the dataset's partition keys as the last columns.
 pub struct OtherColumns {
     schema: SchemaRef,
-    reader: ParquetRecordBatchReader,
-    path: PathBuf,
+    parts: Vec<OtherPart>,
+    keys: Vec<(String, DataType)>,
+    batch_rows: usize,
+    next_part: usize,
+    current: Option<(usize, ParquetRecordBatchReader)>,
 }
 
 impl OtherColumns {
@@ -218,46 +473,130 @@ impl OtherColumns {
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
+
+    fn open_next(&mut self) -> Result<bool> {
+        let Some(p) = self.parts.get(self.next_part) else {
+            return Ok(false);
+        };
+        let others: Vec<usize> = (0..p.n_columns).filter(|&i| i != p.column_index).collect();
+        let file = File::open(&p.path).map_err(|e| Error::io(&p.path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, p.meta.clone());
+        let mask = ProjectionMask::roots(builder.parquet_schema(), others);
+        let reader = guard(&p.path, || {
+            builder
+                .with_projection(mask)
+                .with_batch_size(self.batch_rows)
+                .build()
+                .map_err(|e| Error::format(&p.path, e))
+        })?;
+        self.current = Some((self.next_part, reader));
+        self.next_part += 1;
+        Ok(true)
+    }
+
+    fn with_keys(&self, part: usize, batch: RecordBatch) -> Result<RecordBatch> {
+        if self.keys.is_empty() {
+            return Ok(batch);
+        }
+        let p = &self.parts[part];
+        let n = batch.num_rows();
+        let mut cols = batch.columns().to_vec();
+        for ((_, t), v) in self.keys.iter().zip(&p.values) {
+            let col: ArrayRef = match (t, v) {
+                (DataType::Int32, Some(v)) => {
+                    Arc::new(Int32Array::from(vec![v.parse::<i32>().expect("typed"); n]))
+                }
+                (DataType::Int64, Some(v)) => {
+                    Arc::new(Int64Array::from(vec![v.parse::<i64>().expect("typed"); n]))
+                }
+                (_, Some(v)) => Arc::new(StringArray::from(vec![v.as_str(); n])),
+                (t, None) => arrow_array::new_null_array(t, n),
+            };
+            cols.push(col);
+        }
+        RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::format(&p.path, e))
+    }
 }
 
 impl Iterator for OtherColumns {
     type Item = Result<RecordBatch>;
     fn next(&mut self) -> Option<Self::Item> {
-        let path = self.path.clone();
-        match guard(&path, || Ok(self.reader.next())) {
-            Ok(next) => next.map(|r| r.map_err(|e| Error::format(&path, e))),
-            Err(e) => Some(Err(e)),
+        loop {
+            if self.current.is_none() {
+                match self.open_next() {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            let (part, reader) = self.current.as_mut().expect("opened");
+            let part = *part;
+            let path = self.parts[part].path.clone();
+            match guard(&path, || Ok(reader.next())) {
+                Ok(Some(Ok(batch))) => return Some(self.with_keys(part, batch)),
+                Ok(Some(Err(e))) => return Some(Err(Error::format(&path, e))),
+                Ok(None) => self.current = None,
+                Err(e) => return Some(Err(e)),
+            }
         }
     }
 }
 
-/// One pass over the embedding column.
+/// One pass over the embedding column of a dataset.
 pub(crate) struct ParquetBlocks<'a> {
-    info: &'a ParquetInfo,
-    reader: Decoder,
-    /// A decoded column not yet fully consumed, and the next row in it.
-    pending: Option<(ArrayRef, usize)>,
+    set: &'a ParquetDataset,
+    decoder: Decoder,
+    /// The part of the last array taken, and how many of its rows were taken.
+    part: usize,
+    part_rows: u64,
+    /// A decoded column not yet fully consumed: its part, the array, the next row in it.
+    pending: Option<(usize, ArrayRef, usize)>,
 }
 
 /// Where the decoded Arrow batches of a pass come from.
 enum Decoder {
-    /// Decoded on the calling thread, as they are needed.
-    Serial(ParquetRecordBatchReader),
+    /// Decoded on the calling thread, part after part, as they are needed.
+    Serial {
+        next_part: usize,
+        reader: Option<(usize, ParquetRecordBatchReader)>,
+        batch_size: usize,
+    },
     /// Decoded ahead by worker threads, row group by row group; see [`Prefetch`].
     Parallel(Prefetch),
 }
 
 impl Decoder {
-    fn next_array(&mut self, path: &Path) -> Result<Option<ArrayRef>> {
+    /// The next decoded batch and the index of its part.
+    fn next_array(&mut self, set: &ParquetDataset) -> Result<Option<(usize, ArrayRef)>> {
         match self {
-            Decoder::Serial(reader) => match guard(path, || Ok(reader.next()))? {
-                None => Ok(None),
-                Some(batch) => {
-                    let batch = batch.map_err(|e| Error::format(path, e))?;
-                    Ok(Some(batch.column(0).clone()))
+            Decoder::Serial {
+                next_part,
+                reader,
+                batch_size,
+            } => loop {
+                if reader.is_none() {
+                    while *next_part < set.parts.len() && set.parts[*next_part].info.n_samples == 0
+                    {
+                        *next_part += 1;
+                    }
+                    let Some(p) = set.parts.get(*next_part) else {
+                        return Ok(None);
+                    };
+                    *reader = Some((*next_part, p.info.arrow_reader(*batch_size, None)?));
+                    *next_part += 1;
+                }
+                let (part, r) = reader.as_mut().expect("opened");
+                let part = *part;
+                let path = &set.parts[part].info.path;
+                match guard(path, || Ok(r.next()))? {
+                    None => *reader = None,
+                    Some(batch) => {
+                        let batch = batch.map_err(|e| Error::format(path, e))?;
+                        return Ok(Some((part, batch.column(0).clone())));
+                    }
                 }
             },
-            Decoder::Parallel(p) => p.next_array(path),
+            Decoder::Parallel(p) => p.next_array(&set.root),
         }
     }
 }
@@ -267,31 +606,33 @@ enum Msg {
     EndOfGroup,
 }
 
-/// Parallel decoding that overlaps the computation: `W` worker threads decode the row
-/// groups (worker `w` takes groups `w, w + W, ...`), each handing its Arrow batches over a
-/// channel of [`PREFETCH_BATCHES`] slots; the consumer takes them group by group in file
-/// order, so the rows arrive exactly as a serial read gives them (results stay bitwise
-/// identical). Memory: each worker holds its decoder's buffers and at most
-/// `PREFETCH_BATCHES + 1` batches of `a` rows; measured, `W (7 a d s + 2 MiB)` in all
-/// (`crate::plan`). Dropping it (end of pass, error, Ctrl-C) closes the channels; each
-/// worker stops at its next batch and is joined.
+/// Parallel decoding that overlaps the computation: the row groups of all parts, in row
+/// order, are the units; `W` worker threads decode them (worker `w` takes units `w, w + W,
+/// ...`), each handing its Arrow batches over a channel of [`PREFETCH_BATCHES`] slots; the
+/// consumer takes them unit by unit in order, so the rows arrive exactly as a serial read
+/// gives them (results stay bitwise identical). Memory: each worker holds its decoder's
+/// buffers and at most `PREFETCH_BATCHES + 1` batches of `a` rows; measured,
+/// `W (7 a d s + 2 MiB)` in all (`crate::plan`). Dropping it (end of pass, error, Ctrl-C)
+/// closes the channels; each worker stops at its next batch and is joined.
 struct Prefetch {
     receivers: Vec<Receiver<Result<Msg>>>,
     workers: Vec<JoinHandle<()>>,
-    next_group: usize,
-    n_groups: usize,
+    /// `(part, row group)` in row order.
+    units: Vec<(usize, usize)>,
+    next_unit: usize,
 }
 
 /// Decoded batches each worker may have ready ahead of the consumer.
 pub const PREFETCH_BATCHES: usize = 2;
 
-/// Files whose vectors decode to less than this are read serially: their pass is short, and
-/// a serial reader's memory is steadier (the memory plan's figures for it vary less).
+/// Inputs whose vectors decode to less than this are read serially: their pass is short,
+/// and a serial reader's memory is steadier (the memory plan's figures for it vary less).
 pub const PARALLEL_DECODE_MIN_BYTES: u64 = 256 << 20;
 
-/// Decoder threads for a pass over a Parquet file of `row_groups` row groups whose vectors
-/// decode to `bytes`: one per thread of the pool (the computation's), at most one per row
-/// group, and 1 (a serial read) below [`PARALLEL_DECODE_MIN_BYTES`].
+/// Decoder threads for a pass over Parquet input of `row_groups` row groups (all parts
+/// together) whose vectors decode to `bytes`: one per thread of the pool (the
+/// computation's), at most one per row group, and 1 (a serial read) below
+/// [`PARALLEL_DECODE_MIN_BYTES`].
 pub(crate) fn decoder_threads(row_groups: usize, bytes: u64) -> usize {
     if bytes < PARALLEL_DECODE_MIN_BYTES {
         return 1;
@@ -299,25 +640,37 @@ pub(crate) fn decoder_threads(row_groups: usize, bytes: u64) -> usize {
     rayon::current_num_threads().min(row_groups).max(1)
 }
 
+struct Unit {
+    path: PathBuf,
+    meta: ArrowReaderMetadata,
+    column: usize,
+    group: usize,
+}
+
 impl Prefetch {
-    fn start(
-        info: &ParquetInfo,
-        meta: ArrowReaderMetadata,
-        batch_size: usize,
-        workers: usize,
-    ) -> Self {
-        let n_groups = meta.metadata().num_row_groups();
+    fn start(set: &ParquetDataset, batch_size: usize, workers: usize) -> Self {
+        let mut units = Vec::new();
+        let mut work: Vec<Unit> = Vec::new();
+        for (i, p) in set.parts.iter().enumerate() {
+            for g in 0..p.info.row_groups {
+                units.push((i, g));
+                work.push(Unit {
+                    path: p.info.path.clone(),
+                    meta: p.info.meta.clone(),
+                    column: p.info.column_index,
+                    group: g,
+                });
+            }
+        }
+        let work = Arc::new(work);
         let mut receivers = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         for w in 0..workers {
             let (tx, rx) = sync_channel::<Result<Msg>>(PREFETCH_BATCHES);
-            let meta = meta.clone();
-            let path = info.path.clone();
-            let column = info.column_index;
+            let work = work.clone();
             handles.push(std::thread::spawn(move || {
-                for group in (w..n_groups).step_by(workers) {
-                    let sent = decode_group(&path, &meta, column, group, batch_size, &tx);
-                    if !sent {
+                for u in work.iter().skip(w).step_by(workers) {
+                    if !decode_group(u, batch_size, &tx) {
                         return;
                     }
                 }
@@ -327,25 +680,25 @@ impl Prefetch {
         Prefetch {
             receivers,
             workers: handles,
-            next_group: 0,
-            n_groups,
+            units,
+            next_unit: 0,
         }
     }
 
-    fn next_array(&mut self, path: &Path) -> Result<Option<ArrayRef>> {
-        while self.next_group < self.n_groups {
-            let w = self.next_group % self.receivers.len();
+    fn next_array(&mut self, root: &Path) -> Result<Option<(usize, ArrayRef)>> {
+        while self.next_unit < self.units.len() {
+            let w = self.next_unit % self.receivers.len();
             match self.receivers[w].recv() {
-                Ok(Ok(Msg::Batch(array))) => return Ok(Some(array)),
-                Ok(Ok(Msg::EndOfGroup)) => self.next_group += 1,
+                Ok(Ok(Msg::Batch(array))) => return Ok(Some((self.units[self.next_unit].0, array))),
+                Ok(Ok(Msg::EndOfGroup)) => self.next_unit += 1,
                 Ok(Err(e)) => {
                     // nothing further from this pass: the error ends it
-                    self.next_group = self.n_groups;
+                    self.next_unit = self.units.len();
                     return Err(e);
                 }
                 Err(_) => {
-                    self.next_group = self.n_groups;
-                    return Err(Error::format(path, "a Parquet decoder thread stopped"));
+                    self.next_unit = self.units.len();
+                    return Err(Error::format(root, "a Parquet decoder thread stopped"));
                 }
             }
         }
@@ -363,22 +716,16 @@ impl Drop for Prefetch {
     }
 }
 
-/// Decodes row group `group` into batches sent on `tx`, then [`Msg::EndOfGroup`]; an error
+/// Decodes one row group into batches sent on `tx`, then [`Msg::EndOfGroup`]; an error
 /// is sent as such. Returns false when the pass is over (the receiver is gone, or after an
 /// error).
-fn decode_group(
-    path: &Path,
-    meta: &ArrowReaderMetadata,
-    column: usize,
-    group: usize,
-    batch_size: usize,
-    tx: &SyncSender<Result<Msg>>,
-) -> bool {
+fn decode_group(u: &Unit, batch_size: usize, tx: &SyncSender<Result<Msg>>) -> bool {
+    let path = &u.path;
     let reader = File::open(path)
         .map_err(|e| Error::io(path, e))
         .and_then(|file| {
-            let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone());
-            column_reader(builder, path, column, batch_size, Some(group))
+            let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, u.meta.clone());
+            column_reader(builder, path, u.column, batch_size, Some(u.group))
         });
     let mut reader = match reader {
         Ok(r) => r,
@@ -410,9 +757,22 @@ fn decode_group(
 }
 
 impl ParquetBlocks<'_> {
-    /// Appends up to `max_rows` rows to `buf`; returns how many rows of the file were
-    /// consumed (fewer are appended when `skip` collects invalid ones). `start_row` is the
-    /// file row of the first one (for error messages).
+    fn ended_early(&self, part: usize) -> Error {
+        let p = &self.set.parts[part];
+        let seen = if part == self.part { self.part_rows } else { 0 };
+        Error::format(
+            &p.info.path,
+            format!(
+                "file ended after {seen} rows but its metadata says {}",
+                p.info.n_samples
+            ),
+        )
+    }
+
+    /// Appends up to `max_rows` rows to `buf`; returns how many rows of the dataset were
+    /// consumed (fewer are appended when `skip` collects invalid ones; their global row ids
+    /// are pushed to it). `start_row` is the global row of the first one. Errors name the
+    /// part file and the row within it.
     pub(crate) fn fill<T: Real>(
         &mut self,
         buf: &mut Vec<T>,
@@ -422,35 +782,67 @@ impl ParquetBlocks<'_> {
     ) -> Result<usize> {
         let mut done = 0;
         while done < max_rows {
-            let (array, offset) = match self.pending.take() {
+            let (part, array, offset) = match self.pending.take() {
                 Some(p) => p,
-                None => match self.reader.next_array(&self.info.path)? {
+                None => match self.decoder.next_array(self.set)? {
                     None => break,
-                    Some(array) => (array, 0),
+                    Some((part, array)) => (part, array, 0),
                 },
             };
+            if part != self.part {
+                // every part before this one must have given all its rows
+                let skipped_over = (self.part..part).find(|&q| {
+                    let rows = self.set.parts[q].info.n_samples as u64;
+                    if q == self.part {
+                        self.part_rows != rows
+                    } else {
+                        rows != 0
+                    }
+                });
+                if let Some(q) = skipped_over {
+                    return Err(self.ended_early(q));
+                }
+                self.part = part;
+                self.part_rows = 0;
+            }
+            let p = &self.set.parts[part];
             let take = (array.len() - offset).min(max_rows - done);
-            self.info.vectors.append_rows_skipping(
+            if self.part_rows + take as u64 > p.info.n_samples as u64 {
+                return Err(Error::format(
+                    &p.info.path,
+                    format!("file has more rows than its metadata says ({})", p.info.n_samples),
+                ));
+            }
+            let before = skip.as_ref().map_or(0, |s| s.len());
+            p.info.vectors.append_rows_skipping(
                 &array,
                 offset,
                 take,
-                start_row + done as u64,
+                self.part_rows,
                 buf,
                 skip.as_deref_mut(),
             )?;
+            if let Some(s) = skip.as_deref_mut() {
+                for r in &mut s[before..] {
+                    *r += p.start_row;
+                }
+            }
             done += take;
+            self.part_rows += take as u64;
             if offset + take < array.len() {
-                self.pending = Some((array, offset + take));
+                self.pending = Some((part, array, offset + take));
             }
         }
-        if done == 0 && start_row < self.info.n_samples as u64 {
-            return Err(Error::format(
-                &self.info.path,
-                format!(
-                    "file ended after {start_row} rows but its metadata says {}",
-                    self.info.n_samples
-                ),
-            ));
+        if done == 0 && start_row < self.set.n_samples as u64 {
+            let missing = (self.part..self.set.parts.len()).find(|&q| {
+                let rows = self.set.parts[q].info.n_samples as u64;
+                if q == self.part {
+                    self.part_rows != rows
+                } else {
+                    rows != 0
+                }
+            });
+            return Err(self.ended_early(missing.unwrap_or(self.part)));
         }
         Ok(done)
     }

@@ -11,47 +11,52 @@ use crate::io::EmbeddingSource;
 use crate::linalg::Distance;
 use crate::memory::{StageRecorder, StageReport};
 use crate::metrics::{self, CentroidState, DispersionState};
-use arrow_array::RecordBatchReader;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use rand::SeedableRng;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// Reads one integer or string column of a Parquet file as `i64` ids (strings get dense ids
+/// Reads one integer or string column of a Parquet file, or of the parts of a directory
+/// or glob in order, as `i64` ids (strings get dense ids
 /// by first appearance, nulls -1).
 ///
 /// # Errors
 /// [`Error::Column`] if the column is missing or of another type; reader errors.
 pub fn read_label_column(path: &Path, column: &str) -> Result<Vec<i64>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(path, e))?;
-    let idx = b.schema().index_of(column).map_err(|_| {
-        let names: Vec<&str> = b
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
-        Error::column(
-            path,
-            column,
-            format!("no such column (columns: {})", names.join(", ")),
-        )
-    })?;
-    let mask = ProjectionMask::roots(b.parquet_schema(), [idx]);
-    let reader = b
-        .with_projection(mask)
-        .with_batch_size(65536)
-        .build()
-        .map_err(|e| Error::format(path, e))?;
-    let _ = reader.schema();
+    // a file, or a directory / glob of parts (the output of `run --output DIR/`)
+    let parts = crate::io::dataset::resolve(&[path.to_path_buf()])?.parts;
     let mut out = Vec::new();
     let mut ids = HashMap::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::format(path, e))?;
-        let at = out.len();
-        crate::jobs::run::collect_labels(path, &batch, column, at, &mut out, &mut ids)?;
+    for part in &parts {
+        let path = part.path.as_path();
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let b =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(path, e))?;
+        let idx = b.schema().index_of(column).map_err(|_| {
+            let names: Vec<&str> = b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            Error::column(
+                path,
+                column,
+                format!("no such column (columns: {})", names.join(", ")),
+            )
+        })?;
+        let mask = ProjectionMask::roots(b.parquet_schema(), [idx]);
+        let reader = b
+            .with_projection(mask)
+            .with_batch_size(65536)
+            .build()
+            .map_err(|e| Error::format(path, e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::format(path, e))?;
+            let at = out.len();
+            crate::jobs::run::collect_labels(path, &batch, column, at, &mut out, &mut ids)?;
+        }
     }
     Ok(out)
 }

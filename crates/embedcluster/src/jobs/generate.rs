@@ -37,6 +37,7 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Rows generated (and written as one Parquet row group) at a time.
@@ -246,7 +247,7 @@ impl Generator {
     /// `embedding` fixed_size_list<float32>[d]; `.npy`: float32 matrix and a sibling
     /// `<stem>.labels.npy`-free design: labels go to `<path>.labels.txt`, one per line).
     /// Calls `progress(rows_done)` after each block. Returns the noise scale used.
-    pub fn write(&self, path: &Path, progress: &dyn Fn(u64)) -> Result<f64> {
+    pub fn write(&self, path: &Path, progress: &(dyn Fn(u64) + Sync)) -> Result<f64> {
         let (n, d) = (self.p.n_samples, self.p.n_features);
         let format = Format::from_path(path)?;
         let mut out = AtomicFile::create(path)?;
@@ -260,44 +261,8 @@ impl Generator {
         }
         match format {
             Format::Parquet => {
-                let item = Arc::new(Field::new_list_field(DataType::Float32, false));
-                let schema = Arc::new(Schema::new(vec![
-                    Field::new("id", DataType::Int64, false),
-                    Field::new("label", DataType::Int32, false),
-                    Field::new(
-                        "embedding",
-                        DataType::FixedSizeList(item.clone(), d as i32),
-                        false,
-                    ),
-                ]));
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::SNAPPY)
-                    .set_dictionary_enabled(false)
-                    .set_max_row_group_row_count(Some(GEN_BLOCK_ROWS))
-                    .build();
-                let mut w = ArrowWriter::try_new(out.try_clone()?, schema.clone(), Some(props))
-                    .map_err(|e| Error::write(path, e))?;
-                for b in 0..blocks {
-                    let start = b * GEN_BLOCK_ROWS;
-                    let rows = GEN_BLOCK_ROWS.min(n - start);
-                    self.block(b as u64, rows, self.sigma, &mut x, &mut z, &mut labels);
-                    let values = Float32Array::from(std::mem::take(&mut x));
-                    let emb =
-                        FixedSizeListArray::try_new(item.clone(), d as i32, Arc::new(values), None)
-                            .map_err(|e| Error::write(path, e))?;
-                    let cols: Vec<ArrayRef> = vec![
-                        Arc::new(Int64Array::from_iter_values(
-                            start as i64..(start + rows) as i64,
-                        )),
-                        Arc::new(Int32Array::from(labels.clone())),
-                        Arc::new(emb),
-                    ];
-                    let batch = RecordBatch::try_new(schema.clone(), cols)
-                        .map_err(|e| Error::write(path, e))?;
-                    w.write(&batch).map_err(|e| Error::write(path, e))?;
-                    progress((start + rows) as u64);
-                }
-                w.close().map_err(|e| Error::write(path, e))?;
+                let rows = AtomicU64::new(0);
+                self.write_parquet(out.try_clone()?, path, 0..blocks, &rows, progress)?;
             }
             _ => {
                 let mut labels_out = AtomicFile::create(path.with_extension("labels.txt"))?;
@@ -330,10 +295,121 @@ impl Generator {
     }
 }
 
+impl Generator {
+    /// Writes blocks `range` as Parquet into `file` (columns `id` int64, `label` int32,
+    /// `embedding` fixed_size_list<float32>[d]; one row group per block); adds the rows to
+    /// `done` and reports its total to `progress`.
+    fn write_parquet(
+        &self,
+        file: std::fs::File,
+        path: &Path,
+        range: std::ops::Range<usize>,
+        done: &AtomicU64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<std::fs::File> {
+        let (n, d) = (self.p.n_samples, self.p.n_features);
+        let (mut x, mut z, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        let item = Arc::new(Field::new_list_field(DataType::Float32, false));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("label", DataType::Int32, false),
+            Field::new(
+                "embedding",
+                DataType::FixedSizeList(item.clone(), d as i32),
+                false,
+            ),
+        ]));
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_dictionary_enabled(false)
+            .set_max_row_group_row_count(Some(GEN_BLOCK_ROWS))
+            .build();
+        let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props))
+            .map_err(|e| Error::write(path, e))?;
+        for b in range {
+            let start = b * GEN_BLOCK_ROWS;
+            let rows = GEN_BLOCK_ROWS.min(n - start);
+            self.block(b as u64, rows, self.sigma, &mut x, &mut z, &mut labels);
+            let values = Float32Array::from(std::mem::take(&mut x));
+            let emb = FixedSizeListArray::try_new(item.clone(), d as i32, Arc::new(values), None)
+                .map_err(|e| Error::write(path, e))?;
+            let cols: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from_iter_values(
+                    start as i64..(start + rows) as i64,
+                )),
+                Arc::new(Int32Array::from(labels.clone())),
+                Arc::new(emb),
+            ];
+            let batch =
+                RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::write(path, e))?;
+            w.write(&batch).map_err(|e| Error::write(path, e))?;
+            let total = done.fetch_add(rows as u64, Ordering::Relaxed) + rows as u64;
+            progress(total);
+        }
+        w.into_inner().map_err(|e| Error::write(path, e))
+    }
+}
+
 /// Generates `params.n_samples` rows into `path`; see the module docs. Returns sigma.
-pub fn generate(params: GenerateParams, path: &Path, progress: &dyn Fn(u64)) -> Result<f64> {
+pub fn generate(
+    params: GenerateParams,
+    path: &Path,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<f64> {
     if params.n_samples == 0 {
         return Err(Error::param("n_samples", 0, "must be at least 1"));
     }
     Generator::new(params)?.write(path, progress)
+}
+
+/// Generates the same rows as [`generate`] as a dataset: `parts` Parquet files
+/// `part-00000.parquet`, ... in the directory `dir` (created; it appears only complete),
+/// each holding whole blocks of [`GEN_BLOCK_ROWS`] rows, so that the parts read in order
+/// are exactly the rows of the single file. Parts are generated in parallel on the pool
+/// (the result does not depend on the thread count). Returns sigma.
+///
+/// Peak memory: one block (`GEN_BLOCK_ROWS d 4 x 3` bytes) and one row group per thread,
+/// plus `Q` (`d^2 4`).
+///
+/// # Errors
+/// [`Error::Parameter`] when `parts` is 0 or more than the blocks; [`Error::Io`] when `dir`
+/// cannot be created.
+pub fn generate_parts(
+    params: GenerateParams,
+    dir: &Path,
+    parts: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<f64> {
+    if params.n_samples == 0 {
+        return Err(Error::param("n_samples", 0, "must be at least 1"));
+    }
+    let blocks = params.n_samples.div_ceil(GEN_BLOCK_ROWS);
+    if parts == 0 || parts > blocks {
+        return Err(Error::param(
+            "parts",
+            parts,
+            format!(
+                "must be between 1 and the number of {GEN_BLOCK_ROWS}-row blocks ({blocks})"
+            ),
+        ));
+    }
+    let g = Generator::new(params)?;
+    let staged = crate::io::StagedDir::create(dir)?;
+    let names: Vec<std::path::PathBuf> = (0..parts)
+        .map(|p| format!("part-{p:05}.parquet").into())
+        .collect();
+    let rows = AtomicU64::new(0);
+    names
+        .par_iter()
+        .enumerate()
+        .map(|(p, name)| {
+            let range = (p * blocks / parts)..((p + 1) * blocks / parts);
+            let file = staged.create_file(name)?;
+            let target = staged.target_of(name);
+            let file = g.write_parquet(file, &target, range, &rows, progress)?;
+            file.sync_all().map_err(|e| Error::io(&target, e))
+        })
+        .collect::<Result<Vec<()>>>()?;
+    staged.commit(&names)?;
+    Ok(g.sigma)
 }

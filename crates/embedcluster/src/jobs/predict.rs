@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct PredictConfig {
     pub model: PathBuf,
-    pub input: PathBuf,
+    /// Files, directories or globs read as one table (see [`crate::io::dataset`]).
+    pub inputs: Vec<PathBuf>,
     pub column: String,
     pub output: Option<PathBuf>,
     pub batch_rows: usize,
@@ -44,14 +45,14 @@ pub struct PredictReport {
     pub peak_rss_bytes: u64,
 }
 
-/// Streams `cfg.input` through the model; writes the output when asked.
+/// Streams `cfg.inputs` through the model; writes the output when asked.
 ///
 /// # Errors
 /// Reader errors (file, row, column), [`Error::Model`] for a bad model directory,
 /// [`Error::Interrupted`] once `rt.cancel` is set; no output is left behind on error.
 pub fn predict_file(cfg: &PredictConfig, rt: &Runtime) -> Result<PredictReport> {
     rt.install(|| {
-        let source = EmbeddingSource::open(&cfg.input, &cfg.column)?;
+        let source = EmbeddingSource::open_inputs(&cfg.inputs, &cfg.column)?;
         match source.dtype() {
             DType::Float32 => predict_typed::<f32>(cfg, &source, rt),
             DType::Float64 => predict_typed::<f64>(cfg, &source, rt),
@@ -79,7 +80,7 @@ fn predict_typed<T: Real>(
         ));
     }
     if let Some(out) = &cfg.output {
-        drop(crate::io::AtomicFile::create(out)?);
+        crate::io::OutputTarget::for_source(out, source)?.check()?;
     }
     let k = model.kmeans().n_clusters();
     let mut counts = vec![0u64; k];
@@ -92,10 +93,11 @@ fn predict_typed<T: Real>(
         None => None,
     };
     let mut writer = match &cfg.output {
-        Some(p) => Some(OutputWriter::create_with(
-            p,
+        Some(p) => Some(OutputWriter::to_target(
+            &crate::io::OutputTarget::for_source(p, source)?,
             others.as_ref().map(|o| o.schema()),
             true,
+            &source.partition_keys(),
         )?),
         None => None,
     };
@@ -208,14 +210,14 @@ pub const DRIFT_REJECTION_RATE: f64 = 0.20;
 /// Assigns `input` with the model and compares with the training calibration.
 pub fn drift(
     model_dir: &Path,
-    input: &Path,
+    inputs: &[PathBuf],
     column: &str,
     batch_rows: usize,
     rt: &Runtime,
 ) -> Result<DriftReport> {
     let cfg = PredictConfig {
         model: model_dir.to_path_buf(),
-        input: input.to_path_buf(),
+        inputs: inputs.to_vec(),
         column: column.to_string(),
         output: None,
         batch_rows,

@@ -44,7 +44,9 @@ use std::path::{Path, PathBuf};
 /// Everything `embedcluster run` takes.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub input: PathBuf,
+    /// The input: one file, or one or more files, directories and globs read as one
+    /// table (see [`crate::io::dataset`]).
+    pub inputs: Vec<PathBuf>,
     pub column: String,
     pub n_clusters: usize,
     pub reduce: Reduce,
@@ -82,7 +84,7 @@ impl RunConfig {
     /// A configuration with the CLI's defaults.
     pub fn new(input: impl Into<PathBuf>, n_clusters: usize) -> Self {
         RunConfig {
-            input: input.into(),
+            inputs: vec![input.into()],
             column: "embedding".into(),
             n_clusters,
             reduce: Reduce::Pca(128),
@@ -233,7 +235,7 @@ pub fn run_full(cfg: &RunConfig, rt: &Runtime) -> Result<RunOutput> {
 }
 
 /// [`run_full`] on rows that are already open: a file, or rows a front end holds in memory
-/// ([`EmbeddingSource::from_matrix`], [`EmbeddingSource::from_batches`]); `cfg.input` and
+/// ([`EmbeddingSource::from_matrix`], [`EmbeddingSource::from_batches`]); `cfg.inputs` and
 /// `cfg.column` are then only names. The same stages, plan and model as for a file:
 /// Python's `cluster_embeddings` runs arrays and Arrow tables through it.
 ///
@@ -254,7 +256,7 @@ pub fn run_source(
 fn run_on_pool(cfg: &RunConfig, progress: &dyn Progress, cancel: Cancel<'_>) -> Result<RunOutput> {
     let mut rec = StageRecorder::new();
     let source = rec.stage("open", || {
-        let s = EmbeddingSource::open(&cfg.input, &cfg.column)?;
+        let s = EmbeddingSource::open_inputs(&cfg.inputs, &cfg.column)?;
         let n = s.n_samples() as u64;
         Ok::<_, Error>((s, n))
     })?;
@@ -271,7 +273,7 @@ fn run_opened(
     check_config(cfg, source)?;
     // Fail before the work, not after it, when an output cannot be written.
     if let Some(out) = &cfg.output {
-        drop(crate::io::AtomicFile::create(out)?);
+        crate::io::OutputTarget::for_source(out, source)?.check()?;
     }
     if let Some(dir) = &cfg.model {
         match dir.parent() {
@@ -341,8 +343,9 @@ pub(crate) fn batch_rows_of(cfg: &RunConfig, source: &EmbeddingSource) -> usize 
 }
 
 fn zero_row(source: &EmbeddingSource, row: u64, what: &str) -> Error {
+    let (path, row) = source.locate(row);
     Error::InvalidRow {
-        path: source.path().to_path_buf(),
+        path: path.to_path_buf(),
         row,
         column: source.column().to_string(),
         message: format!("{what} is all zeros and cannot be normalized for the cosine metric"),
@@ -676,7 +679,7 @@ fn run_typed<T: Real>(
         None => (None, None),
     };
     let report = RunReport {
-        input: cfg.input.display().to_string(),
+        input: crate::io::dataset::display(&cfg.inputs),
         dtype: T::DTYPE,
         n_samples: n,
         n_features: d,
@@ -753,9 +756,11 @@ pub(crate) fn write_output(
         }
     }
     let mut writer = match &cfg.output {
-        Some(p) => Some(OutputWriter::create(
-            p,
+        Some(p) => Some(OutputWriter::to_target(
+            &crate::io::OutputTarget::for_source(p, source)?,
             others.as_ref().map(|o| o.schema()),
+            false,
+            &source.partition_keys(),
         )?),
         None => None,
     };

@@ -29,7 +29,7 @@ pub struct ScaleReport {
 /// Reader errors (file, row, column); [`Error::Parameter`] if `batch_rows` is 0 or the
 /// input already has the output's name. No output file is left behind on error.
 pub fn scale_file(
-    input: &std::path::Path,
+    inputs: &[std::path::PathBuf],
     column: &str,
     output: &std::path::Path,
     batch_rows: usize,
@@ -45,7 +45,7 @@ pub fn scale_file(
     }
     let mut rec = crate::memory::StageRecorder::new();
     let source = rec.stage("open", || {
-        let s = EmbeddingSource::open(input, column)?;
+        let s = EmbeddingSource::open_inputs(inputs, column)?;
         let n = s.n_samples() as u64;
         Ok::<_, Error>((s, n))
     })?;

@@ -162,7 +162,7 @@ fn sweep_on_pool(
 ) -> Result<SweepReport> {
     let mut rec = StageRecorder::new();
     let source = rec.stage("open", || {
-        let s = EmbeddingSource::open(&cfg.run.input, &cfg.run.column)?;
+        let s = EmbeddingSource::open_inputs(&cfg.run.inputs, &cfg.run.column)?;
         let n = s.n_samples() as u64;
         Ok::<_, Error>((s, n))
     })?;
@@ -321,7 +321,7 @@ fn sweep_typed<T: Real>(
         rows.push(row);
     }
     Ok(SweepReport {
-        input: cfg.run.input.display().to_string(),
+        input: crate::io::dataset::display(&cfg.run.inputs),
         dtype: T::DTYPE,
         n_samples: n,
         n_features: source.n_features(),
