@@ -171,3 +171,34 @@ def test_drift_flags_other_distributions_but_not_a_fresh_sample(tmp_path):
     for name in ("g1", "shifted"):
         r, text = drift(name)
         assert r["drift"] and text.startswith("DRIFT"), (name, text)
+
+
+def test_a_partitioned_dataset_and_a_list_of_paths_equal_one_file(tmp_path):
+    X = _emb(3000)
+    lang = np.where(np.arange(len(X)) % 3 == 0, "de", "en")
+    table = pa.table({"id": np.arange(len(X)),
+                      "embedding": pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), X.shape[1]),
+                      "lang": lang})
+    # pyarrow's Hive layout: lang=de/..., lang=en/...; rows of lang=de come first
+    pq.write_to_dataset(table, tmp_path / "ds", partition_cols=["lang"])
+    ordered = pq.ParquetDataset(tmp_path / "ds").read()
+    assert ordered.column("lang").to_pylist()[0] == "de"
+    one = tmp_path / "one.parquet"
+    pq.write_table(ordered.drop(["lang"]), one)
+    kw = dict(reduce="pca:8", random_state=1)
+    a = ec.cluster_embeddings(tmp_path / "ds", 6, labels_column="lang", **kw)
+    b = ec.cluster_embeddings(str(one), 6, **kw)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.report["ari"] is not None
+    halves = tmp_path / "halves"
+    halves.mkdir()
+    pq.write_table(ordered.slice(0, 1000).drop(["lang"]), halves / "b.parquet")
+    pq.write_table(ordered.slice(1000).drop(["lang"]), halves / "a.parquet")
+    # a list keeps the order given (b first), a glob sorts (a first)
+    c = ec.cluster_embeddings([halves / "b.parquet", str(halves / "a.parquet")], 6, **kw)
+    np.testing.assert_array_equal(c.labels, b.labels)
+    g = ec.cluster_embeddings(str(halves / "*.parquet"), 6, **kw)
+    assert g.report["n_samples"] == len(X)
+    with pytest.raises(ec.EmbedclusterError, match="holds no Parquet files"):
+        (tmp_path / "nothing").mkdir()
+        ec.cluster_embeddings(tmp_path / "nothing", 6)

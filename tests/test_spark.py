@@ -236,3 +236,26 @@ def test_a_column_of_another_type_is_refused(spark, tmp_path):
     with pytest.raises(Exception) as e:
         ecs.fit_scaler(df, "embedding")
     assert "list<Int32>" in str(e.value) or "Int32" in str(e.value)
+
+
+def test_a_directory_written_by_spark_clusters_like_one_file_of_its_rows(spark, data, tmp_path):
+    # df.write.parquet: part-*.snappy.parquet files, _SUCCESS and .crc files beside them
+    out = str(tmp_path / "spark_out")
+    frame(spark, data[1], 3).write.parquet(out)
+    names = sorted(os.listdir(out))
+    assert "_SUCCESS" in names and any(n.endswith(".crc") for n in names)
+    parts = sorted(n for n in names if n.endswith(".parquet"))
+    # the same rows, in the same order, in one file (pyarrow reads the parts in path order)
+    one = str(tmp_path / "one.parquet")
+    pq.write_table(pq.ParquetDataset(out).read(), one)
+    kw = dict(reduce="pca:8", metric="euclidean", random_state=0)
+    a = ec.cluster_embeddings(out, 6, **kw)
+    b = ec.cluster_embeddings(one, 6, **kw)
+    c = ec.cluster_embeddings([os.path.join(out, p) for p in parts], 6, **kw)
+    assert a.report["n_samples"] == len(data[0])
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.labels, c.labels)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    # a per-part output mirrors Spark's part names
+    ec.cluster_embeddings(out, 6, output=str(tmp_path / "clusters") + "/", **kw)
+    assert sorted(os.listdir(tmp_path / "clusters")) == parts

@@ -194,9 +194,13 @@ def cluster_embeddings(
 
     Parameters
     ----------
-    source : path (Parquet, ``.npy`` or CSV), ndarray (n_samples, n_features), or Arrow data
-        A path is streamed by the Rust readers (never resident: peak memory is the reduced
-        data plus one block). An array is read block by block in place (never copied
+    source : path, list of paths, ndarray (n_samples, n_features), or Arrow data
+        A path is a Parquet, ``.npy`` or CSV file, a directory of Parquet part files (as
+        Spark, pyarrow and Dask write them; ``key=value`` partition folders become
+        columns; ``_SUCCESS``, ``.crc``, hidden and ``_`` files are ignored) or a glob
+        (``"data/*.parquet"``); a list of paths is read as one table, in order. Paths are
+        streamed by the Rust readers (never resident: peak memory is the reduced data plus
+        one block). An array is read block by block in place (never copied
         whole; other dtypes than float32/float64 are first converted to float64, one
         copy). An Arrow object that can be read twice (pyarrow Table, polars DataFrame) is
         streamed once per pass; a one-shot reader is first collected into one array.
@@ -210,8 +214,9 @@ def cluster_embeddings(
     init, init_trials, init_size, n_init, max_iter, tol
         k-means, as :class:`~embedcluster.KMeans` (``init`` a name: ``"k-means++"``,
         ``"k-means||"`` or ``"random"``).
-    output, labels_column : path sources only: write the CLI's output Parquet; score against
-        a label column (``report["ari"]``, ``report["nmi"]``).
+    output, labels_column : path sources only: write the CLI's output Parquet (a path
+        ending in ``/``: one part per input part, with the same names); score against a
+        label column (``report["ari"]``, ``report["nmi"]``).
     batch_rows : int or None
         Rows per block (default: planned, about 32 MiB). Results do not depend on it.
     memory_limit : int (bytes), str ("1GiB", "512MiB") or None
@@ -245,6 +250,10 @@ def cluster_embeddings(
     n_samples = None
     if isinstance(source, (str, os.PathLike)):
         src = os.fspath(source)
+    elif isinstance(source, (list, tuple)) and source and all(
+        isinstance(p, (str, os.PathLike)) for p in source
+    ):
+        src = [os.fspath(p) for p in source]
     elif is_arrow(source):
         n_samples = num_rows(source)
         src = source
@@ -252,7 +261,7 @@ def cluster_embeddings(
             src, n_samples = to_numpy(source, column), None
     else:
         src = source
-    if not isinstance(src, (str, os.PathLike)) and not is_arrow(src):
+    if not isinstance(src, (str, os.PathLike, list)) and not is_arrow(src):
         src = np.asarray(src)
         if src.dtype not in (np.float32, np.float64):
             src = src.astype(np.float64)

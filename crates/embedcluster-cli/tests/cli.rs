@@ -958,3 +958,168 @@ fn results_are_bitwise_identical_for_any_threads_and_batch_rows() {
         }
     }
 }
+
+fn cluster_column(path: &Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    for part in embedcluster::io::dataset::resolve(&[path.to_path_buf()])
+        .unwrap()
+        .parts
+    {
+        let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&part.path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for b in r {
+            let b = b.unwrap();
+            let c = b.column(b.schema().index_of("cluster").unwrap()).clone();
+            let c = c
+                .as_any()
+                .downcast_ref::<arrow_array::Int32Array>()
+                .unwrap();
+            out.extend(c.values().iter().copied());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_dataset_directory_clusters_like_the_one_file_of_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let gen = |out: &str, extra: &[&str]| {
+        let mut a = vec![
+            "generate",
+            "--n-samples",
+            "20000",
+            "--n-features",
+            "32",
+            "--n-clusters",
+            "5",
+            "--output",
+            out,
+        ];
+        a.extend_from_slice(extra);
+        let g = run(&a, p);
+        assert_eq!(g.code, 0, "{}", g.stderr);
+    };
+    gen("one.parquet", &[]);
+    gen("parts/", &["--parts", "3", "--threads", "2"]);
+    std::fs::write(p.join("parts/_SUCCESS"), b"").unwrap();
+    let common = [
+        "--n-clusters",
+        "5",
+        "--reduce",
+        "pca:8",
+        "--labels",
+        "label",
+    ];
+    let mut a = vec!["run", "one.parquet", "--output", "one.out.parquet"];
+    a.extend_from_slice(&common);
+    assert_eq!(run(&a, p).code, 0);
+    // the directory, a glob and the list of parts, on 1 thread: the same labels
+    for (inputs, out) in [
+        (vec!["parts"], "dir.out/"),
+        (vec!["parts/part-*.parquet"], "glob.out.parquet"),
+        (
+            vec![
+                "parts/part-00000.parquet",
+                "parts/part-00001.parquet",
+                "parts/part-00002.parquet",
+            ],
+            "list.out.parquet",
+        ),
+    ] {
+        let mut a = vec!["run"];
+        a.extend_from_slice(&inputs);
+        a.extend_from_slice(&["--output", out, "--threads", "1"]);
+        a.extend_from_slice(&common);
+        let r = run(&a, p);
+        assert_eq!(r.code, 0, "{inputs:?}: {}", r.stderr);
+        assert_eq!(
+            cluster_column(&p.join(out)),
+            cluster_column(&p.join("one.out.parquet")),
+            "{inputs:?}"
+        );
+    }
+    assert_eq!(
+        files_in(&p.join("dir.out")),
+        [
+            "part-00000.parquet",
+            "part-00001.parquet",
+            "part-00002.parquet"
+        ]
+    );
+    // evaluate reads the directory output
+    let e = run(
+        &[
+            "evaluate", "dir.out", "--labels", "label", "--output", "ev.json",
+        ],
+        p,
+    );
+    assert_eq!(e.code, 0, "{}", e.stderr);
+    let ev: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.join("ev.json")).unwrap()).unwrap();
+    assert_eq!(ev["n_samples"], 20000);
+    assert!(ev["external"]["adjusted_rand_score"].as_f64().unwrap() > 0.5);
+}
+
+#[test]
+fn a_dataset_whose_parts_disagree_fails_with_exit_code_2_and_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir(p.join("ds")).unwrap();
+    write_parquet(
+        &p.join("ds/a.parquet"),
+        &blob_rows(100, 8, 3),
+        Layout::List,
+        DType::Float32,
+        50,
+    );
+    write_parquet(
+        &p.join("ds/b.parquet"),
+        &blob_rows(100, 6, 3),
+        Layout::List,
+        DType::Float32,
+        50,
+    );
+    std::fs::create_dir(p.join("empty")).unwrap();
+    let before = files_in(p);
+    for (args, want) in [
+        (
+            vec!["run", "ds", "--n-clusters", "3", "--output", "out/"],
+            "b.parquet: column `embedding`: vectors have 6 features",
+        ),
+        (
+            vec!["run", "empty", "--n-clusters", "3", "--output", "out/"],
+            "holds no Parquet files",
+        ),
+        (
+            vec![
+                "run",
+                "nothing/*.parquet",
+                "--n-clusters",
+                "3",
+                "--output",
+                "out/",
+            ],
+            "matches no files",
+        ),
+        (
+            vec![
+                "run",
+                "ds/a.parquet",
+                "ds/b.parquet",
+                "--n-clusters",
+                "3",
+                "--output",
+                "out.parquet",
+            ],
+            "b.parquet",
+        ),
+    ] {
+        let r = run(&args, p);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+        assert_eq!(files_in(p), before, "{args:?} left files behind");
+    }
+}

@@ -46,7 +46,8 @@ fn memory_limit(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
     })
 }
 
-/// The main job (`embedcluster run`) on `source`: a path (Parquet, `.npy`, CSV), a 2-D
+/// The main job (`embedcluster run`) on `source`: a path (Parquet, `.npy`, CSV, a
+/// directory of Parquet parts, a glob) or a list of them read as one table, a 2-D
 /// C-contiguous float32/float64 array, or an Arrow object that can be streamed twice (a
 /// pyarrow Table, a polars DataFrame; `n_samples` rows). The same stages, memory plan and
 /// k-means as the CLI. Returns a dict with `report` (JSON text), `labels` int32, `scores`
@@ -117,8 +118,21 @@ pub fn run_pipeline<'py>(
             Ok(())
         }
     };
-    let o: RunOutput = if let Ok(path) = source.extract::<PathBuf>() {
-        cfg.inputs = vec![path];
+    let paths = if let Ok(path) = source.extract::<PathBuf>() {
+        Some(vec![path])
+    } else if source.is_instance_of::<pyo3::types::PyList>()
+        || source.is_instance_of::<pyo3::types::PyTuple>()
+    {
+        Some(source.extract::<Vec<PathBuf>>().map_err(|_| {
+            value_error(
+                "a list source must hold paths (str or os.PathLike): files, directories or globs",
+            )
+        })?)
+    } else {
+        None
+    };
+    let o: RunOutput = if let Some(paths) = paths {
+        cfg.inputs = paths;
         compute(py, n_threads, |cancel| {
             run_full(
                 &cfg,

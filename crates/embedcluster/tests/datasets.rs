@@ -55,9 +55,27 @@ fn a_directory_reads_as_its_parts_in_order_with_blocks_across_parts() {
     std::fs::create_dir(&dir).unwrap();
     let all = rows(103, 5, 1);
     // parts of different sizes and layouts, row groups that do not line up with blocks
-    write_parquet(&dir.join("part-0.parquet"), &all[..40], Layout::List, DType::Float32, 7);
-    write_parquet(&dir.join("part-1.parquet"), &all[40..41], Layout::List, DType::Float32, 7);
-    write_parquet(&dir.join("part-2.parquet"), &all[41..], Layout::List, DType::Float32, 16);
+    write_parquet(
+        &dir.join("part-0.parquet"),
+        &all[..40],
+        Layout::List,
+        DType::Float32,
+        7,
+    );
+    write_parquet(
+        &dir.join("part-1.parquet"),
+        &all[40..41],
+        Layout::List,
+        DType::Float32,
+        7,
+    );
+    write_parquet(
+        &dir.join("part-2.parquet"),
+        &all[41..],
+        Layout::List,
+        DType::Float32,
+        16,
+    );
     std::fs::write(dir.join("_SUCCESS"), b"").unwrap();
     std::fs::write(dir.join(".part-0.parquet.crc"), b"junk").unwrap();
     let one = d.path().join("one.parquet");
@@ -76,11 +94,12 @@ fn a_directory_reads_as_its_parts_in_order_with_blocks_across_parts() {
         }
     }
     // row 45 of the dataset is row 4 of the third part
-    assert_eq!(
-        set.locate(45),
-        (dir.join("part-2.parquet").as_path(), 4)
-    );
-    let names: Vec<_> = set.parts().into_iter().map(|p| (p.name, p.n_samples)).collect();
+    assert_eq!(set.locate(45), (dir.join("part-2.parquet").as_path(), 4));
+    let names: Vec<_> = set
+        .parts()
+        .into_iter()
+        .map(|p| (p.name, p.n_samples))
+        .collect();
     assert_eq!(
         names,
         [
@@ -92,7 +111,9 @@ fn a_directory_reads_as_its_parts_in_order_with_blocks_across_parts() {
     // a glob and a list of paths give the same rows
     let glob = EmbeddingSource::open(dir.join("part-*.parquet"), "embedding").unwrap();
     assert_eq!(read(&glob, 10).0, want);
-    let list: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("part-{i}.parquet"))).collect();
+    let list: Vec<PathBuf> = (0..3)
+        .map(|i| dir.join(format!("part-{i}.parquet")))
+        .collect();
     let listed = EmbeddingSource::open_inputs(&list, "embedding").unwrap();
     assert_eq!(read(&listed, 10).0, want);
 }
@@ -155,10 +176,19 @@ fn generated_parts_are_the_single_file_and_cluster_the_same() {
 
 fn write_hive(root: &Path, layout: Layout) -> Vec<Option<Vec<f64>>> {
     let all = rows(60, 4, 7);
-    for (i, (lang, year)) in [("de", "2023"), ("en", "2023"), ("en", "2024")].iter().enumerate() {
+    for (i, (lang, year)) in [("de", "2023"), ("en", "2023"), ("en", "2024")]
+        .iter()
+        .enumerate()
+    {
         let dir = root.join(format!("lang={lang}/year={year}"));
         std::fs::create_dir_all(&dir).unwrap();
-        write_parquet(&dir.join("p.parquet"), &all[i * 20..(i + 1) * 20], layout, DType::Float32, 8);
+        write_parquet(
+            &dir.join("p.parquet"),
+            &all[i * 20..(i + 1) * 20],
+            layout,
+            DType::Float32,
+            8,
+        );
     }
     all
 }
@@ -205,7 +235,12 @@ fn hive_partition_folders_become_typed_columns_and_stay_folders_in_part_outputs(
     let part = out.join("lang=en/year=2024/p.parquet");
     let file = std::fs::File::open(&part).unwrap();
     let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
-    let names: Vec<_> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<_> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     assert_eq!(names, ["id", "name", "cluster", "score"]);
     assert_eq!(b.metadata().file_metadata().num_rows(), 20);
 }
@@ -216,9 +251,21 @@ fn an_empty_part_is_skipped_and_kept_empty_in_part_outputs() {
     let dir = d.path().join("ds");
     std::fs::create_dir(&dir).unwrap();
     let all = rows(30, 3, 2);
-    write_parquet(&dir.join("a.parquet"), &all[..10], Layout::List, DType::Float32, 8);
+    write_parquet(
+        &dir.join("a.parquet"),
+        &all[..10],
+        Layout::List,
+        DType::Float32,
+        8,
+    );
     write_parquet(&dir.join("b.parquet"), &[], Layout::List, DType::Float32, 8);
-    write_parquet(&dir.join("c.parquet"), &all[10..], Layout::List, DType::Float32, 8);
+    write_parquet(
+        &dir.join("c.parquet"),
+        &all[10..],
+        Layout::List,
+        DType::Float32,
+        8,
+    );
     let src = EmbeddingSource::open(&dir, "embedding").unwrap();
     assert_eq!((src.n_samples(), src.n_features()), (30, 3));
     let one = d.path().join("one.parquet");
@@ -254,8 +301,20 @@ fn invalid_rows_are_named_by_part_and_skipped_rows_are_global() {
     let mut all = rows(30, 3, 4);
     all[13] = Some(vec![1.0, f64::NAN, 0.0]);
     all[25] = None;
-    write_parquet(&dir.join("a.parquet"), &all[..10], Layout::List, DType::Float32, 4);
-    write_parquet(&dir.join("b.parquet"), &all[10..], Layout::List, DType::Float32, 4);
+    write_parquet(
+        &dir.join("a.parquet"),
+        &all[..10],
+        Layout::List,
+        DType::Float32,
+        4,
+    );
+    write_parquet(
+        &dir.join("b.parquet"),
+        &all[10..],
+        Layout::List,
+        DType::Float32,
+        4,
+    );
     let src = EmbeddingSource::open(&dir, "embedding").unwrap();
     let mut r = src.blocks::<f32>(8).unwrap();
     let e = loop {
@@ -293,40 +352,106 @@ fn parts_that_disagree_are_errors_naming_the_part() {
     };
     // another dimension
     let dim = mk("dim");
-    write_parquet(&dim.join("a.parquet"), &rows(5, 4, 1), Layout::List, DType::Float32, 8);
-    write_parquet(&dim.join("b.parquet"), &rows(5, 3, 1), Layout::List, DType::Float32, 8);
+    write_parquet(
+        &dim.join("a.parquet"),
+        &rows(5, 4, 1),
+        Layout::List,
+        DType::Float32,
+        8,
+    );
+    write_parquet(
+        &dim.join("b.parquet"),
+        &rows(5, 3, 1),
+        Layout::List,
+        DType::Float32,
+        8,
+    );
     let e = err(&[dim]);
-    assert!(e.contains("b.parquet") && e.contains("3 features") && e.contains("same dimension"), "{e}");
+    assert!(
+        e.contains("b.parquet") && e.contains("3 features") && e.contains("same dimension"),
+        "{e}"
+    );
     // another element type
     let ty = mk("type");
-    write_parquet(&ty.join("a.parquet"), &rows(5, 4, 1), Layout::List, DType::Float32, 8);
-    write_parquet(&ty.join("b.parquet"), &rows(5, 4, 1), Layout::List, DType::Float64, 8);
+    write_parquet(
+        &ty.join("a.parquet"),
+        &rows(5, 4, 1),
+        Layout::List,
+        DType::Float32,
+        8,
+    );
+    write_parquet(
+        &ty.join("b.parquet"),
+        &rows(5, 4, 1),
+        Layout::List,
+        DType::Float64,
+        8,
+    );
     let e = err(&[ty]);
     assert!(e.contains("b.parquet") && e.contains("same type"), "{e}");
     // another layout
     let fx = mk("layout");
-    write_parquet(&fx.join("a.parquet"), &rows(5, 4, 1), Layout::List, DType::Float32, 8);
-    write_parquet(&fx.join("b.parquet"), &rows(5, 4, 1), Layout::FixedSize, DType::Float32, 8);
+    write_parquet(
+        &fx.join("a.parquet"),
+        &rows(5, 4, 1),
+        Layout::List,
+        DType::Float32,
+        8,
+    );
+    write_parquet(
+        &fx.join("b.parquet"),
+        &rows(5, 4, 1),
+        Layout::FixedSize,
+        DType::Float32,
+        8,
+    );
     let e = err(&[fx]);
-    assert!(e.contains("b.parquet") && e.contains("fixed_size_list"), "{e}");
+    assert!(
+        e.contains("b.parquet") && e.contains("fixed_size_list"),
+        "{e}"
+    );
     // other columns
     let sc = mk("schema");
-    write_parquet(&sc.join("a.parquet"), &rows(5, 4, 1), Layout::List, DType::Float32, 8);
+    write_parquet(
+        &sc.join("a.parquet"),
+        &rows(5, 4, 1),
+        Layout::List,
+        DType::Float32,
+        8,
+    );
     common::write_npy(&sc.join("b.npy"), &[0.0; 8], 4, DType::Float32);
     let npy = err(&[sc.join("a.parquet"), sc.join("b.npy")]);
-    assert!(npy.contains("b.npy") && npy.contains("Parquet files only"), "{npy}");
+    assert!(
+        npy.contains("b.npy") && npy.contains("Parquet files only"),
+        "{npy}"
+    );
     // a partition key that is also a column
     let hv = mk("hive/id=1");
-    write_parquet(&hv.join("a.parquet"), &rows(5, 4, 1), Layout::List, DType::Float32, 8);
+    write_parquet(
+        &hv.join("a.parquet"),
+        &rows(5, 4, 1),
+        Layout::List,
+        DType::Float32,
+        8,
+    );
     let e = err(&[d.path().join("hive")]);
-    assert!(e.contains("partition key `id`") && e.contains("also a column"), "{e}");
+    assert!(
+        e.contains("partition key `id`") && e.contains("also a column"),
+        "{e}"
+    );
     // nothing to read
     let empty = mk("empty");
     std::fs::write(empty.join("_SUCCESS"), b"").unwrap();
     let e = err(&[empty]);
     assert!(e.contains("holds no Parquet files"), "{e}");
     let only_empty = mk("only_empty");
-    write_parquet(&only_empty.join("a.parquet"), &[], Layout::List, DType::Float32, 8);
+    write_parquet(
+        &only_empty.join("a.parquet"),
+        &[],
+        Layout::List,
+        DType::Float32,
+        8,
+    );
     let e = err(&[only_empty.clone()]);
     assert!(e.contains("only_empty") && e.contains("no rows"), "{e}");
 }
@@ -338,8 +463,20 @@ fn a_failing_run_leaves_no_part_output() {
     std::fs::create_dir(&dir).unwrap();
     let mut all = rows(40, 3, 5);
     all[35] = Some(vec![0.0, 0.0, 0.0]); // cannot be normalized for cosine
-    write_parquet(&dir.join("a.parquet"), &all[..20], Layout::List, DType::Float32, 8);
-    write_parquet(&dir.join("b.parquet"), &all[20..], Layout::List, DType::Float32, 8);
+    write_parquet(
+        &dir.join("a.parquet"),
+        &all[..20],
+        Layout::List,
+        DType::Float32,
+        8,
+    );
+    write_parquet(
+        &dir.join("b.parquet"),
+        &all[20..],
+        Layout::List,
+        DType::Float32,
+        8,
+    );
     let mut cfg = RunConfig::new("", 2);
     cfg.inputs = vec![dir.clone()];
     cfg.reduce = Reduce::None;

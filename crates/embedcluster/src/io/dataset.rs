@@ -312,7 +312,10 @@ mod tests {
                 vec![Some("en".to_string()), Some("2024".to_string())],
             ]
         );
-        assert_eq!(r.parts[2].name, PathBuf::from("lang=en/year=2024/a.parquet"));
+        assert_eq!(
+            r.parts[2].name,
+            PathBuf::from("lang=en/year=2024/a.parquet")
+        );
     }
 
     #[test]
@@ -321,8 +324,13 @@ mod tests {
         let root = d.path().join("ds");
         touch(&root.join("a=1/x.parquet"));
         touch(&root.join("b=1/y.parquet"));
-        let e = resolve(std::slice::from_ref(&root)).unwrap_err().to_string();
-        assert!(e.contains("y.parquet") && e.contains("partition folders differ"), "{e}");
+        let e = resolve(std::slice::from_ref(&root))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("y.parquet") && e.contains("partition folders differ"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -140,7 +140,10 @@ impl OutputTarget {
         for p in source.parts() {
             let mut name = p.name.clone();
             let is_parquet = matches!(
-                name.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+                name.extension()
+                    .and_then(|e| e.to_str())
+                    .map(|e| e.to_ascii_lowercase())
+                    .as_deref(),
                 Some("parquet") | Some("pq")
             );
             if !is_parquet {
@@ -198,7 +201,11 @@ impl StagedDir {
     /// [`Error::Io`] naming `target` when its parent is missing or not writable.
     pub fn create(target: &Path) -> Result<Self> {
         let target = PathBuf::from(target.as_os_str().to_string_lossy().trim_end_matches('/'));
-        let target = if target.as_os_str().is_empty() { PathBuf::from("/") } else { target };
+        let target = if target.as_os_str().is_empty() {
+            PathBuf::from("/")
+        } else {
+            target
+        };
         let existed = target.is_dir();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let staging = if existed {
@@ -372,7 +379,8 @@ impl OutputWriter {
                 let keep: Vec<usize> = (0..schema.fields().len())
                     .filter(|&i| !partition_keys.contains(schema.field(i).name()))
                     .collect();
-                let part_schema = Arc::new(schema.project(&keep).map_err(|e| Error::write(dir, e))?);
+                let part_schema =
+                    Arc::new(schema.project(&keep).map_err(|e| Error::write(dir, e))?);
                 Sink::Parts {
                     staged: StagedDir::create(dir)?,
                     parts: parts.clone(),
@@ -539,8 +547,12 @@ fn close_part(
     let name = &parts[i].0;
     let w = match writer.take() {
         Some(w) => w,
-        None => ArrowWriter::try_new(staged.create_file(name)?, schema.clone(), Some(output_props()))
-            .map_err(|e| Error::write(staged.target_of(name), e))?,
+        None => ArrowWriter::try_new(
+            staged.create_file(name)?,
+            schema.clone(),
+            Some(output_props()),
+        )
+        .map_err(|e| Error::write(staged.target_of(name), e))?,
     };
     let file = w
         .into_inner()

@@ -62,7 +62,6 @@ fn column_reader(
     })
 }
 
-
 /// Runs a call into the Parquet decoder, turning a panic inside it (the parquet crate
 /// asserts on some malformed files instead of returning an error; our fuzzing found
 /// "column start and length should not be negative") into [`Error::Format`], so that a
@@ -151,7 +150,11 @@ impl ParquetInfo {
     }
 
     /// A reader of the embedding column alone, over one row group or all.
-    fn arrow_reader(&self, batch_size: usize, group: Option<usize>) -> Result<ParquetRecordBatchReader> {
+    fn arrow_reader(
+        &self,
+        batch_size: usize,
+        group: Option<usize>,
+    ) -> Result<ParquetRecordBatchReader> {
         let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone());
         column_reader(builder, &self.path, self.column_index, batch_size, group)
@@ -290,7 +293,9 @@ impl ParquetDataset {
             if first.schema.index_of(k).is_ok() {
                 return Err(Error::format(
                     &first.path,
-                    format!("partition key `{k}` (from the folder names) is also a column of the files"),
+                    format!(
+                        "partition key `{k}` (from the folder names) is also a column of the files"
+                    ),
                 ));
             }
             let t = key_type(parts.iter().map(move |p| p.values[i].clone()));
@@ -312,7 +317,10 @@ impl ParquetDataset {
 
     /// Where global row `row` lives: the part's path and the row within it.
     pub(crate) fn locate(&self, row: u64) -> (&Path, u64) {
-        let i = self.parts.partition_point(|p| p.start_row <= row).saturating_sub(1);
+        let i = self
+            .parts
+            .partition_point(|p| p.start_row <= row)
+            .saturating_sub(1);
         // parts with no rows share their start with the next part
         let i = (i..self.parts.len())
             .find(|&j| row < self.parts[j].start_row + self.parts[j].info.n_samples as u64)
@@ -689,7 +697,9 @@ impl Prefetch {
         while self.next_unit < self.units.len() {
             let w = self.next_unit % self.receivers.len();
             match self.receivers[w].recv() {
-                Ok(Ok(Msg::Batch(array))) => return Ok(Some((self.units[self.next_unit].0, array))),
+                Ok(Ok(Msg::Batch(array))) => {
+                    return Ok(Some((self.units[self.next_unit].0, array)))
+                }
                 Ok(Ok(Msg::EndOfGroup)) => self.next_unit += 1,
                 Ok(Err(e)) => {
                     // nothing further from this pass: the error ends it
@@ -810,7 +820,10 @@ impl ParquetBlocks<'_> {
             if self.part_rows + take as u64 > p.info.n_samples as u64 {
                 return Err(Error::format(
                     &p.info.path,
-                    format!("file has more rows than its metadata says ({})", p.info.n_samples),
+                    format!(
+                        "file has more rows than its metadata says ({})",
+                        p.info.n_samples
+                    ),
                 ));
             }
             let before = skip.as_ref().map_or(0, |s| s.len());

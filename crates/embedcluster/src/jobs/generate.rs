@@ -388,9 +388,7 @@ pub fn generate_parts(
         return Err(Error::param(
             "parts",
             parts,
-            format!(
-                "must be between 1 and the number of {GEN_BLOCK_ROWS}-row blocks ({blocks})"
-            ),
+            format!("must be between 1 and the number of {GEN_BLOCK_ROWS}-row blocks ({blocks})"),
         ));
     }
     let g = Generator::new(params)?;
