@@ -189,6 +189,7 @@ def cluster_embeddings(
     output=None,
     labels_column=None,
     n_threads=None,
+    spill=None,
 ) -> ClusterResult:
     """Reduce and cluster embeddings in one call: the core's ``embedcluster run`` job.
 
@@ -225,6 +226,15 @@ def cluster_embeddings(
         cannot, it raises :class:`MemoryLimitError` naming the stage and what to change.
         Each stage of ``report["stages"]`` has ``peak_rss_bytes`` (measured) and
         ``predicted_peak_rss_bytes``.
+    spill : None, path, True or False
+        Where the reduced matrix (``n_samples x D``) lives during k-means. ``None``
+        (default): in memory unless the plan finds it does not fit the budget
+        (``memory_limit``, else the cgroup's memory limit, else the available memory),
+        then in a memory-mapped scratch file in the temporary directory; a directory or
+        ``True``: always in a scratch file there (or in the temporary directory);
+        ``False``: always in memory. Spilled or not, the labels are the same, bit for bit.
+        The scratch file is unlinked as soon as it is mapped (never left behind);
+        ``report["spill"]`` says where it was and its size.
     on_invalid : "error" or "skip"
         Rows with NaN, infinity, nulls or (cosine) all zeros raise
         :class:`EmbedclusterError` naming file (or ``<array>``), row and column ("error"),
@@ -287,6 +297,7 @@ def cluster_embeddings(
         init_name=init,
         init_trials=int(init_trials),
         init_size=int(init_size or 0),
+        spill=None if spill is None else (spill if isinstance(spill, bool) else os.fspath(spill)),
     )
     report = json.loads(r["report"])
     for w in report.get("warnings", []):

@@ -277,10 +277,19 @@ pub struct RunArgs {
     #[arg(long)]
     pub batch_rows: Option<usize>,
     /// Peak memory the run must stay within, e.g. 1GiB or 512MiB: the plan (printed before
-    /// any data is read) shrinks the blocks to fit, or the run stops at once naming the
-    /// stage that cannot fit and what to change.
+    /// any data is read) shrinks the blocks to fit, spills the reduced matrix to a scratch
+    /// file if it does not fit, or the run stops at once naming the stage that cannot fit
+    /// and what to change. Default budget: the cgroup's memory limit, else the available
+    /// memory (a plan over it spills, but is not refused).
     #[arg(long)]
     pub memory_limit: Option<String>,
+    /// Keep the reduced matrix in a memory-mapped scratch file in DIR (streamed block by
+    /// block in every k-means pass; same labels as in memory), whatever the budget.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_spill")]
+    pub spill: Option<PathBuf>,
+    /// Keep the reduced matrix in memory even when it exceeds the budget.
+    #[arg(long)]
+    pub no_spill: bool,
     /// Output Parquet: the input's other columns plus `cluster` (int32) and `score` (float32).
     /// A path ending in / writes one part per input part, with the same names.
     #[arg(long, default_value = "clusters.parquet")]

@@ -114,6 +114,14 @@ impl Progress for Bars {
             plan.batch_rows,
             plan.describe()
         );
+        if let Some(s) = &plan.spill {
+            eprintln!(
+                "spilling the reduced matrix ({}) to a scratch file in {}: {}",
+                embedcluster::memory::format_bytes(s.bytes),
+                s.dir.display(),
+                s.reason
+            );
+        }
     }
 }
 

@@ -55,7 +55,7 @@ fn memory_limit(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
 /// preprocessing, as the manifest spells it) and `fit` (JSON text: calibration,
 /// n_samples_seen, params, for `save_model`).
 #[pyfunction]
-#[pyo3(signature = (source, n_clusters, column="embedding", reduce="pca:128", pca_fit="exact", metric_name="cosine", n_init=1, max_iter=300, tol=1e-4, seed=0, batch_rows=None, memory_limit=None, output=None, model=None, labels_column=None, on_invalid="error", n_threads=None, n_samples=None, init_name="k-means++", init_trials=embedcluster::cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5))]
+#[pyo3(signature = (source, n_clusters, column="embedding", reduce="pca:128", pca_fit="exact", metric_name="cosine", n_init=1, max_iter=300, tol=1e-4, seed=0, batch_rows=None, memory_limit=None, output=None, model=None, labels_column=None, on_invalid="error", n_threads=None, n_samples=None, init_name="k-means++", init_trials=embedcluster::cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5, spill=None))]
 pub fn run_pipeline<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
@@ -81,7 +81,20 @@ pub fn run_pipeline<'py>(
     init_size: usize,
     oversampling_factor: f64,
     init_rounds: usize,
+    spill: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let spill = match spill {
+        None => embedcluster::jobs::run::Spill::Auto,
+        Some(v) if v.is_instance_of::<pyo3::types::PyBool>() => match v.extract::<bool>()? {
+            true => embedcluster::jobs::run::Spill::Always(std::env::temp_dir()),
+            false => embedcluster::jobs::run::Spill::Never,
+        },
+        Some(v) => {
+            embedcluster::jobs::run::Spill::Always(v.extract::<PathBuf>().map_err(|_| {
+                value_error("spill must be None (automatic), a directory, True or False")
+            })?)
+        }
+    };
     let mut cfg = RunConfig {
         inputs: Vec::new(),
         column: column.to_string(),
@@ -106,6 +119,7 @@ pub fn run_pipeline<'py>(
         model,
         labels_column,
         on_invalid: on_invalid.parse().map_err(to_py)?,
+        spill,
         // a ClusterModel returned to Python saves the same manifest as the CLI's
         calibrate: true,
     };

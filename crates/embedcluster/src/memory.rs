@@ -231,7 +231,24 @@ pub struct MemoryPlan {
     pub base_bytes: u64,
     /// The limit planned for (bytes), if any.
     pub limit_bytes: Option<u64>,
+    /// The budget the plan was fitted to (bytes): the limit, else the cgroup limit, else
+    /// the available memory. Without a limit, a plan over the budget still runs.
+    pub budget_bytes: Option<u64>,
+    pub budget_source: Option<BudgetSource>,
+    /// Set when the reduced matrix goes to a spill file.
+    pub spill: Option<SpillPlan>,
     pub stages: Vec<StagePlan>,
+}
+
+/// The plan's choice to keep the reduced matrix in a spill file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SpillPlan {
+    /// Directory of the spill file.
+    pub dir: std::path::PathBuf,
+    /// Its size, `n D s` bytes.
+    pub bytes: u64,
+    /// Why: asked for (`--spill DIR`), or the in-memory plan's peak against the budget.
+    pub reason: String,
 }
 
 impl MemoryPlan {
@@ -340,4 +357,189 @@ mod tests {
         }
         assert_eq!(rec.peak_rss_bytes(), big.max(rec.baseline_peak));
     }
+}
+
+/// Where a default memory budget comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetSource {
+    /// Given by the caller (`--memory-limit`, `memory_limit=`).
+    Limit,
+    /// The process's cgroup memory limit (v2 `memory.max`, v1 `memory.limit_in_bytes`):
+    /// a Kubernetes pod's or a container's limit, as the JVM and the Go runtime read it.
+    Cgroup,
+    /// The machine's available memory (`MemAvailable` of `/proc/meminfo`).
+    Available,
+}
+
+/// Limits at or above this mean "no limit" (cgroup v1 writes `2^63 - 4096`).
+const NO_LIMIT: u64 = 1 << 60;
+
+fn read_u64(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The memory limit of this process's cgroup, in bytes, or `None` without one: the
+/// smallest `memory.max` (cgroup v2) or `memory.limit_in_bytes` (v1) on the path from its
+/// cgroup up to the root, as mounted under `/sys/fs/cgroup`.
+pub fn cgroup_memory_limit() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut best: Option<u64> = None;
+    let mut take = |v: Option<u64>| {
+        if let Some(v) = v.filter(|&v| v < NO_LIMIT) {
+            best = Some(best.map_or(v, |b| b.min(v)));
+        }
+    };
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, controllers, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let (root, file) = if controllers.is_empty() {
+            ("/sys/fs/cgroup", "memory.max")
+        } else if controllers.split(',').any(|c| c == "memory") {
+            ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+        } else {
+            continue;
+        };
+        // from the process's own cgroup up to the mount's root (inside a container the
+        // mount is often the container's own cgroup: its root file is the limit)
+        let mut p = std::path::PathBuf::from(path.trim_start_matches('/'));
+        loop {
+            let f = std::path::Path::new(root).join(&p).join(file);
+            take(f.to_str().and_then(read_u64));
+            if !p.pop() {
+                break;
+            }
+        }
+    }
+    best
+}
+
+/// Available memory of the machine (`MemAvailable`), in bytes, where known.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line["MemAvailable:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|k| k * 1024)
+}
+
+/// The memory budget of a run without `--memory-limit`: the cgroup limit when the process
+/// has one, else the machine's available memory; `None` where neither is known.
+pub fn default_budget() -> Option<(u64, BudgetSource)> {
+    if let Some(v) = cgroup_memory_limit() {
+        return Some((v, BudgetSource::Cgroup));
+    }
+    available_memory().map(|v| (v, BudgetSource::Available))
+}
+
+/// Address ranges of the spill mappings ([`crate::io::ScratchMatrix`]) whose pages may
+/// be released: `(start, end)`.
+static MAPPED: std::sync::RwLock<Vec<(usize, usize)>> = std::sync::RwLock::new(Vec::new());
+
+pub(crate) fn register_mapped(start: usize, len: usize) {
+    MAPPED
+        .write()
+        .expect("not poisoned")
+        .push((start, start + len));
+}
+
+pub(crate) fn unregister_mapped(start: usize) {
+    MAPPED
+        .write()
+        .expect("not poisoned")
+        .retain(|&(s, _)| s != start);
+}
+
+fn is_mapped(start: usize, end: usize) -> bool {
+    MAPPED
+        .read()
+        .expect("not poisoned")
+        .iter()
+        .any(|&(s, e)| s <= start && end <= e)
+}
+
+/// Bytes a [`PageReleaser`] lets accumulate before releasing them.
+pub const RELEASE_BYTES: usize = 4 << 20;
+
+/// Releases the pages of a slice of a spill mapping as a pass moves through it, so that a
+/// pass over a scratch file larger than memory keeps at most about [`RELEASE_BYTES`] of it
+/// resident per thread: `madvise(MADV_DONTNEED)` on the whole pages already read. The
+/// mapping is a shared file mapping, so released pages read back the same values (from
+/// the page cache or the file). For any other slice (ordinary memory) it does nothing.
+pub struct PageReleaser {
+    start: usize,
+    end: usize,
+    /// Address up to which pages were released.
+    done: usize,
+    active: bool,
+}
+
+impl PageReleaser {
+    /// A releaser for `x`; active only when `x` lies in a registered spill mapping.
+    pub fn new<T>(x: &[T]) -> Self {
+        let start = x.as_ptr() as usize;
+        let end = start + std::mem::size_of_val(x);
+        PageReleaser {
+            start,
+            end,
+            done: start,
+            active: !x.is_empty() && is_mapped(start, end),
+        }
+    }
+
+    /// The first `elements` values of the slice have been read: releases them once at
+    /// least [`RELEASE_BYTES`] are pending (all of them when `elements` reaches the end).
+    #[inline]
+    pub fn consumed<T>(&mut self, elements: usize) {
+        if !self.active {
+            return;
+        }
+        let upto = (self.start + elements * std::mem::size_of::<T>()).min(self.end);
+        if upto - self.done >= RELEASE_BYTES || (upto == self.end && upto > self.done) {
+            self.release_to(upto);
+        }
+    }
+
+    fn release_to(&mut self, upto: usize) {
+        let page = page_size();
+        // whole pages only: the first page may be shared with the previous slice
+        let from = self.done.next_multiple_of(page);
+        let to = upto / page * page;
+        if to > from {
+            #[cfg(unix)]
+            // SAFETY: [from, to) lies inside a registered shared file mapping that outlives
+            // the slice; MADV_DONTNEED on a shared file mapping drops the page-table entries
+            // only, and later reads fault the same contents back in.
+            unsafe {
+                libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_DONTNEED);
+            }
+        }
+        self.done = upto;
+    }
+}
+
+/// Releases every page of `x` if it lies in a spill mapping (see [`PageReleaser`]).
+pub fn release_mapped<T>(x: &[T]) {
+    let mut r = PageReleaser::new(x);
+    r.consumed::<T>(x.len());
+}
+
+fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        #[cfg(unix)]
+        // SAFETY: sysconf has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        #[cfg(not(unix))]
+        let p = 4096;
+        if p > 0 {
+            p as usize
+        } else {
+            4096
+        }
+    })
 }

@@ -60,18 +60,29 @@ impl Moments {
             return m;
         }
         m.n = rows as u64;
-        for row in block.chunks_exact(d) {
+        // a spilled matrix's pages are let go as they are read (no-op in memory)
+        let mut release = crate::memory::PageReleaser::new(block);
+        for (i, row) in block.chunks_exact(d).enumerate() {
             for (s, &x) in m.mean.iter_mut().zip(row) {
                 *s += x.to_f64();
             }
+            if i % 1024 == 1023 {
+                release.consumed::<T>((i + 1) * d);
+            }
         }
+        release.consumed::<T>(block.len());
         m.mean.iter_mut().for_each(|s| *s /= rows as f64);
-        for row in block.chunks_exact(d) {
+        let mut release = crate::memory::PageReleaser::new(block);
+        for (i, row) in block.chunks_exact(d).enumerate() {
             for ((q, &x), mu) in m.m2.iter_mut().zip(row).zip(&m.mean) {
                 let dx = x.to_f64() - mu;
                 *q += dx * dx;
             }
+            if i % 1024 == 1023 {
+                release.consumed::<T>((i + 1) * d);
+            }
         }
+        release.consumed::<T>(block.len());
         m
     }
 

@@ -4,7 +4,7 @@ use crate::args::RunArgs;
 use crate::plots;
 use crate::render::{print_table, runtime, Bars};
 use embedcluster::io::AtomicFile;
-use embedcluster::jobs::run::{run as run_job, PcaFit, Reduce, RunConfig};
+use embedcluster::jobs::run::{run as run_job, PcaFit, Reduce, RunConfig, Spill};
 use embedcluster::linalg::Distance;
 use std::io::Write;
 
@@ -39,6 +39,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         model: a.model,
         labels_column: a.labels,
         on_invalid: a.on_invalid.parse()?,
+        spill: match (a.spill, a.no_spill) {
+            (Some(dir), _) => Spill::Always(dir),
+            (None, true) => Spill::Never,
+            (None, false) => Spill::Auto,
+        },
         calibrate: false,
     };
     if let Some(p) = &a.report {
@@ -57,6 +62,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         serde_json::to_writer_pretty(f.file(), &report)?;
         f.file().write_all(b"\n")?;
         f.commit()?;
+    }
+    if let Some(s) = &report.spill {
+        eprintln!(
+            "spilled the reduced matrix to {} ({}, removed)",
+            s.path.display(),
+            embedcluster::memory::format_bytes(s.bytes)
+        );
     }
     print_table(&report);
     Ok(())

@@ -244,6 +244,8 @@ pub(crate) fn lloyd_step<T: Real>(
             let start = ci * cr;
             let rows = lab.len();
             let x = &data.x[start * d..(start + rows) * d];
+            // a spilled matrix's pages are let go as the chunk is read (no-op in memory)
+            let mut release = crate::memory::PageReleaser::new(x);
             let mut tile = Vec::new();
             let mut sums = vec![0.0f64; k * d];
             let mut counts = vec![0u64; k];
@@ -283,6 +285,7 @@ pub(crate) fn lloyd_step<T: Real>(
                     }
                 }
                 b += m;
+                release.consumed::<T>(b * d);
             }
             ChunkStats {
                 sums,

@@ -175,9 +175,13 @@ pub(crate) fn sample_rows<T: Real>(
     let mut idx = rand::seq::index::sample(rng, data.n, s.min(data.n)).into_vec();
     idx.sort_unstable();
     let mut out = Vec::with_capacity(idx.len() * d);
+    // rows in file order, so that a spilled matrix's pages are let go behind the reads
+    let mut release = crate::memory::PageReleaser::new(data.x);
     for i in idx {
         out.extend_from_slice(&data.x[i * d..(i + 1) * d]);
+        release.consumed::<T>(i * d);
     }
+    release.consumed::<T>(data.x.len());
     out
 }
 

@@ -7,6 +7,9 @@ use crate::dtype::Real;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
+/// Rows per call of the assignment kernel in [`KMeans::predict`] and friends.
+const ASSIGN_PIECE_ROWS: usize = 4096;
+
 /// A fitted k-means model. Fields are private: [`fit`](super::fit) makes one, and
 /// [`KMeans::from_centers`] checks given centroids, so every model can assign rows.
 #[derive(Debug, Clone)]
@@ -258,17 +261,28 @@ impl<T: Real> KMeans<T> {
                 let start = ci * cr;
                 let rows = lab.len();
                 let mut tile = Vec::new();
-                prepared.assign(
-                    &x[start * d..(start + rows) * d],
-                    &data.norms[start..start + rows],
-                    self.n_clusters,
-                    d,
-                    self.metric,
-                    lab,
-                    dis,
-                    sec,
-                    &mut tile,
-                );
+                let xc = &x[start * d..(start + rows) * d];
+                // in pieces, so that a spilled matrix's pages can be let go as they are read
+                // (each row's result does not depend on the pieces)
+                let mut release = crate::memory::PageReleaser::new(xc);
+                let mut sec = sec;
+                let mut b = 0;
+                while b < rows {
+                    let m = ASSIGN_PIECE_ROWS.min(rows - b);
+                    prepared.assign(
+                        &xc[b * d..(b + m) * d],
+                        &data.norms[start + b..start + b + m],
+                        self.n_clusters,
+                        d,
+                        self.metric,
+                        &mut lab[b..b + m],
+                        &mut dis[b..b + m],
+                        sec.as_deref_mut().map(|s| &mut s[b..b + m]),
+                        &mut tile,
+                    );
+                    b += m;
+                    release.consumed::<T>(b * d);
+                }
             });
         (labels, dists, if top2 { Some(second) } else { None })
     }

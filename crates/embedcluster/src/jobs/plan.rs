@@ -43,11 +43,12 @@
 //! The default block is about [`DEFAULT_BLOCK_BYTES`] (at most 16,384 rows); a limit makes
 //! it smaller, down to [`MIN_BATCH_ROWS`] rows. Results do not depend on the block size.
 
-use super::run::RunConfig;
+use super::run::{RunConfig, Spill};
 use crate::cluster::Init;
 use crate::error::{Advice, Error, MemoryLimitError, Result};
 use crate::io::{EmbeddingSource, Format};
 pub use crate::memory::{format_bytes, parse_bytes, MemoryPlan, StagePlan};
+use crate::memory::{BudgetSource, SpillPlan};
 use crate::pipeline::{PcaFit, Reduce};
 
 /// Target size of a block when `batch_rows` is not given (bytes).
@@ -111,6 +112,94 @@ pub fn plan_run(
     input: &PlanInput,
     memory_limit: Option<u64>,
 ) -> Result<MemoryPlan> {
+    let budget = match memory_limit {
+        Some(l) => Some((l, BudgetSource::Limit)),
+        None => crate::memory::default_budget(),
+    };
+    plan_with_budget(cfg, input, memory_limit, budget)
+}
+
+/// [`plan_run`] against an explicit budget (`budget` is where a plan without a limit is
+/// fitted: the cgroup limit or the available memory).
+///
+/// The reduced matrix goes to a spill file when `cfg.spill` asks for it, or, with
+/// [`Spill::Auto`], when the in-memory plan does not fit the budget but the spilled one
+/// does. A plan that fits neither fails only under an explicit `memory_limit`; against a
+/// default budget it runs in memory (the budget is then only an estimate of what is free).
+///
+/// # Errors
+/// As [`plan_run`].
+pub fn plan_with_budget(
+    cfg: &RunConfig,
+    input: &PlanInput,
+    memory_limit: Option<u64>,
+    budget: Option<(u64, BudgetSource)>,
+) -> Result<MemoryPlan> {
+    let dim = match cfg.reduce {
+        Reduce::None => input.n_features,
+        Reduce::Pca(k) | Reduce::Matryoshka(k) => k,
+    } as u64;
+    let spill_bytes = input.n_samples as u64 * dim * input.value_bytes as u64;
+    let with = |plan: Result<MemoryPlan>, spill: Option<SpillPlan>| {
+        plan.map(|mut p| {
+            p.limit_bytes = memory_limit;
+            p.budget_bytes = budget.map(|b| b.0);
+            p.budget_source = budget.map(|b| b.1);
+            p.spill = spill;
+            p
+        })
+    };
+    let limit = budget.map(|b| b.0);
+    if let Spill::Always(dir) = &cfg.spill {
+        let spill = SpillPlan {
+            dir: dir.clone(),
+            bytes: spill_bytes,
+            reason: "asked for (--spill)".into(),
+        };
+        return with(fit_blocks(cfg, input, memory_limit, true), Some(spill));
+    }
+    let in_memory = fit_blocks(cfg, input, limit, false);
+    let over = match &in_memory {
+        Ok(_) => return with(in_memory, None),
+        Err(Error::MemoryLimit(e)) => e.clone(),
+        Err(_) => return in_memory,
+    };
+    if cfg.spill == Spill::Auto && matches!(over.stage.as_str(), "transform" | "kmeans") {
+        if let Ok(p) = fit_blocks(cfg, input, limit, true) {
+            let (l, source) = budget.expect("a budget was exceeded");
+            let spill = SpillPlan {
+                dir: std::env::temp_dir(),
+                bytes: spill_bytes,
+                reason: format!(
+                    "in memory, stage {} would need {} ({}) but the budget is {} ({})",
+                    over.stage,
+                    format_bytes(over.needs_bytes),
+                    over.holds,
+                    format_bytes(l),
+                    match source {
+                        BudgetSource::Limit => "--memory-limit",
+                        BudgetSource::Cgroup => "the cgroup's memory limit",
+                        BudgetSource::Available => "the machine's available memory",
+                    }
+                ),
+            };
+            return with(Ok(p), Some(spill));
+        }
+    }
+    match memory_limit {
+        Some(_) => with(in_memory, None),
+        // a default budget is advice: run as planned without it
+        None => with(fit_blocks(cfg, input, None, false), None),
+    }
+}
+
+/// The block size loop: halves the default block until every stage fits `limit`.
+fn fit_blocks(
+    cfg: &RunConfig,
+    input: &PlanInput,
+    memory_limit: Option<u64>,
+    spill: bool,
+) -> Result<MemoryPlan> {
     let fixed = cfg.batch_rows > 0;
     let mut b = if fixed {
         cfg.batch_rows
@@ -118,7 +207,7 @@ pub fn plan_run(
         default_batch_rows(input.n_features, input.value_bytes)
     };
     loop {
-        let plan = stages(cfg, input, b, memory_limit);
+        let plan = stages(cfg, input, b, memory_limit, spill);
         let Some(limit) = memory_limit else {
             return Ok(plan);
         };
@@ -202,7 +291,13 @@ fn limit_message(
     }
 }
 
-fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> MemoryPlan {
+fn stages(
+    cfg: &RunConfig,
+    input: &PlanInput,
+    b: usize,
+    limit: Option<u64>,
+    spill: bool,
+) -> MemoryPlan {
     let (n, d, s) = (
         input.n_samples as u64,
         input.n_features as u64,
@@ -241,6 +336,27 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
         }
     };
     let base = ("base".to_string(), r);
+    // the reduced matrix in memory, or (spilled) the pages of it a pass holds: the block
+    // being written (`rows`), or up to RELEASE_BYTES per thread and page-boundary slack
+    let threads = input.threads.max(1) as u64;
+    let reduced_term = |rows: u64| {
+        if spill {
+            let held = if rows > 0 {
+                rows * dim * s
+            } else {
+                threads * (crate::memory::RELEASE_BYTES as u64 + 64 * 1024)
+            };
+            (
+                format!(
+                    "spilled reduced data, pages in use (file {})",
+                    format_bytes(n * dim * s)
+                ),
+                held,
+            )
+        } else {
+            (format!("reduced data {n} x {dim} x {s} B"), n * dim * s)
+        }
+    };
     // faer's GEMM keeps its packing buffers (a thread-local pool of up to 2 x L3 bytes) once
     // a GEMM has touched them, so each stage carries the largest packing any stage before
     // it needed. Measured: about `min(m * 512 * s, L3)` for a tall `m`-row operand of depth
@@ -345,7 +461,7 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
             }),
             blk(""),
             ("decoder".into(), dec),
-            (format!("reduced data {n} x {dim} x {s} B"), n * dim * s),
+            reduced_term((b as u64).min(n)),
             ("projection d D s".into(), d * dim * s),
         ],
     );
@@ -378,7 +494,7 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
         vec![
             base.clone(),
             scratch(0),
-            (format!("reduced data {n} x {dim} x {s} B"), n * dim * s),
+            reduced_term(0),
             (
                 "labels, distances, norms n (8 + 3 s)".into(),
                 n * (8 + 3 * s),
@@ -427,6 +543,9 @@ fn stages(cfg: &RunConfig, input: &PlanInput, b: usize, limit: Option<u64>) -> M
         batch_rows: b,
         base_bytes: r,
         limit_bytes: limit,
+        budget_bytes: None,
+        budget_source: None,
+        spill: None,
         stages: out,
     }
 }

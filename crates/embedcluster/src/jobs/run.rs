@@ -41,6 +41,29 @@ use arrow_schema::DataType;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The spill file of a run: created in `dir`, unlinked at once (nothing is left behind
+/// on any exit), `bytes` long.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SpillReport {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub reason: String,
+}
+
+/// Where the reduced matrix (`n x D`) is kept during k-means.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Spill {
+    /// In memory, unless the memory plan finds that it does not fit the budget (the
+    /// memory limit, else the cgroup limit, else the available memory): then in a spill
+    /// file in the system's temporary directory (`TMPDIR`).
+    #[default]
+    Auto,
+    /// Always in a spill file in this directory (`--spill DIR`).
+    Always(PathBuf),
+    /// Always in memory (`--no-spill`).
+    Never,
+}
+
 /// Everything `embedcluster run` takes.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -74,6 +97,9 @@ pub struct RunConfig {
     pub labels_column: Option<String>,
     /// Invalid rows: fail (default) or skip.
     pub on_invalid: OnInvalid,
+    /// Where the reduced matrix lives: in memory, or in a spill file when it does not fit
+    /// the budget ([`Spill::Auto`], the default), or always in a spill file in a directory.
+    pub spill: Spill,
     /// Compute the training calibration (per-cluster score and confidence quantiles) even
     /// without `model`: one more assignment pass over the reduced rows. Python sets it so
     /// that a `ClusterModel` it returns saves the same manifest as the CLI.
@@ -103,6 +129,7 @@ impl RunConfig {
             model: None,
             labels_column: None,
             on_invalid: OnInvalid::Error,
+            spill: Spill::Auto,
             calibrate: false,
         }
     }
@@ -173,6 +200,8 @@ pub struct RunReport {
     /// The predicted peak of every stage (see [`crate::jobs::plan`]); each stage of `stages`
     /// also carries its prediction next to the measured figure.
     pub memory_plan: crate::jobs::plan::MemoryPlan,
+    /// Where the reduced matrix was spilled, when it was (see [`Spill`]).
+    pub spill: Option<SpillReport>,
     pub stages: Vec<StageReport>,
     pub peak_rss_bytes: u64,
 }
@@ -275,6 +304,17 @@ fn run_opened(
     if let Some(out) = &cfg.output {
         crate::io::OutputTarget::for_source(out, source)?.check()?;
     }
+    if let Spill::Always(dir) = &cfg.spill {
+        if !dir.is_dir() {
+            return Err(Error::Io {
+                path: dir.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the spill directory does not exist",
+                ),
+            });
+        }
+    }
     if let Some(dir) = &cfg.model {
         match dir.parent() {
             Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => {
@@ -297,6 +337,10 @@ fn run_opened(
     progress.plan(&plan);
     let cfg = &RunConfig {
         batch_rows: plan.batch_rows,
+        spill: match &plan.spill {
+            Some(s) => Spill::Always(s.dir.clone()),
+            None => Spill::Never,
+        },
         ..cfg.clone()
     };
     match source.dtype() {
@@ -510,7 +554,12 @@ pub(crate) fn reduce_source<T: Real>(
     };
     // 2. Project every row into the reduced matrix (n x dim, input dtype).
     let reduced = rec.stage("transform", || {
-        let mut reduced = vec![T::ZERO; n * dim];
+        let mut reduced = match &cfg.spill {
+            Spill::Always(dir) => {
+                ReducedData::Spilled(crate::io::ScratchMatrix::create(dir, n * dim)?)
+            }
+            _ => ReducedData::Heap(vec![T::ZERO; n * dim]),
+        };
         let transform = pca.as_ref().map(|p| p.transformer::<T>());
         let stats = pass::<T>(cfg, source, progress, cancel, "transform", |at, b| {
             let rows = b.len() / d;
@@ -521,7 +570,7 @@ pub(crate) fn reduce_source<T: Real>(
                     "file has more rows than its metadata says",
                 ));
             }
-            let out = &mut reduced[s * dim..(s + rows) * dim];
+            let out = &mut reduced.as_mut_slice()[s * dim..(s + rows) * dim];
             match (cfg.reduce, &transform) {
                 (Reduce::Pca(_), Some(t)) => {
                     t.transform(b, out)?;
@@ -538,6 +587,8 @@ pub(crate) fn reduce_source<T: Real>(
                 }
                 _ => out.copy_from_slice(b),
             }
+            // a spilled block goes to the page cache and the file, not the process
+            crate::memory::release_mapped(out);
             Ok(())
         })?;
         let rows = stats.rows_read;
@@ -549,7 +600,6 @@ pub(crate) fn reduce_source<T: Real>(
         }
         let n_valid = n - stats.skipped.len();
         reduced.truncate(n_valid * dim);
-        reduced.shrink_to_fit();
         Ok(((reduced, stats.skipped), rows))
     })?;
     let (reduced, skipped) = reduced;
@@ -561,11 +611,52 @@ pub(crate) fn reduce_source<T: Real>(
     })
 }
 
+/// The reduced matrix: on the heap, or in a spill file ([`Spill`]).
+pub(crate) enum ReducedData<T> {
+    Heap(Vec<T>),
+    Spilled(crate::io::ScratchMatrix<T>),
+}
+
+impl<T: Real> ReducedData<T> {
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        match self {
+            ReducedData::Heap(v) => v,
+            ReducedData::Spilled(m) => m.as_mut_slice(),
+        }
+    }
+    fn truncate(&mut self, len: usize) {
+        match self {
+            ReducedData::Heap(v) => {
+                v.truncate(len);
+                v.shrink_to_fit();
+            }
+            ReducedData::Spilled(m) => m.truncate(len),
+        }
+    }
+    /// Where the spill file was and its size (bytes), when spilled.
+    pub(crate) fn spill_file(&self) -> Option<(PathBuf, u64)> {
+        match self {
+            ReducedData::Heap(_) => None,
+            ReducedData::Spilled(m) => Some((m.path().to_path_buf(), m.bytes())),
+        }
+    }
+}
+
+impl<T: Real> std::ops::Deref for ReducedData<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            ReducedData::Heap(v) => v,
+            ReducedData::Spilled(m) => m.as_slice(),
+        }
+    }
+}
+
 /// The output of [`reduce_source`].
 pub(crate) struct Reduced<T> {
     pub pca: Option<Pca>,
     /// `n_valid x dim`, the valid rows in file order.
-    pub data: Vec<T>,
+    pub data: ReducedData<T>,
     pub dim: usize,
     /// File rows left out (`--on-invalid skip`), ascending.
     pub skipped: Vec<u64>,
@@ -613,6 +704,15 @@ fn run_typed<T: Real>(
     } else {
         Vec::new()
     };
+    let spill = reduced.spill_file().map(|(path, bytes)| SpillReport {
+        path,
+        bytes,
+        reason: plan
+            .spill
+            .as_ref()
+            .map(|s| s.reason.clone())
+            .unwrap_or_default(),
+    });
     drop(reduced);
     // Keep row alignment: skipped rows get cluster -1 and a NaN score.
     let (labels, scores) = if skipped.is_empty() {
@@ -718,6 +818,7 @@ fn run_typed<T: Real>(
             rec.stages().to_vec()
         },
         memory_plan: plan,
+        spill,
     };
     Ok(RunOutput {
         report,

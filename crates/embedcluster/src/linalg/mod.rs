@@ -112,10 +112,16 @@ pub fn syrk_lower_tn<T: Real>(c: &mut [T], a: &[T], m: usize, k: usize, alpha: T
 /// Squared L2 norm of each row of `a` (`rows x d`), accumulated in f64.
 pub fn row_sq_norms<T: Real>(a: &[T], d: usize, out: &mut Vec<T>) {
     out.clear();
-    out.extend(
-        a.chunks_exact(d)
-            .map(|r| T::from_f64(r.iter().map(|&x| x.to_f64() * x.to_f64()).sum::<f64>())),
-    );
+    let mut release = crate::memory::PageReleaser::new(a);
+    for (i, r) in a.chunks_exact(d).enumerate() {
+        out.push(T::from_f64(
+            r.iter().map(|&x| x.to_f64() * x.to_f64()).sum::<f64>(),
+        ));
+        if i % 1024 == 1023 {
+            release.consumed::<T>((i + 1) * d);
+        }
+    }
+    release.consumed::<T>(a.len());
 }
 
 /// Replaces the columns of `a` (`rows x cols`, row-major, `rows >= cols`) by an orthonormal
