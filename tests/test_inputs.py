@@ -202,3 +202,20 @@ def test_a_partitioned_dataset_and_a_list_of_paths_equal_one_file(tmp_path):
     with pytest.raises(ec.EmbedclusterError, match="holds no Parquet files"):
         (tmp_path / "nothing").mkdir()
         ec.cluster_embeddings(tmp_path / "nothing", 6)
+
+
+def test_a_spilled_run_equals_the_in_memory_run(tmp_path):
+    X = _emb(5000, 32)
+    path = tmp_path / "x.parquet"
+    _write_vectors(path, X)
+    kw = dict(reduce="pca:8", random_state=3)
+    mem = ec.cluster_embeddings(path, 6, spill=False, **kw)
+    sp = ec.cluster_embeddings(path, 6, spill=tmp_path, **kw)
+    assert mem.report["spill"] is None
+    assert sp.report["spill"]["bytes"] == 5000 * 8 * 4
+    np.testing.assert_array_equal(mem.labels, sp.labels)
+    np.testing.assert_array_equal(mem.scores, sp.scores)
+    np.testing.assert_array_equal(mem.model.kmeans.cluster_centers_, sp.model.kmeans.cluster_centers_)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+    with pytest.raises(ValueError, match="spill"):
+        ec.cluster_embeddings(path, 6, spill=3.5, **kw)

@@ -94,3 +94,82 @@ def test_canonical_run_completes_under_a_1gib_cgroup(tmp_path):
         assert f"== --pca-fit {fit}: exit 0," in r.stdout, r.stdout
         rep = json.loads((tmp_path / f"report_{fit}.json").read_text())
         assert rep["n_samples"] == 312000 and rep["ari"] > 0.75
+
+
+def _memory_cgroup(limit):
+    """A new memory cgroup capped at `limit` bytes: (path, join command, peak file), or None."""
+    name = f"embedcluster-test-{os.getpid()}"
+    v2 = pathlib.Path("/sys/fs/cgroup")
+    try:
+        if (v2 / "cgroup.subtree_control").exists():
+            cg = v2 / name
+            cg.mkdir()
+            (cg / "memory.max").write_text(str(limit))
+            try:
+                (cg / "memory.swap.max").write_text("0")
+            except OSError:
+                pass
+            return cg, "memory.peak"
+        cg = v2 / "memory" / name
+        cg.mkdir()
+        (cg / "memory.limit_in_bytes").write_text(str(limit))
+        try:
+            (cg / "memory.memsw.limit_in_bytes").write_text(str(limit))
+        except OSError:
+            pass
+        return cg, "memory.max_usage_in_bytes"
+    except OSError:
+        return None
+
+
+@pytest.mark.skipif(not writable_memory_cgroup(), reason="needs a writable memory cgroup (root)")
+def test_a_reduced_matrix_larger_than_the_cgroup_cap_spills_with_the_uncapped_labels(tmp_path):
+    """1,000,000 x 64 float32 (a 244 MiB reduced matrix without reduction) under a 128 MiB
+    cgroup: the run reads the cap from its cgroup, spills, completes, and writes the labels
+    of the uncapped in-memory run."""
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "x.parquet"
+    r = subprocess.run([str(BIN), "generate", "--n-samples", "1000000", "--n-features", "64",
+                        "--n-clusters", "20", "--output", src], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    common = ["--n-clusters", "20", "--reduce", "none", "--labels", "label", "--threads", "2"]
+    free = subprocess.run([str(BIN), "run", src, *common, "--no-spill", "--output",
+                           tmp_path / "free.parquet", "--report", tmp_path / "free.json"],
+                          capture_output=True, text=True)
+    assert free.returncode == 0, free.stderr
+    assert json.loads((tmp_path / "free.json").read_text())["spill"] is None
+    cap = 128 << 20
+    made = _memory_cgroup(cap)
+    if made is None:
+        pytest.skip("cannot create a memory cgroup here")
+    cg, peak_file = made
+    try:
+        # the input's page cache is charged to whoever reads it first: evict it
+        fd = os.open(src, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+        # no --spill: the plan must find the cap and decide
+        cmd = [str(BIN), "run", str(src), *common, "--output", str(tmp_path / "cap.parquet"),
+               "--report", str(tmp_path / "cap.json")]
+        # the child joins the cgroup, then becomes the run
+        r = subprocess.run(["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$@"', "sh", *cmd],
+                           capture_output=True, text=True, timeout=600)
+        peak = int((cg / peak_file).read_text()) if (cg / peak_file).exists() else None
+    finally:
+        try:
+            cg.rmdir()
+        except OSError:
+            pass
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "cap.json").read_text())
+    assert rep["spill"] is not None and "cgroup" in rep["spill"]["reason"], rep["spill"]
+    assert rep["spill"]["bytes"] == 1_000_000 * 64 * 4
+    assert rep["memory_plan"]["budget_source"] == "cgroup"
+    assert rep["peak_rss_bytes"] < cap
+    if peak is not None:
+        assert peak <= cap
+    a = pq.read_table(tmp_path / "free.parquet", columns=["cluster", "score"])
+    b = pq.read_table(tmp_path / "cap.parquet", columns=["cluster", "score"])
+    assert a.equals(b)
+    assert not pathlib.Path(rep["spill"]["path"]).exists()  # unlinked at once

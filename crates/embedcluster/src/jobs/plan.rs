@@ -610,7 +610,13 @@ mod tests {
         let p = plan_run(&cfg, &inp, Some(tight)).unwrap();
         assert!(p.batch_rows < free.batch_rows);
         assert!(p.peak_bytes() <= tight, "{}", p.describe());
-        // the reduced matrix (312000 x 128 x 4 = 152 MiB) cannot shrink with the block
+        // the reduced matrix (312000 x 128 x 4 = 152 MiB) cannot shrink with the block: it
+        // spills, and every stage fits
+        let p = plan_run(&cfg, &inp, Some(170 * MIB)).unwrap();
+        assert_eq!(p.spill.as_ref().unwrap().bytes, 312_000 * 128 * 4);
+        assert!(p.peak_bytes() <= 170 * MIB, "{}", p.describe());
+        // kept in memory, it does not fit
+        cfg.spill = crate::jobs::run::Spill::Never;
         let e = plan_run(&cfg, &inp, Some(170 * MIB))
             .unwrap_err()
             .to_string();
