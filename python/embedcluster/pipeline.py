@@ -168,6 +168,14 @@ def _seed(random_state):
     return draw(random_state)
 
 
+def _spill(spill):
+    if spill is None or isinstance(spill, bool):
+        return spill
+    if isinstance(spill, (str, os.PathLike)):
+        return os.fspath(spill)
+    raise ValueError(f"spill must be None (automatic), a directory, True or False; got {spill!r}")
+
+
 def cluster_embeddings(
     source,
     n_clusters,
@@ -297,7 +305,7 @@ def cluster_embeddings(
         init_name=init,
         init_trials=int(init_trials),
         init_size=int(init_size or 0),
-        spill=None if spill is None else (spill if isinstance(spill, bool) else os.fspath(spill)),
+        spill=_spill(spill),
     )
     report = json.loads(r["report"])
     for w in report.get("warnings", []):
