@@ -15,6 +15,30 @@ use std::sync::Arc;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The file name of an output `target` and its directory, which must exist (`not_a_path`
+/// is the message when `target` has no file name).
+fn name_and_parent(target: &Path, not_a_path: &str) -> Result<(String, PathBuf)> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| Error::param("output", target.display(), not_a_path))?
+        .to_string_lossy()
+        .into_owned();
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::io(
+            target,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("directory {} does not exist", dir.display()),
+            ),
+        ));
+    }
+    Ok((name, dir))
+}
+
 /// A file written under a temporary name and renamed into place by [`AtomicFile::commit`].
 #[derive(Debug)]
 pub struct AtomicFile {
@@ -30,24 +54,7 @@ impl AtomicFile {
     /// [`Error::Io`] naming `target` if its directory is missing or not writable.
     pub fn create(target: impl AsRef<Path>) -> Result<Self> {
         let target = target.as_ref().to_path_buf();
-        let name = target
-            .file_name()
-            .ok_or_else(|| Error::param("output", target.display(), "is not a file path"))?
-            .to_string_lossy()
-            .into_owned();
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !dir.is_dir() {
-            return Err(Error::io(
-                &target,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("directory {} does not exist", dir.display()),
-                ),
-            ));
-        }
+        let (name, dir) = name_and_parent(&target, "is not a file path")?;
         let temp = dir.join(format!(
             ".{name}.tmp-{}-{}",
             std::process::id(),
@@ -211,24 +218,7 @@ impl StagedDir {
         let staging = if existed {
             target.join(format!(".embedcluster-tmp-{}-{n}", std::process::id()))
         } else {
-            let name = target
-                .file_name()
-                .ok_or_else(|| Error::param("output", target.display(), "is not a directory path"))?
-                .to_string_lossy()
-                .into_owned();
-            let parent = match target.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            if !parent.is_dir() {
-                return Err(Error::io(
-                    &target,
-                    std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        format!("directory {} does not exist", parent.display()),
-                    ),
-                ));
-            }
+            let (name, parent) = name_and_parent(&target, "is not a directory path")?;
             parent.join(format!(".{name}.tmp-{}-{n}", std::process::id()))
         };
         std::fs::create_dir(&staging).map_err(|e| Error::io(&target, e))?;

@@ -166,7 +166,10 @@ mod tests {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
         let mut lines = smaps.lines();
         while let Some(l) = lines.next() {
-            let start = l.split('-').next().and_then(|h| usize::from_str_radix(h, 16).ok());
+            let start = l
+                .split('-')
+                .next()
+                .and_then(|h| usize::from_str_radix(h, 16).ok());
             if start == Some(addr) {
                 for l in lines.by_ref() {
                     if let Some(v) = l.strip_prefix("Rss:") {
@@ -205,7 +208,10 @@ mod tests {
         assert!(written > 200 << 20, "{written}");
         assert_eq!(released, 0);
         // at most the release step and the kernel's fault-around window
-        assert!(most <= (crate::memory::RELEASE_BYTES + (1 << 20)) as u64, "{most}");
+        assert!(
+            most <= (crate::memory::RELEASE_BYTES + (1 << 20)) as u64,
+            "{most}"
+        );
     }
 
     #[test]
