@@ -12,6 +12,17 @@ use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use std::path::{Path, PathBuf};
 
+/// A list type as users write it, without the item field's name (`list<Float32>`,
+/// `fixed_size_list<Float32>[384]`), for messages and for comparing the parts of a dataset.
+pub(crate) fn type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::List(f) => format!("list<{}>", f.data_type()),
+        DataType::LargeList(f) => format!("large_list<{}>", f.data_type()),
+        DataType::FixedSizeList(f, n) => format!("fixed_size_list<{}>[{n}]", f.data_type()),
+        other => other.to_string(),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ListKind {
     List,
@@ -39,12 +50,7 @@ impl VectorColumn {
     /// Checks that `data_type` is a list of float32/float64. `path` and `column` name the
     /// source in errors (a file path, or e.g. `<arrow stream>`).
     pub fn new(data_type: &DataType, path: &Path, column: &str) -> Result<Self> {
-        let shown = match data_type {
-            DataType::List(f) => format!("list<{}>", f.data_type()),
-            DataType::LargeList(f) => format!("large_list<{}>", f.data_type()),
-            DataType::FixedSizeList(f, n) => format!("fixed_size_list<{}>[{n}]", f.data_type()),
-            other => other.to_string(),
-        };
+        let shown = type_name(data_type);
         let not_floats = || {
             Error::column(
                 path,

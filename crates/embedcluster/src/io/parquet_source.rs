@@ -163,12 +163,7 @@ impl ParquetInfo {
     /// The embedding column's type without field names (`list<float>` whatever the
     /// writer called the item), to compare the parts of a dataset.
     fn vector_type(&self) -> String {
-        match self.schema.field(self.column_index).data_type() {
-            DataType::List(f) => format!("list<{}>", f.data_type()),
-            DataType::LargeList(f) => format!("large_list<{}>", f.data_type()),
-            DataType::FixedSizeList(f, n) => format!("fixed_size_list<{}>[{n}]", f.data_type()),
-            other => other.to_string(),
-        }
+        super::arrow_column::type_name(self.schema.field(self.column_index).data_type())
     }
 
     /// The other columns' `(name, type)`, in order.
@@ -767,6 +762,19 @@ fn decode_group(u: &Unit, batch_size: usize, tx: &SyncSender<Result<Msg>>) -> bo
 }
 
 impl ParquetBlocks<'_> {
+    /// The first part in `parts` that has not given all its rows (the current one counts
+    /// what it gave; the others gave none).
+    fn short_part(&self, parts: std::ops::Range<usize>) -> Option<usize> {
+        parts.into_iter().find(|&q| {
+            let rows = self.set.parts[q].info.n_samples as u64;
+            if q == self.part {
+                self.part_rows != rows
+            } else {
+                rows != 0
+            }
+        })
+    }
+
     fn ended_early(&self, part: usize) -> Error {
         let p = &self.set.parts[part];
         let seen = if part == self.part { self.part_rows } else { 0 };
@@ -801,15 +809,7 @@ impl ParquetBlocks<'_> {
             };
             if part != self.part {
                 // every part before this one must have given all its rows
-                let skipped_over = (self.part..part).find(|&q| {
-                    let rows = self.set.parts[q].info.n_samples as u64;
-                    if q == self.part {
-                        self.part_rows != rows
-                    } else {
-                        rows != 0
-                    }
-                });
-                if let Some(q) = skipped_over {
+                if let Some(q) = self.short_part(self.part..part) {
                     return Err(self.ended_early(q));
                 }
                 self.part = part;
@@ -847,14 +847,7 @@ impl ParquetBlocks<'_> {
             }
         }
         if done == 0 && start_row < self.set.n_samples as u64 {
-            let missing = (self.part..self.set.parts.len()).find(|&q| {
-                let rows = self.set.parts[q].info.n_samples as u64;
-                if q == self.part {
-                    self.part_rows != rows
-                } else {
-                    rows != 0
-                }
-            });
+            let missing = self.short_part(self.part..self.set.parts.len());
             return Err(self.ended_early(missing.unwrap_or(self.part)));
         }
         Ok(done)
