@@ -259,3 +259,22 @@ def test_a_directory_written_by_spark_clusters_like_one_file_of_its_rows(spark, 
     # a per-part output mirrors Spark's part names
     ec.cluster_embeddings(out, 6, output=str(tmp_path / "clusters") + "/", **kw)
     assert sorted(os.listdir(tmp_path / "clusters")) == parts
+
+
+def test_every_fit_reports_each_partitions_task(spark, data):
+    """fit_report_ has one row per partition and job, with its rows and its Python worker's
+    peak RSS (at least the partition's vectors, which the worker held)."""
+    X, path = data
+    km = ecs.fit_kmeans(frame(spark, path, 3), "embedding", 6, metric="euclidean",
+                        init=X[[0, 400, 800, 1200, 1600, 2000]], max_iter=3, tol=0.0)
+    tasks = km.fit_report_["tasks"]
+    stages = [s["name"] for s in km.fit_report_["stages"]]
+    assert stages[0] == "moments" and len(stages) >= 4
+    assert stages[1:] == [f"lloyd[{i}]" for i in range(1, len(stages))]
+    for stage in stages:
+        t = tasks[tasks["stage"] == stage]
+        assert sorted(t["index"]) == [0, 1, 2] and t["rows"].sum() == len(X)
+    assert (tasks["peak_rss_bytes"] > X[:800].nbytes).all() and tasks["key"].is_unique
+    p = ecs.fit_pca(frame(spark, path, 2), "embedding", 3)
+    assert p.fit_report_["stages"][0]["name"] == "covariance"
+    assert p.fit_report_["stages"][0]["tasks"] == 2

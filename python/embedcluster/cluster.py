@@ -196,6 +196,25 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         squared distances (euclidean) to the assigned centroid."""
         return self._predict_with_scores(X)
 
+    def predict_dask(self, data, *, column="embedding", cluster_column="cluster",
+                     score_column="score"):
+        """Assign a Dask collection lazily, chunk by chunk, with the fused GEMM + argmin
+        kernel (needs ``dask``). A ``dask.array.Array`` (n_samples, n_features) gives a
+        Dask array of int32 labels; a ``dask.dataframe.DataFrame`` whose ``column`` is a
+        list of floats gets ``cluster_column`` (int32) and ``score_column`` (float32:
+        cosine similarity, or squared distance for the euclidean metric) appended. Memory
+        per task: the chunk, its normalized copy (cosine) and ``n_rows * 8`` bytes."""
+        from . import _engine
+
+        check_is_fitted(self)
+        centers, metric, threads = np.ascontiguousarray(self.cluster_centers_), self.metric, self.n_threads
+
+        def assign(X):
+            Xp = _engine.unit_rows(X) if metric == "cosine" else X
+            return _core.kmeans_predict(Xp, centers.astype(X.dtype, copy=False), metric, threads)
+
+        return _engine.predict_dask(data, column, assign, cluster_column, score_column)
+
     def transform(self, X):
         """Distances (n_samples, n_clusters) to every centroid: Euclidean distance, or
         ``1 - cos`` for the cosine metric. This output is itself n_samples x n_clusters."""

@@ -162,6 +162,25 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def fit_transform(self, X, y=None):
         return self.fit(X).transform(X)
 
+    def transform_dask(self, data, *, column="embedding", output_column="pca"):
+        """Project a Dask collection lazily, chunk by chunk (needs ``dask``).
+
+        ``data``: a ``dask.array.Array`` (n_samples, n_features) chunked along rows (a chunked
+        second axis is joined first), giving an array (n_samples, n_components) of the
+        input's float dtype; or a ``dask.dataframe.DataFrame`` whose ``column`` is a list of
+        floats, giving the same frame with ``output_column`` (a list of the column's float
+        type) appended. Memory per task: the chunk, its validated copy where it is not
+        C-contiguous float, and ``n_rows * n_components * itemsize`` for the output.
+        A NaN or infinity fails the computation naming the chunk (or partition) and row.
+        """
+        from . import _engine
+
+        check_is_fitted(self)
+        mean, comps, threads = self.mean_, self.components_, self.n_threads
+        return _engine.apply_dask(
+            data, column, lambda X: _core.pca_transform(X, mean, comps, threads),
+            self.n_components_, None, output_column)
+
     def inverse_transform(self, X):
         """Map reduced rows back to the input space: ``X components_ + mean_``."""
         check_is_fitted(self)

@@ -97,6 +97,19 @@ class ClusterModel:
         labels, scores, _ = self._apply(X, "assign")
         return labels, scores
 
+    def predict_dask(self, data, *, column="embedding", cluster_column="cluster",
+                     score_column="score"):
+        """Assign raw vectors of a Dask collection lazily (the model's preprocessing steps,
+        then the nearest centroid), as :meth:`KMeans.predict_dask` does; needs ``dask``.
+        The model travels to the workers in memory (a loaded model's directory need not
+        exist there)."""
+        from . import _engine
+
+        kmeans, pca, steps, n_features = self.kmeans, self.pca, self.steps, self.n_features_in_
+        model = ClusterModel(kmeans, pca=pca, steps=steps, n_features=n_features)
+        return _engine.predict_dask(data, column, lambda X: model._apply(X, "assign")[:2],
+                                    cluster_column, score_column)
+
     def save(self, path):
         """Write a model directory: ``model.safetensors`` + ``manifest.json`` (the CLI's
         format and keys; with the training calibration when the model came from

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _core
+from . import _core, _engine
 from ._io import is_arrow, iter_batches
 from ._utils import _FLOATS, _validate
 
@@ -31,10 +31,7 @@ def normalize(X, *, copy=True):
 
 def _unit_rows(X):
     """X itself when its rows are unit vectors (within 1e-4), else a normalized copy."""
-    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
-    if np.all(np.abs(sq - 1.0) <= 1e-4):
-        return X
-    return normalize(X, copy=True)
+    return _engine.unit_rows(X)
 
 
 class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -108,6 +105,16 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if self.with_std:
             X /= self.scale_.astype(X.dtype)
         return X
+
+    def transform_dask(self, data, *, column="embedding", output_column="scaled"):
+        """Scale a Dask collection lazily, chunk by chunk (needs ``dask``): a Dask array
+        gives an array of the same shape and float dtype; a Dask DataFrame whose ``column``
+        is a list of floats gets ``output_column`` appended. Memory per task: the chunk and
+        its scaled copy. A NaN or infinity fails the computation naming the chunk (or
+        partition) and row."""
+        check_is_fitted(self)
+        return _engine.apply_dask(data, column, lambda X: self.transform(X, copy=True),
+                                  self.n_features_in_, None, output_column)
 
     def inverse_transform(self, X, copy=None):
         check_is_fitted(self)

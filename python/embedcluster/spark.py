@@ -36,6 +36,13 @@ the fitted model; the embeddings never reach it. Memory (each Python worker): on
 batch (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows, 10,000 by default), its
 validated float copy, and the partition's state.
 
+Every fit sets ``fit_report_`` (as :mod:`embedcluster.dask` does): ``stages`` (one per
+Spark job: name, seconds, tasks, rows, largest task peak) and ``tasks``, a
+``pandas.DataFrame`` with one row per partition and job: ``key``, ``stage``, ``index`` (the
+partition), ``rows``, ``seconds``, ``peak_rss_bytes`` (the Python worker's peak RSS while
+it ran, sampled every millisecond without resetting its counters; a Python worker runs one
+task at a time), ``worker`` (None) and ``pid``; ``client_peak_rss_bytes`` is the driver's.
+
 Errors: a null vector, a null element, NaN or infinity, a vector of the wrong length or a
 column of another type fails the Spark job with embedcluster's message, prefixed by the
 partition (``partition 3: <arrow stream>: row 17, column `embedding`[5]: value is NaN``);
@@ -45,11 +52,13 @@ the row is counted within that partition.
 from __future__ import annotations
 
 import itertools
+import json
+import time
 import warnings
 
 import numpy as np
 
-from . import _core
+from . import _core, _engine
 from ._core import EmbedclusterError
 
 __all__ = [
@@ -112,23 +121,23 @@ def _one_block(batch, column):
 
 
 def _unit(X):
-    from .preprocessing import _unit_rows
-
-    try:
-        return _unit_rows(X)
-    except ValueError as e:
-        raise _with_partition(e) from None
+    pid = _partition_id()
+    return _engine.unit_rows(X, f"partition {pid}: " if pid is not None else "")
 
 
 # A partial state travels as one Arrow row: each field is a count (`long`), a float64 or
 # uint64 array as raw bytes (`f8`, `u8`; flat), a float (`double`) or a `string`.
-_MOMENTS = [("part", "long"), ("n", "long"), ("mean", "f8"), ("m2", "f8"), ("dtype", "string")]
-_COV = [("part", "long"), ("n", "long"), ("mean", "f8"), ("comoment", "f8"), ("dtype", "string")]
+# `tasks` is a JSON list of what each partition's task held (rows, seconds, peak RSS).
+_MOMENTS = [("part", "long"), ("n", "long"), ("mean", "f8"), ("m2", "f8"), ("dtype", "string"),
+            ("tasks", "string")]
+_COV = [("part", "long"), ("n", "long"), ("mean", "f8"), ("comoment", "f8"), ("dtype", "string"),
+        ("tasks", "string")]
 _LLOYD = [("part", "long"), ("n", "long"), ("sums", "f8"), ("counts", "u8"), ("objective", "double"),
-          ("fingerprint", "u8")]
-_FARTHEST = [("part", "long"), ("n", "long"), ("ids", "u8"), ("dists", "f8"), ("labels", "f8"), ("rows", "f8")]
+          ("fingerprint", "u8"), ("tasks", "string")]
+_FARTHEST = [("part", "long"), ("n", "long"), ("ids", "u8"), ("dists", "f8"), ("labels", "f8"), ("rows", "f8"),
+             ("tasks", "string")]
 _PARALLEL = [("part", "long"), ("n", "long"), ("cost", "string"), ("ids", "u8"), ("rows", "f8"),
-             ("w", "u8")]
+             ("w", "u8"), ("tasks", "string")]
 _SPARK_TYPES = {"long": "long", "f8": "binary", "u8": "binary", "double": "double",
                 "string": "string"}
 
@@ -169,18 +178,31 @@ def _decode(fields, batch, i):
     return state
 
 
-def _fold_blocks(column, fields, partial, merge):
-    """Executor side, per partition: `partial` of each block, merged into one state row
-    tagged with the partition's index."""
+def _metered(stage, fields, compute):
+    """Executor side, per partition: ``compute(batches) -> state`` (or None) measured by
+    :class:`~embedcluster._engine.TaskMeter` (seconds, the Python worker's peak RSS while it
+    ran), encoded as one row tagged with the partition's index and its task record."""
     def f(batches):
+        pid = _partition_id() or 0
+        with _engine.TaskMeter(f"{stage}-partition-{pid}", stage, pid) as m:
+            st = compute(batches)
+            m.info["rows"] = int(st["n"]) if st is not None else 0
+        if st is not None:
+            yield _encode(fields, {**st, "part": pid, "tasks": json.dumps([m.info])})
+
+    return f
+
+
+def _fold_blocks(column, fields, partial, merge, stage):
+    """Executor side, per partition: `partial` of each block, merged into one state row."""
+    def compute(batches):
         st = None
         for X in _blocks(batches, column):
             s = partial(X)
             st = s if st is None else merge(st, s)
-        if st is not None:
-            yield _encode(fields, {**st, "part": _partition_id() or 0})
+        return st
 
-    return f
+    return _metered(stage, fields, compute)
 
 
 def _fold_rows(fields, merge):
@@ -194,36 +216,20 @@ def _fold_rows(fields, merge):
         for s in rows:
             st = s if st is None else merge(st, s)
         if st is not None:
-            yield _encode(fields, {**st, "part": 0})
+            tasks = [t for s in rows for t in json.loads(s["tasks"])]
+            yield _encode(fields, {**st, "part": 0, "tasks": json.dumps(tasks)})
 
     return f
 
 
 def _moments_partial(unit):
-    def partial(X):
-        X = _unit(X) if unit else X
-        n, mean, m2 = _core.moments_partial(X)
-        return {"n": n, "mean": mean, "m2": m2, "dtype": str(X.dtype)}
-
-    return partial
+    return lambda X: _engine.moments_partial(_unit(X) if unit else X)
 
 
-def _moments_merge(a, b):
-    n, mean, m2 = _core.moments_merge((a["n"], a["mean"], a["m2"]), (b["n"], b["mean"], b["m2"]))
-    return {"n": n, "mean": mean, "m2": m2, "dtype": a["dtype"]}
-
-
-def _cov_partial(X):
-    n, mean, comoment = _core.cov_partial(X)
-    return {"n": n, "mean": mean, "comoment": comoment, "dtype": str(X.dtype)}
-
-
-def _cov_merge(a, b):
-    d = len(a["mean"])
-    n, mean, comoment = _core.cov_merge(
-        (a["n"], a["mean"], np.reshape(a["comoment"], (d, d))),
-        (b["n"], b["mean"], np.reshape(b["comoment"], (d, d))))
-    return {"n": n, "mean": mean, "comoment": comoment, "dtype": a["dtype"]}
+_moments_merge = _engine.moments_merge
+_cov_partial = _engine.cov_partial
+_cov_merge = _engine.cov_merge
+_lloyd_merge = _engine.lloyd_merge
 
 
 # Row ids of the Lloyd passes: partition index in the high bits, row within the partition
@@ -235,37 +241,28 @@ def _lloyd_fold(column, centers, metric, kind, m=0):
     """Executor side, per partition: one Lloyd pass's state of the partition's rows
     (`kind="step"`: sums, counts, objective, label fingerprint) or its `m` farthest rows
     (`kind="farthest"`), against `centers`."""
-    def f(batches):
+    def compute(batches):
         pid = _partition_id() or 0
         first = pid << _ROW_BITS
         st = None
         for X in _blocks(batches, column):
             if metric == "cosine":
                 X = _unit(X)
-            C = centers.astype(X.dtype, copy=False)
             if kind == "step":
-                sums, counts, objective, fp = _core.lloyd_partial(X, C, metric, first)
-                s = {"n": len(X), "sums": sums.reshape(-1), "counts": counts,
-                     "objective": objective, "fingerprint": np.array([fp], dtype=np.uint64)}
+                s = _engine.lloyd_partial(X, centers, metric, first)
                 st = s if st is None else _lloyd_merge(st, s)
             else:
-                ids, dists, labels, rows = _core.lloyd_farthest(X, C, metric, m, first)
-                if st is not None:
-                    ids, dists, labels, rows = _core.lloyd_merge_farthest(
-                        np.concatenate([st[0], ids]), np.concatenate([st[1], dists]),
-                        np.concatenate([st[2], labels]), np.concatenate([st[3], rows]), m)
-                st = (ids, dists, labels, rows)
+                s = _engine.farthest_partial(X, centers, metric, m, first)
+                st = s if st is None else _engine.farthest_merge([st, s], X.shape[1], m)
             first += len(X)
-        if st is None:
-            return
-        if kind == "step":
-            yield _encode(_LLOYD, {**st, "part": pid})
-        else:
-            ids, dists, labels, rows = st
-            yield _encode(_FARTHEST, {"part": pid, "n": len(ids), "ids": ids, "dists": dists,
-                                      "labels": labels.astype(np.float64), "rows": rows.reshape(-1)})
+        if st is None or kind == "step":
+            return st
+        ids, dists, labels, rows = st
+        return {"n": len(ids), "ids": ids, "dists": dists, "labels": labels.astype(np.float64),
+                "rows": rows.reshape(-1)}
 
-    return f
+    return _metered("lloyd" if kind == "step" else "farthest", _LLOYD if kind == "step" else _FARTHEST,
+                    compute)
 
 
 def _parallel_fold(column, metric, groups, kind, l=0.0, psi=0, seed=0, rnd=0):
@@ -274,14 +271,12 @@ def _parallel_fold(column, metric, groups, kind, l=0.0, psi=0, seed=0, rnd=0):
     the fixed-point cost, the rows drawn in round `rnd`, or the rows nearest to each
     candidate. Draws hash the rows' values (no row ids), so partitions need not hold the
     same rows in every job."""
-    def f(batches):
-        pid = _partition_id() or 0
+    def compute(batches):
         cost, ids, rows, w, n = 0, [], [], None, 0
         for X in _blocks(batches, column):
             if metric == "cosine":
                 X = _unit(X)
-            G = [np.ascontiguousarray(g, dtype=X.dtype) for g in groups]
-            r = _core.kmeans_parallel_block(X, G, kind, l, psi, seed, rnd)
+            r = _engine.parallel_partial(X, groups, kind, l, psi, seed, rnd)
             if kind == "cost":
                 cost += int(r)
             elif kind in ("draw", "first"):
@@ -291,15 +286,14 @@ def _parallel_fold(column, metric, groups, kind, l=0.0, psi=0, seed=0, rnd=0):
                 w = r if w is None else w + r
             n += len(X)
         cat = lambda v, t: np.concatenate(v).astype(t) if v else np.empty(0, t)  # noqa: E731
-        yield _encode(_PARALLEL, {"part": pid, "n": n, "cost": str(cost),
-                                  "ids": cat(ids, np.uint64), "rows": cat(rows, np.float64),
-                                  "w": w if w is not None else np.empty(0, np.uint64)})
+        return {"n": n, "cost": str(cost), "ids": cat(ids, np.uint64), "rows": cat(rows, np.float64),
+                "w": w if w is not None else np.empty(0, np.uint64)}
 
-    return f
+    return _metered(f"kmeans||-{kind}", _PARALLEL, compute)
 
 
 def _kmeans_parallel(df, column, n_clusters, metric, d, n, dtype, *, oversampling_factor=2.0,
-                     init_rounds=5, seed=0):
+                     init_rounds=5, seed=0, report=None):
     """k-means|| seeding over the DataFrame's `n` rows by the core's driver
     (``_core.kmeans_parallel_drive``): ``2 * init_rounds + 2`` jobs (the first centre, a
     cost and a draw per round, the weights), each returning one small row per partition.
@@ -308,8 +302,11 @@ def _kmeans_parallel(df, column, n_clusters, metric, d, n, dtype, *, oversamplin
 
     def job(groups, kind, **kw):
         fold = _parallel_fold(column, metric, groups, kind, **kw)
+        t0 = time.perf_counter()
         tbl = df.select(column).mapInArrow(fold, _schema(_PARALLEL)).toArrow()
-        return [_decode(_PARALLEL, b, i) for b in tbl.to_batches() for i in range(b.num_rows)]
+        parts = [_decode(_PARALLEL, b, i) for b in tbl.to_batches() for i in range(b.num_rows)]
+        _record(report, f"kmeans||-{kind}", t0, parts)
+        return parts
 
     def pairs(parts):
         ids = np.concatenate([p["ids"] for p in parts]) if parts else np.empty(0, np.uint64)
@@ -317,13 +314,7 @@ def _kmeans_parallel(df, column, n_clusters, metric, d, n, dtype, *, oversamplin
         return np.ascontiguousarray(ids, dtype=np.uint64), np.ascontiguousarray(rows, dtype=dtype)
 
     def first(sd):
-        ids, rows = pairs(job([], "first", seed=sd))
-        if len(ids) == 0:
-            return ids, rows
-        # smallest rank, then smallest values (the core's order)
-        order = np.lexsort(tuple(rows.T.astype(np.float64)[::-1]) + (ids,))
-        i = order[0]
-        return ids[i:i + 1].copy(), rows[i:i + 1].copy()
+        return _engine.pick_first(*pairs(job([], "first", seed=sd)))
 
     def cost(groups):
         return sum(int(p["cost"]) for p in job(groups, "cost"))
@@ -343,30 +334,36 @@ def _kmeans_parallel(df, column, n_clusters, metric, d, n, dtype, *, oversamplin
                                        np.dtype(dtype).name, first, cost, draw, weights)
 
 
-def _lloyd_merge(a, b):
-    return {"n": a["n"] + b["n"], "sums": a["sums"] + b["sums"],
-            "counts": a["counts"] + b["counts"], "objective": a["objective"] + b["objective"],
-            # wrapping sum, as the core's fingerprints
-            "fingerprint": a["fingerprint"] + b["fingerprint"]}
-
-
 # --- driver side ---------------------------------------------------------------------------
 
 
-def _reduce(df, column, fields, partial, merge, fold=None):
+def _record(report, stage, t0, rows):
+    """The task records of a job's state rows into ``report`` (a ``FitReport``)."""
+    if report is not None:
+        tasks = [t for r in rows for t in json.loads(r["tasks"])]
+        for t in tasks:  # the job's name, which the executors do not know
+            t["stage"], t["key"] = stage, f"{stage}-partition-{t['index']}"
+        report.add(stage, time.perf_counter() - t0, tasks)
+
+
+def _reduce(df, column, fields, partial, merge, fold=None, stage="", report=None):
     """Partial states per partition (`fold`, or `partial` of each block), merged on one
     executor, then the one state to the driver as Arrow (never Python lists of floats)."""
     schema = _schema(fields)
-    fold = fold or _fold_blocks(column, fields, partial, merge)
+    fold = fold or _fold_blocks(column, fields, partial, merge, stage)
+    t0 = time.perf_counter()
     tbl = (df.select(column).mapInArrow(fold, schema)
            .repartition(1).mapInArrow(_fold_rows(fields, merge), schema).toArrow())
     if tbl.num_rows == 0:
         raise ValueError("Found array with 0 sample(s) (the DataFrame is empty)")
-    return _decode(fields, tbl.slice(0, 1).to_batches()[0], 0)
+    st = _decode(fields, tbl.slice(0, 1).to_batches()[0], 0)
+    _record(report, stage, t0, [st])
+    return st
 
 
-def _moments(df, column, unit=False):
-    st = _reduce(df, column, _MOMENTS, _moments_partial(unit), _moments_merge)
+def _moments(df, column, unit=False, report=None):
+    st = _reduce(df, column, _MOMENTS, _moments_partial(unit), _moments_merge, stage="moments",
+                 report=report)
     return (st["n"], st["mean"], st["m2"]), st["dtype"]
 
 
@@ -392,10 +389,12 @@ def fit_scaler(df, column, *, with_mean=True, with_std=True):
     """
     from .preprocessing import StandardScaler
 
-    moments, _ = _moments(df, column)
+    report = _engine.FitReport()
+    moments, _ = _moments(df, column, report=report)
     sc = StandardScaler(with_mean=with_mean, with_std=with_std)
     sc.n_features_in_ = len(moments[1])
     sc._set_moments(moments)
+    sc.fit_report_ = report.finish()
     return sc
 
 
@@ -418,15 +417,16 @@ def fit_pca(df, column, n_components, *, fit_method="exact", sample_size=50_000,
     from .decomposition import PCA
 
     pca = PCA(n_components=n_components, fit_method=fit_method, random_state=random_state)
+    report = _engine.FitReport()
     if fit_method == "exact":
-        st = _reduce(df, column, _COV, _cov_partial, _cov_merge)
+        st = _reduce(df, column, _COV, _cov_partial, _cov_merge, stage="covariance", report=report)
         n, mean = st["n"], st["mean"]
         d = len(mean)
         comoment = st.pop("comoment").reshape(d, d)
         pca._finish(_core.cov_finish(n, mean, comoment, pca._k(n, d)))
         del comoment
     elif fit_method == "randomized":
-        moments, _ = _moments(df, column)
+        moments, _ = _moments(df, column, report=report)
         n, d = moments[0], len(moments[1])
         k = pca._k(n, d)
         sample = _sample(df, column, int(sample_size), n, random_state)
@@ -435,6 +435,7 @@ def fit_pca(df, column, n_components, *, fit_method="exact", sample_size=50_000,
     else:
         raise ValueError(f"fit_method must be 'exact' or 'randomized', got {fit_method!r}")
     pca.n_features_in_ = d
+    pca.fit_report_ = report.finish()
     return pca
 
 
@@ -480,7 +481,8 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means||", max
     km = KMeans(n_clusters=n_clusters, metric=metric, init=init, max_iter=max_iter, tol=tol,
                 random_state=random_state)
     km._check_params()
-    moments, dtype = _moments(df, column, unit=(metric == "cosine"))
+    report = _engine.FitReport()
+    moments, dtype = _moments(df, column, unit=(metric == "cosine"), report=report)
     n, d = moments[0], len(moments[1])
     if n_clusters > n:
         raise ValueError(f"n_samples={n} should be >= n_clusters={n_clusters}")
@@ -490,7 +492,7 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means||", max
         centers = _kmeans_parallel(df, column, n_clusters, metric, d, n, dtype,
                                    oversampling_factor=oversampling_factor,
                                    init_rounds=init_rounds,
-                                   seed=_core.restart_seed(_seed(random_state), 0))
+                                   seed=_core.restart_seed(_seed(random_state), 0), report=report)
     elif isinstance(init, str):
         if init != "k-means++":
             raise ValueError(f"init must be 'k-means||', 'k-means++' or an array, got {init!r}")
@@ -507,24 +509,25 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means||", max
         if centers.shape != (n_clusters, d):
             raise ValueError(f"init has shape {centers.shape}, expected ({n_clusters}, {d})")
 
+    it = [0]
+
     def step(c):
+        it[0] += 1
         st = _reduce(df, column, _LLOYD, None, _lloyd_merge,
-                     fold=_lloyd_fold(column, c, metric, "step"))
+                     fold=_lloyd_fold(column, c, metric, "step"), stage=f"lloyd[{it[0]}]",
+                     report=report)
         return (st["sums"].reshape(n_clusters, d), np.ascontiguousarray(st["counts"]),
                 float(st["objective"]), int(st["fingerprint"][0]))
 
     def farthest(c, m):
+        t0 = time.perf_counter()
         tbl = df.select(column).mapInArrow(_lloyd_fold(column, c, metric, "farthest", m),
                                            _schema(_FARTHEST)).toArrow()
         parts = sorted((_decode(_FARTHEST, b, i) for b in tbl.to_batches() for i in range(b.num_rows)),
                        key=lambda p: p["part"])
-        if not parts:
-            return (np.empty(0, np.uint64), np.empty(0), np.empty(0, np.int32), np.empty((0, d)))
-        return _core.lloyd_merge_farthest(
-            np.ascontiguousarray(np.concatenate([p["ids"] for p in parts])),
-            np.ascontiguousarray(np.concatenate([p["dists"] for p in parts])),
-            np.concatenate([p["labels"] for p in parts]).astype(np.int32),
-            np.ascontiguousarray(np.concatenate([p["rows"] for p in parts]).reshape(-1, d)), m)
+        _record(report, f"farthest[{it[0]}]", t0, parts)
+        return _engine.farthest_merge(
+            [(p["ids"], p["dists"], p["labels"], p["rows"]) for p in parts], d, m)
 
     r = _core.lloyd_drive(np.ascontiguousarray(centers), metric, int(max_iter), float(tol_abs),
                           step, farthest)
@@ -535,6 +538,7 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means||", max
     km.inertia_ = float(r["objective_history"][-1])
     km.n_iter_ = int(r["n_iter"])
     km.objective_history_ = list(r["objective_history"])
+    km.fit_report_ = report.finish()
     return km
 
 
@@ -566,7 +570,7 @@ def transform_spark(model, df, column, output_column=None):
     ``"pca"``) or :class:`~embedcluster.StandardScaler` (default ``"scaled"``). Memory per
     worker: one batch and its output.
     """
-    from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField
+    from pyspark.sql.types import ArrayType, StructField
 
     from .decomposition import PCA
     from .preprocessing import StandardScaler

@@ -76,5 +76,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(memory::reset_peak_rss, m)?)?;
     m.add_function(wrap_pyfunction!(memory::cpu_seconds, m)?)?;
     m.add_class::<arrow::ArrowVectorReader>()?;
+    m.add_class::<memory::RssSampler>()?;
     Ok(())
 }

@@ -19,3 +19,42 @@ pub fn reset_peak_rss() -> bool {
 pub fn cpu_seconds() -> f64 {
     embedcluster::memory::cpu_seconds()
 }
+
+/// Peak RSS of this process over a span, sampled by a background thread without touching
+/// the kernel's counters (`embedcluster::memory::RssSampler`). Starts when created.
+///
+/// `interval_seconds`: time between samples (default 0.001); a rise and fall shorter than
+/// that can be missed. The peak is the whole process's.
+#[pyclass(module = "embedcluster._core")]
+pub struct RssSampler {
+    inner: std::sync::Mutex<embedcluster::memory::RssSampler>,
+}
+
+#[pymethods]
+impl RssSampler {
+    #[new]
+    #[pyo3(signature = (interval_seconds=0.001))]
+    fn new(interval_seconds: f64) -> PyResult<Self> {
+        if !(interval_seconds > 0.0 && interval_seconds <= 60.0) {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "interval_seconds must be in (0, 60], got {interval_seconds}"
+            )));
+        }
+        Ok(RssSampler {
+            inner: std::sync::Mutex::new(embedcluster::memory::RssSampler::start(
+                std::time::Duration::from_secs_f64(interval_seconds),
+            )),
+        })
+    }
+
+    /// The peak so far, in bytes.
+    #[getter]
+    fn peak_bytes(&self) -> u64 {
+        self.inner.lock().map(|s| s.peak_bytes()).unwrap_or(0)
+    }
+
+    /// Stops sampling; returns the peak in bytes (the same on every later call).
+    fn stop(&self, py: Python<'_>) -> u64 {
+        py.detach(|| self.inner.lock().map(|mut s| s.stop()).unwrap_or(0))
+    }
+}

@@ -56,6 +56,101 @@ fn read_status_kib(key: &str) -> Option<u64> {
         .ok()
 }
 
+/// Resident set size of this process in bytes from `/proc/self/statm` (resident pages times
+/// the page size: a cheaper read than `/proc/self/status`), or 0 where unknown.
+pub fn statm_rss_bytes() -> u64 {
+    let Ok(text) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = text
+        .split_ascii_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * if page > 0 { page as u64 } else { 4096 }
+}
+
+/// Peak resident set size of this process over a span of time, measured by a background
+/// thread that reads the current RSS ([`statm_rss_bytes`]) every `interval`, and once more
+/// when stopped.
+///
+/// Unlike a reset of the kernel's high-water mark ([`reset_peak_rss`]), sampling disturbs
+/// no counter of the process: `VmHWM`, `getrusage` and `/usr/bin/time -v` still report the
+/// whole process's peak. Precision: a rise and fall shorter than `interval` between two
+/// samples can be missed, so the figure is a lower bound of the true peak, exact for
+/// allocations that live longer than the interval (a task's blocks and states do). It is the
+/// peak of the *whole process*: with several threads running tasks at once it is shared by
+/// them (exact per task with one task at a time, as dask-memusage states for itself).
+///
+/// Cost: one thread, one small `/proc` read per interval (about 10 microseconds).
+#[derive(Debug)]
+pub struct RssSampler {
+    shared: std::sync::Arc<SamplerShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct SamplerShared {
+    stop: std::sync::atomic::AtomicBool,
+    peak: std::sync::atomic::AtomicU64,
+}
+
+impl SamplerShared {
+    fn sample(&self) {
+        self.peak
+            .fetch_max(statm_rss_bytes(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl RssSampler {
+    /// Starts sampling now (the first sample is taken before this returns).
+    pub fn start(interval: std::time::Duration) -> Self {
+        let shared = std::sync::Arc::new(SamplerShared {
+            stop: std::sync::atomic::AtomicBool::new(false),
+            peak: std::sync::atomic::AtomicU64::new(0),
+        });
+        shared.sample();
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("embedcluster-rss".into())
+            .spawn(move || {
+                while !s.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::park_timeout(interval);
+                    s.sample();
+                }
+            })
+            .ok();
+        RssSampler { shared, thread }
+    }
+
+    /// The peak so far, in bytes.
+    pub fn peak_bytes(&self) -> u64 {
+        self.shared.peak.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops the thread (at once, not after the interval) and returns the peak in bytes,
+    /// including one last sample. Calling it again returns the same peak.
+    pub fn stop(&mut self) -> u64 {
+        if let Some(t) = self.thread.take() {
+            self.shared
+                .stop
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            t.thread().unpark();
+            let _ = t.join();
+            self.shared.sample();
+        }
+        self.peak_bytes()
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 static PEAK_RESETS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 /// Turns the per-stage resets of the peak-RSS high-water mark on (the default) or off, for
@@ -334,6 +429,24 @@ pub fn parse_bytes(text: &str) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_sampler_sees_a_buffer_that_lived_longer_than_its_interval() {
+        let mut s = RssSampler::start(std::time::Duration::from_millis(1));
+        let base = s.peak_bytes();
+        assert!(base > 0);
+        let mut v = vec![0u8; 96 << 20];
+        for p in v.iter_mut().step_by(4096) {
+            *p = 1; // touch every page: resident
+        }
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        drop(std::hint::black_box(v));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let peak = s.stop();
+        assert!(peak >= base + (90 << 20), "peak {peak} base {base}");
+        assert_eq!(s.stop(), peak, "stopping twice returns the same peak");
+    }
 
     #[test]
     fn peak_grows_with_allocation_and_resets() {

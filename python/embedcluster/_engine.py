@@ -1,0 +1,370 @@
+"""What the engines (:mod:`embedcluster.spark`, :mod:`embedcluster.dask`) share: the work of
+one block of rows, its mergeable state, and a measure of each task.
+
+Every distributed fit is ``partial(block) -> state``, ``merge(state, state)``, then the
+core's own finish or driver on the merged state; the engine only decides where blocks
+live and in which tree states are merged. States are dicts of NumPy arrays and numbers:
+
+=============  ==================================================  ============================
+state          fields                                              algorithm
+=============  ==================================================  ============================
+moments        ``n``, ``mean`` (d), ``m2`` (d), ``dtype``           Chan, Golub and LeVeque 1979
+covariance     ``n``, ``mean`` (d), ``comoment`` (d*d), ``dtype``   the same, for co-moments
+Lloyd step     ``n``, ``sums`` (k*d), ``counts`` (k),               Lloyd 1982; Dhillon and
+               ``objective``, ``fingerprint`` (1, wrapping sum)     Modha 2001 (cosine)
+=============  ==================================================  ============================
+
+This module also holds the lazy apply of fitted models over Dask collections (the
+estimators' ``transform_dask`` / ``predict_dask`` methods), which needs ``dask`` only
+when called: the engines' own modules are leaves that nothing in the package imports.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from . import _core
+from ._core import EmbedclusterError
+
+# --- states of one block -------------------------------------------------------------------
+
+
+def aligned(x, dtype=None):
+    """``x`` as a C-contiguous, aligned array (of ``dtype``): arrays that crossed a process
+    boundary can arrive as unaligned views into a message buffer, which the kernels cannot
+    read in place."""
+    return np.require(x, dtype=dtype, requirements=["C", "A"])
+
+
+def unit_rows(X, where="", inplace=False):
+    """``X`` itself when its rows are unit vectors (within 1e-4), else a normalized copy (the
+    core's normalization, norms in float64), or ``X`` normalized in place with ``inplace``
+    (a C-contiguous float array the caller owns). A zero row is an error naming the row,
+    prefixed with ``where`` (the chunk or partition)."""
+    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    if np.all(np.abs(sq - 1.0) <= 1e-4):
+        return X
+    if inplace and X.dtype in (np.float32, np.float64) and X.flags.c_contiguous and X.flags.writeable:
+        Y = X
+    else:
+        Y = np.array(X, dtype=X.dtype if X.dtype in (np.float32, np.float64) else np.float64,
+                     order="C", copy=True)
+    try:
+        _core.normalize_rows(Y)
+    except ValueError as e:
+        if not where:
+            raise
+        raise EmbedclusterError(f"{where}{e}") from None
+    return Y
+
+
+def moments_partial(X, unit=False):
+    X = unit_rows(X) if unit else X
+    n, mean, m2 = _core.moments_partial(X)
+    return {"n": n, "mean": mean, "m2": m2, "dtype": str(X.dtype)}
+
+
+def moments_merge(a, b):
+    n, mean, m2 = _core.moments_merge((a["n"], a["mean"], a["m2"]), (b["n"], b["mean"], b["m2"]))
+    return {"n": n, "mean": mean, "m2": m2, "dtype": a["dtype"]}
+
+
+def cov_partial(X):
+    n, mean, comoment = _core.cov_partial(X)
+    return {"n": n, "mean": mean, "comoment": comoment.reshape(-1), "dtype": str(X.dtype)}
+
+
+def cov_merge(a, b):
+    d = len(a["mean"])
+    n, mean, comoment = _core.cov_merge(
+        (a["n"], a["mean"], np.reshape(a["comoment"], (d, d))),
+        (b["n"], b["mean"], np.reshape(b["comoment"], (d, d))))
+    return {"n": n, "mean": mean, "comoment": comoment.reshape(-1), "dtype": a["dtype"]}
+
+
+def lloyd_partial(X, centers, metric, first_id):
+    """One Lloyd pass over a block (rows already normalized for the cosine metric): sums,
+    counts, objective and the labels' fingerprint, with row ids from ``first_id``."""
+    sums, counts, objective, fp = _core.lloyd_partial(X, aligned(centers, X.dtype), metric,
+                                                      first_id)
+    return {"n": len(X), "sums": sums.reshape(-1), "counts": counts, "objective": objective,
+            "fingerprint": np.array([fp], dtype=np.uint64)}
+
+
+def lloyd_merge(a, b):
+    return {"n": a["n"] + b["n"], "sums": a["sums"] + b["sums"],
+            "counts": a["counts"] + b["counts"], "objective": a["objective"] + b["objective"],
+            # wrapping sum, as the core's fingerprints
+            "fingerprint": a["fingerprint"] + b["fingerprint"]}
+
+
+def farthest_partial(X, centers, metric, m, first_id):
+    """The block's ``m`` rows farthest from their centroids: ``(ids, dists, labels, rows)``."""
+    return _core.lloyd_farthest(X, aligned(centers, X.dtype), metric, m, first_id)
+
+
+def farthest_merge(parts, d, m):
+    """The ``m`` farthest of several blocks' farthest rows (the core's order)."""
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
+        return (np.empty(0, np.uint64), np.empty(0), np.empty(0, np.int32), np.empty((0, d)))
+    return _core.lloyd_merge_farthest(
+        aligned(np.concatenate([p[0] for p in parts]), np.uint64),
+        aligned(np.concatenate([p[1] for p in parts]), np.float64),
+        aligned(np.concatenate([p[2] for p in parts]), np.int32),
+        aligned(np.concatenate([np.reshape(p[3], (-1, d)) for p in parts]), np.float64), m)
+
+
+def parallel_partial(X, groups, kind, l=0.0, psi=0, seed=0, rnd=0):
+    """A block's share of one k-means|| pass (Bahmani et al. 2012) against the candidate
+    ``groups``: ``kind="first"`` or ``"draw"``: ``(ids, rows)``; ``"cost"``: an int;
+    ``"weights"``: a uint64 count per candidate."""
+    G = [aligned(g, X.dtype) for g in groups]
+    return _core.kmeans_parallel_block(X, G, kind, l, psi, seed, rnd)
+
+
+def pick_first(ids, rows):
+    """The first k-means|| centre among the blocks' candidates: smallest rank, then
+    smallest values (the core's order)."""
+    if len(ids) == 0:
+        return ids, rows
+    order = np.lexsort(tuple(rows.T.astype(np.float64)[::-1]) + (ids,))
+    i = order[0]
+    return ids[i:i + 1].copy(), rows[i:i + 1].copy()
+
+
+def sample_rows(n, size, random_state):
+    """The sorted global row indices of a uniform sample without replacement (the draw
+    :class:`~embedcluster.PCA` makes in memory, so the same rows give the same sample)."""
+    from sklearn.utils import check_random_state
+
+    if size >= n:
+        return np.arange(n, dtype=np.int64)
+    rng = check_random_state(random_state)
+    return np.sort(rng.choice(n, size=int(size), replace=False)).astype(np.int64)
+
+
+# --- what each task held -------------------------------------------------------------------
+
+
+class TaskMeter:
+    """Measures one task: wall seconds and the peak RSS of the process while it ran, from a
+    thread sampling ``/proc/self/statm`` every millisecond (``_core.RssSampler``), which
+    does not reset the kernel's high-water mark (``VmHWM``, ``getrusage`` and
+    ``/usr/bin/time`` keep the true whole-process peak). The peak is the worker
+    *process's*: exact for the task with one thread per worker; with several threads it is
+    shared by the tasks running at once. A rise and fall shorter than a millisecond may be
+    missed."""
+
+    def __init__(self, key, stage, index):
+        self.info = {"key": key, "stage": stage, "index": int(index), "rows": 0}
+
+    def __enter__(self):
+        self._sampler = _core.RssSampler(0.001)
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.info["seconds"] = time.perf_counter() - self._t0
+        self.info["peak_rss_bytes"] = int(self._sampler.stop())
+        self.info["worker"], self.info["pid"] = _worker(), os.getpid()
+        return False
+
+
+class FitReport:
+    """``fit_report_`` of a distributed fit: one stage per pass (name, seconds, tasks, rows,
+    the largest task peak), one row per task (a ``pandas.DataFrame``: key, stage, index,
+    rows, seconds, peak_rss_bytes, worker, pid), and the client's (driver's) peak RSS."""
+
+    def __init__(self):
+        self.stages, self.tasks = [], []
+
+    def add(self, stage, seconds, tasks):
+        self.tasks.extend(tasks)
+        self.stages.append({"name": stage, "seconds": seconds, "tasks": len(tasks),
+                            "rows": int(sum(t["rows"] for t in tasks)),
+                            "peak_rss_bytes": int(max((t["peak_rss_bytes"] for t in tasks), default=0))})
+
+    def finish(self):
+        import pandas as pd
+
+        cols = ["key", "stage", "index", "rows", "seconds", "peak_rss_bytes", "worker", "pid"]
+        return {"stages": self.stages,
+                "tasks": pd.DataFrame(self.tasks, columns=cols),
+                "peak_rss_bytes": int(max((s["peak_rss_bytes"] for s in self.stages), default=0)),
+                "client_peak_rss_bytes": int(_core.peak_rss_bytes())}
+
+
+def _worker():
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except Exception:
+        return None
+
+
+# --- lazy apply over Dask collections ------------------------------------------------------
+
+
+def _arrow_of(pdf, column):
+    """The vector column of a pandas partition as a pyarrow Table (zero-copy for a column
+    read with ``dtype_backend="pyarrow"``)."""
+    import pyarrow as pa
+
+    if column not in pdf.columns:
+        raise EmbedclusterError(f"column `{column}` not found (columns: {list(pdf.columns)})")
+    return pa.Table.from_pandas(pdf[[column]], preserve_index=False)
+
+
+def partition_vectors(pdf, column, where):
+    """The vectors of one pandas partition (``n x d``, the column's float type), decoded by
+    the core's Arrow reader (no Python object per value for an Arrow-backed column); None
+    for an empty partition. Errors are prefixed with ``where``."""
+    if len(pdf) == 0:
+        return None
+    try:
+        blocks = list(_core.ArrowVectorReader(_arrow_of(pdf, column), column))
+    except EmbedclusterError as e:
+        raise EmbedclusterError(f"{where}{e}") from None
+    if not blocks:
+        return None
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
+def check_block(X, where, first_row=None):
+    """A Dask array chunk as a C-contiguous float32/float64 ``n x d`` array; NaN or
+    infinity is an error naming the chunk, the row within it (and the global row when
+    the chunk's offset is known) and the column."""
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise EmbedclusterError(f"{where}expected a 2-D array, got shape {X.shape}")
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    # C-contiguous and aligned: a chunk sent between processes can arrive as an unaligned
+    # view into the message's buffer, which the kernels cannot read in place
+    X = aligned(X)
+    step = max(1, (1 << 22) // max(X.shape[1], 1))  # 4M values at a time
+    for at in range(0, len(X), step):
+        part = X[at:at + step]
+        bad = ~np.isfinite(part)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            v = part[r, c]
+            what = "NaN" if np.isnan(v) else "infinite"
+            glob = f" (row {first_row + at + r} of the array)" if first_row is not None else ""
+            raise EmbedclusterError(f"{where}row {at + r}{glob}, column {c}: value is {what}")
+    return X
+
+
+def _list_series(Y, index):
+    import pandas as pd
+    import pyarrow as pa
+
+    n, k = Y.shape
+    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
+    arr = pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(Y).reshape(-1)))
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=index)
+
+
+def _list_dtype(dtype):
+    import pandas as pd
+    import pyarrow as pa
+
+    return pd.ArrowDtype(pa.list_(pa.float32() if np.dtype(dtype) == np.float32 else pa.float64()))
+
+
+def _column_dtype(data, column):
+    """float32 or float64: the element type of a Dask DataFrame's vector column."""
+    import pyarrow as pa
+
+    t = data.dtypes[column]
+    pa_type = getattr(t, "pyarrow_dtype", None)
+    if pa_type is not None and (pa.types.is_list(pa_type) or pa.types.is_large_list(pa_type)
+                                or pa.types.is_fixed_size_list(pa_type)):
+        return np.float32 if pa_type.value_type == pa.float32() else np.float64
+    return np.float64
+
+
+def is_dask_array(data):
+    return type(data).__module__.startswith("dask.array")
+
+
+def is_dask_frame(data):
+    mod = type(data).__module__
+    return (mod.startswith("dask.dataframe") or mod.startswith("dask_expr")) and hasattr(
+        data, "map_partitions")
+
+
+def apply_dask(data, column, fn, n_out, out_dtype, output_column):
+    """``fn`` (``n x d`` block -> ``n x n_out`` block) lazily over a Dask array (one chunk
+    of the result per chunk of rows) or DataFrame (``output_column`` appended as a list
+    column)."""
+    if is_dask_array(data):
+        if data.ndim != 2:
+            raise ValueError(f"expected a 2-D Dask array, got {data.ndim} dimensions")
+        if data.numblocks[1] > 1:
+            data = data.rechunk({1: -1})
+
+        def block(X, block_info=None):
+            i = block_info[0]["chunk-location"][0] if block_info else 0
+            return fn(check_block(X, f"chunk {i}: "))
+
+        dt = out_dtype if out_dtype is not None else (
+            data.dtype if data.dtype in (np.float32, np.float64) else np.float64)
+        return data.map_blocks(block, dtype=dt, chunks=(data.chunks[0], (n_out,)))
+    if is_dask_frame(data):
+        dt = out_dtype if out_dtype is not None else _column_dtype(data, column)
+        meta = data._meta.copy()
+        meta[output_column] = _list_series(np.empty((0, n_out), dt), meta.index)
+
+        def part(pdf, partition_info=None):
+            i = partition_info["number"] if partition_info else 0
+            X = partition_vectors(pdf, column, f"partition {i}: ")
+            out = pdf.copy(deep=False)
+            Y = np.empty((0, n_out), dt) if X is None else np.asarray(fn(X), dtype=dt)
+            out[output_column] = _list_series(Y, pdf.index)
+            return out
+
+        return data.map_partitions(part, meta=meta)
+    raise TypeError(f"expected a dask.array.Array or dask.dataframe.DataFrame, got {type(data).__name__}")
+
+
+def predict_dask(data, column, assign, cluster_column="cluster", score_column="score"):
+    """``assign`` (block -> labels, scores) lazily: a Dask array of int32 labels for a Dask
+    array; ``cluster`` (int32) and ``score`` (float32) columns appended to a DataFrame."""
+    if is_dask_array(data):
+        if data.ndim != 2:
+            raise ValueError(f"expected a 2-D Dask array, got {data.ndim} dimensions")
+        if data.numblocks[1] > 1:
+            data = data.rechunk({1: -1})
+
+        def block(X, block_info=None):
+            i = block_info[0]["chunk-location"][0] if block_info else 0
+            return np.asarray(assign(check_block(X, f"chunk {i}: "))[0], dtype=np.int32)
+
+        return data.map_blocks(block, dtype=np.int32, chunks=(data.chunks[0],), drop_axis=1)
+    if is_dask_frame(data):
+        import pandas as pd
+
+        meta = data._meta.copy()
+        meta[cluster_column] = pd.Series(np.empty(0, np.int32), index=meta.index)
+        meta[score_column] = pd.Series(np.empty(0, np.float32), index=meta.index)
+
+        def part(pdf, partition_info=None):
+            i = partition_info["number"] if partition_info else 0
+            X = partition_vectors(pdf, column, f"partition {i}: ")
+            out = pdf.copy(deep=False)
+            if X is None:
+                labels, scores = np.empty(0, np.int32), np.empty(0, np.float32)
+            else:
+                labels, scores = assign(X)
+            out[cluster_column] = np.asarray(labels, dtype=np.int32)
+            out[score_column] = np.asarray(scores, dtype=np.float32)
+            return out
+
+        return data.map_partitions(part, meta=meta)
+    raise TypeError(f"expected a dask.array.Array or dask.dataframe.DataFrame, got {type(data).__name__}")
