@@ -211,7 +211,7 @@ def test_a_nan_in_a_chunk_names_the_chunk_and_row(client, X):
     data = da.from_array(bad, chunks=(500, 24))
     with pytest.raises(ValueError) as e:
         ecd.fit_scaler(data)
-    assert "chunk 2: row 234, column 5: value is NaN" in str(e.value)
+    assert "chunk 2: row 234 (row 1234 of the array), column 5: value is NaN" in str(e.value)
     with pytest.raises(ValueError) as e:
         ecd.fit_kmeans(data, 3)
     assert "chunk 2: row 234" in str(e.value)
@@ -242,6 +242,14 @@ def test_a_malformed_row_in_a_partition_names_it(client, tmp_path, bad, message)
         with pytest.raises(ValueError) as e:
             fit()
         assert message in str(e.value) and "partition 1: " in str(e.value), str(e.value)
+
+
+def test_a_zero_row_under_the_cosine_metric_names_its_chunk(client, X):
+    bad = X.copy()
+    bad[1234] = 0.0
+    with pytest.raises(ValueError) as e:
+        ecd.fit_kmeans(da.from_array(bad, chunks=(500, 24)), 3, metric="cosine")
+    assert "chunk 2: " in str(e.value) and "234" in str(e.value), str(e.value)
 
 
 def test_wrong_inputs_are_clear_errors(client, X):

@@ -90,6 +90,7 @@ class _Blocks:
 
     def __init__(self, data, column):
         self.column = column
+        self.offsets = None  # global first row of each block, once known
         if _engine.is_dask_array(data):
             if data.ndim != 2:
                 raise ValueError(f"expected a 2-D Dask array (n_samples, n_features), got {data.ndim} dimensions")
@@ -98,6 +99,9 @@ class _Blocks:
             self.kind = "chunk"
             self.parts = list(data.to_delayed(optimize_graph=True).ravel())
             self.d = int(data.shape[1])
+            sizes = np.asarray(data.chunks[0], dtype=float)
+            if not np.isnan(sizes).any():  # known chunk sizes: errors name the global row too
+                self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         elif _engine.is_dask_frame(data):
             if column not in data.columns:
                 raise EmbedclusterError(f"column `{column}` not found (columns: {list(data.columns)})")
@@ -107,7 +111,6 @@ class _Blocks:
         else:
             raise TypeError(
                 f"expected a dask.array.Array or dask.dataframe.DataFrame, got {type(data).__name__}")
-        self.offsets = None  # global first row of each block, once counted
 
     def spec(self, i):
         """What a task needs to decode block ``i``: small and picklable."""
@@ -117,13 +120,20 @@ class _Blocks:
         """Decode and check every block once (rows normalized when ``unit``) and keep the
         arrays in the workers' memory (``dask.persist``; Dask's memory manager spills them
         to disk when a worker runs short), so that later passes read NumPy blocks: no
-        Parquet, no Arrow decoding, no validation and no normalizing copy per pass."""
+        Parquet, no Arrow decoding, no validation and no normalizing copy per pass.
+
+        Consecutive blocks are joined into ``2 x`` (the cluster's threads) arrays at most
+        (one array per block when there are fewer): each pass then has a few large tasks,
+        whose fixed cost (scheduling, one small state each) is paid fewer times. Row ids
+        stay global, so results do not depend on the grouping."""
         import dask
 
         name = f"embedcluster-{stage}-{uuid.uuid4().hex[:8]}"
-        loaded = [dask.delayed(_load, pure=False)(self.spec(i), part, unit, f"{name}-{i}",
-                                                  dask_key_name=f"{name}-{i}")
-                  for i, part in enumerate(self.parts)]
+        groups = np.array_split(np.arange(len(self.parts)), min(len(self.parts), 2 * _threads()))
+        loaded = [dask.delayed(_load, pure=False)([self.spec(i) for i in g],
+                                                  [self.parts[i] for i in g], unit,
+                                                  f"{name}-{j}", j, dask_key_name=f"{name}-{j}")
+                  for j, g in enumerate(groups) if len(g)]
         t0 = time.perf_counter()
         loaded = list(dask.persist(*loaded))
         tasks, = dask.compute([dask.delayed(lambda b: b[1])(b) for b in loaded])
@@ -170,19 +180,49 @@ def _vectors(spec, part):
     return _engine.partition_vectors(part, column, where)
 
 
-def _load(spec, part, unit, key):
-    """A block decoded and checked (and normalized when ``unit``), with its task record."""
-    kind, _, i, _ = spec
-    with _engine.TaskMeter(key, "load", i) as m:
-        X = _vectors(spec, part)
+def _threads():
+    """Threads of the cluster the computation runs on (the distributed client's workers),
+    else of this machine."""
+    try:
+        from distributed import get_client
+
+        return max(1, sum(get_client().nthreads().values()))
+    except Exception:
+        import os
+
+        return os.cpu_count() or 1
+
+
+def _load(specs, parts, unit, key, index):
+    """Consecutive blocks decoded, checked and joined into one array (normalized when
+    ``unit``), with the task's record. Peak: the parts, the joined array and one decoded
+    part; a single part that needs no copy is kept as it is."""
+    kind = specs[0][0]
+    with _engine.TaskMeter(key, "load", index) as m:
+        if len(parts) == 1:
+            X = _vectors(specs[0], parts[0])
+            # a decoded partition (or a chunk that needed a copy) is ours to normalize in
+            # place; a chunk held by Dask is not
+            own = kind == "partition" or X is not parts[0]
+        else:
+            X, at, n = None, 0, sum(len(p) for p in parts)
+            for spec, part in zip(specs, parts):
+                B = _vectors(spec, part)
+                if B is None:
+                    continue
+                if X is None:
+                    X = np.empty((n, B.shape[1]), dtype=B.dtype)
+                X[at:at + len(B)] = B
+                if unit:  # per part, so that an error names the part and its row
+                    _engine.unit_rows(X[at:at + len(B)], f"{kind} {spec[2]}: ", inplace=True)
+                at += len(B)
+                del B
+            X = X[:at] if X is not None else None
+        del parts
         if X is not None:
             m.info["rows"] = len(X)
-            if unit:
-                # a decoded partition (or a chunk that needed a copy) is ours to normalize
-                # in place; a chunk held by Dask is not
-                own = kind == "partition" or X is not part
-                X = _engine.unit_rows(X, f"{kind} {i}: ", inplace=own)
-        del part
+            if unit and len(specs) == 1:
+                X = _engine.unit_rows(X, f"{kind} {specs[0][2]}: ", inplace=own)
     return X, m.info
 
 
