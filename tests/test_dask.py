@@ -62,7 +62,8 @@ def dataset(tmp_path, X, parts):
     for p in range(parts):
         a, b = bounds[p], bounds[p + 1]
         pq.write_table(pa.table({"id": pa.array(np.arange(a, b, dtype=np.int64)),
-                                 "embedding": vectors(X[a:b])}), root / f"part-{p:05d}.parquet")
+                                 "embedding": vectors(X[a:b])}), root / f"part-{p:05d}.parquet",
+                       row_group_size=150)  # several Arrow chunks per partition
     return str(root)
 
 
@@ -236,7 +237,7 @@ def test_a_malformed_row_in_a_partition_names_it(client, tmp_path, bad, message)
     pq.write_table(pa.table({"embedding": pa.array(good, type=pa.list_(pa.float32()))}),
                    root / "part-0.parquet")
     pq.write_table(pa.table({"embedding": pa.array(rows, type=pa.list_(pa.float32()))}),
-                   root / "part-1.parquet")
+                   root / "part-1.parquet", row_group_size=4)  # row 5 is in the 2nd chunk
     ddf = dd.read_parquet(str(root), dtype_backend="pyarrow")
     for fit in (lambda: ecd.fit_pca(ddf, 2), lambda: ecd.fit_scaler(ddf)):
         with pytest.raises(ValueError) as e:
@@ -263,3 +264,30 @@ def test_wrong_inputs_are_clear_errors(client, X):
     # a chunked second axis is joined, not refused
     sc = ecd.fit_scaler(da.from_array(X, chunks=(600, 10)))
     assert rel(sc.mean_, X.mean(axis=0, dtype=np.float64)) <= 1e-6
+
+
+@pytest.mark.parametrize("kind", ["list", "large_list", "fixed", "float64", "sliced"])
+def test_the_zero_copy_read_of_a_partition_equals_the_core_reader(kind):
+    """Lists without nulls, all of one length, are read from the Arrow values buffers (one
+    view per chunk); the rows equal the core reader's, chunk boundaries and slices included."""
+    import pandas as pd
+
+    from embedcluster import _engine
+
+    X = np.random.default_rng(2).normal(size=(50, 6)).astype(np.float64 if kind == "float64" else np.float32)
+    flat = pa.array(X.reshape(-1))
+    if kind == "fixed":
+        arr = pa.FixedSizeListArray.from_arrays(flat, 6)
+    elif kind == "large_list":
+        arr = pa.LargeListArray.from_arrays(pa.array(np.arange(0, 51 * 6, 6, dtype=np.int64)), flat)
+    else:
+        arr = pa.ListArray.from_arrays(pa.array(np.arange(0, 51 * 6, 6, dtype=np.int32)), flat)
+    chunks = [arr.slice(0, 20), arr.slice(20, 30)]
+    if kind == "sliced":
+        chunks = [arr.slice(3, 17), arr.slice(20, 30)]
+    tbl = pa.table({"embedding": pa.chunked_array(chunks)})
+    pdf = tbl.to_pandas(types_mapper=pd.ArrowDtype)
+    got = _engine.partition_blocks(pdf, "embedding", "partition 0: ")
+    want = np.concatenate(list(_core.ArrowVectorReader(tbl, "embedding")))
+    assert len(got) == 2 and got[0].dtype == X.dtype
+    np.testing.assert_array_equal(np.concatenate(got), want)

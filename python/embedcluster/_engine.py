@@ -32,6 +32,14 @@ from ._core import EmbedclusterError
 # --- states of one block -------------------------------------------------------------------
 
 
+def task_threads():
+    """Threads for the kernels inside one engine task: ``OMP_NUM_THREADS`` when it is set
+    (Dask's nannies set it to 1 in every worker, PySpark to ``spark.task.cpus`` in its Python
+    workers: the engine already runs one task per core), else all cores (None)."""
+    v = os.environ.get("OMP_NUM_THREADS", "")
+    return int(v) if v.isdigit() and int(v) > 0 else None
+
+
 def aligned(x, dtype=None):
     """``x`` as a C-contiguous, aligned array (of ``dtype``): arrays that crossed a process
     boundary can arrive as unaligned views into a message buffer, which the kernels cannot
@@ -73,7 +81,7 @@ def moments_merge(a, b):
 
 
 def cov_partial(X):
-    n, mean, comoment = _core.cov_partial(X)
+    n, mean, comoment = _core.cov_partial(X, task_threads())
     return {"n": n, "mean": mean, "comoment": comoment.reshape(-1), "dtype": str(X.dtype)}
 
 
@@ -89,7 +97,7 @@ def lloyd_partial(X, centers, metric, first_id):
     """One Lloyd pass over a block (rows already normalized for the cosine metric): sums,
     counts, objective and the labels' fingerprint, with row ids from ``first_id``."""
     sums, counts, objective, fp = _core.lloyd_partial(X, aligned(centers, X.dtype), metric,
-                                                      first_id)
+                                                      first_id, task_threads())
     return {"n": len(X), "sums": sums.reshape(-1), "counts": counts, "objective": objective,
             "fingerprint": np.array([fp], dtype=np.uint64)}
 
@@ -103,7 +111,7 @@ def lloyd_merge(a, b):
 
 def farthest_partial(X, centers, metric, m, first_id):
     """The block's ``m`` rows farthest from their centroids: ``(ids, dists, labels, rows)``."""
-    return _core.lloyd_farthest(X, aligned(centers, X.dtype), metric, m, first_id)
+    return _core.lloyd_farthest(X, aligned(centers, X.dtype), metric, m, first_id, task_threads())
 
 
 def farthest_merge(parts, d, m):
@@ -123,7 +131,7 @@ def parallel_partial(X, groups, kind, l=0.0, psi=0, seed=0, rnd=0):
     ``groups``: ``kind="first"`` or ``"draw"``: ``(ids, rows)``; ``"cost"``: an int;
     ``"weights"``: a uint64 count per candidate."""
     G = [aligned(g, X.dtype) for g in groups]
-    return _core.kmeans_parallel_block(X, G, kind, l, psi, seed, rnd)
+    return _core.kmeans_parallel_block(X, G, kind, l, psi, seed, rnd, task_threads())
 
 
 def pick_first(ids, rows):
@@ -220,19 +228,84 @@ def _arrow_of(pdf, column):
     return pa.Table.from_pandas(pdf[[column]], preserve_index=False)
 
 
-def partition_vectors(pdf, column, where):
-    """The vectors of one pandas partition (``n x d``, the column's float type), decoded by
-    the core's Arrow reader (no Python object per value for an Arrow-backed column); None
-    for an empty partition. Errors are prefixed with ``where``."""
+def partition_blocks(pdf, column, where):
+    """The vectors of one pandas partition as a list of ``n_i x d`` blocks (the column's
+    float type; empty for an empty partition). Errors are prefixed with ``where``.
+
+    A column of float lists with no null and every list of the same length (what Parquet
+    writers and :func:`apply_dask` produce) is read straight from its Arrow values
+    buffers: one zero-copy view per Arrow chunk, checked for NaN and infinity. Anything else
+    (nulls, ragged lists, another type) and every malformed value goes through the core's
+    Arrow reader, whose message names the row and column (``row 5, column `embedding`: the
+    vector is null``). No Python object per value either way."""
     if len(pdf) == 0:
-        return None
+        return []
+    tbl = _arrow_of(pdf, column)
+    blocks = _flat_vectors(tbl.column(0))
+    if blocks is not None and all(_all_finite(b) for b in blocks):
+        return blocks
     try:
-        blocks = list(_core.ArrowVectorReader(_arrow_of(pdf, column), column))
+        return list(_core.ArrowVectorReader(tbl, column))
     except EmbedclusterError as e:
         raise EmbedclusterError(f"{where}{e}") from None
+
+
+def join(blocks):
+    """One ``n x d`` array of consecutive blocks (the block itself when there is one; None
+    for none), allocated once."""
     if not blocks:
         return None
-    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    if len(blocks) == 1:
+        return blocks[0]
+    out = np.empty((sum(len(b) for b in blocks), blocks[0].shape[1]), dtype=blocks[0].dtype)
+    at = 0
+    for b in blocks:
+        out[at:at + len(b)] = b
+        at += len(b)
+    return out
+
+
+def partition_vectors(pdf, column, where):
+    """:func:`partition_blocks` joined into one array (None for an empty partition)."""
+    return join(partition_blocks(pdf, column, where))
+
+
+def _flat_vectors(col):
+    """One ``n_i x d`` float32/float64 view per chunk of a ChunkedArray of lists without
+    nulls, all of length ``d``; None when the column is not that (the core's reader then
+    decides)."""
+    import pyarrow as pa
+
+    t = col.type
+    if not (pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)):
+        return None
+    if t.value_type not in (pa.float32(), pa.float64()) or col.null_count:
+        return None
+    parts, d = [], None
+    for chunk in col.chunks:
+        if len(chunk) == 0:
+            continue
+        values = chunk.flatten()  # a zero-copy slice of the child for lists without nulls
+        if values.null_count:
+            return None
+        if pa.types.is_fixed_size_list(t):
+            width = t.list_size
+        else:
+            offsets = np.asarray(chunk.offsets)
+            width = int(offsets[1] - offsets[0])
+            if width == 0 or np.any(np.diff(offsets) != width):
+                return None
+        if d is None:
+            d = width
+        if width != d or width == 0:
+            return None
+        parts.append(aligned(values.to_numpy(zero_copy_only=True).reshape(len(chunk), d)))
+    return parts if parts else None
+
+
+def _all_finite(X):
+    step = max(1, (1 << 22) // max(X.shape[1], 1))  # 4M values at a time
+    return all(np.isfinite(X[at:at + step]).all() for at in range(0, len(X), step))
 
 
 def check_block(X, where, first_row=None):
@@ -323,10 +396,12 @@ def apply_dask(data, column, fn, n_out, out_dtype, output_column):
 
         def part(pdf, partition_info=None):
             i = partition_info["number"] if partition_info else 0
-            X = partition_vectors(pdf, column, f"partition {i}: ")
+            Y, at = np.empty((len(pdf), n_out), dt), 0
+            for X in partition_blocks(pdf, column, f"partition {i}: "):
+                Y[at:at + len(X)] = fn(X)
+                at += len(X)
             out = pdf.copy(deep=False)
-            Y = np.empty((0, n_out), dt) if X is None else np.asarray(fn(X), dtype=dt)
-            out[output_column] = _list_series(Y, pdf.index)
+            out[output_column] = _list_series(Y[:at], pdf.index)
             return out
 
         return data.map_partitions(part, meta=meta)
@@ -356,12 +431,10 @@ def predict_dask(data, column, assign, cluster_column="cluster", score_column="s
 
         def part(pdf, partition_info=None):
             i = partition_info["number"] if partition_info else 0
-            X = partition_vectors(pdf, column, f"partition {i}: ")
+            got = [assign(X) for X in partition_blocks(pdf, column, f"partition {i}: ")]
             out = pdf.copy(deep=False)
-            if X is None:
-                labels, scores = np.empty(0, np.int32), np.empty(0, np.float32)
-            else:
-                labels, scores = assign(X)
+            labels = np.concatenate([g[0] for g in got]) if got else np.empty(0, np.int32)
+            scores = np.concatenate([g[1] for g in got]) if got else np.empty(0, np.float32)
             out[cluster_column] = np.asarray(labels, dtype=np.int32)
             out[score_column] = np.asarray(scores, dtype=np.float32)
             return out

@@ -211,7 +211,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
         def assign(X):
             Xp = _engine.unit_rows(X) if metric == "cosine" else X
-            return _core.kmeans_predict(Xp, centers.astype(X.dtype, copy=False), metric, threads)
+            return _core.kmeans_predict(Xp, centers.astype(X.dtype, copy=False), metric,
+                                        threads or _engine.task_threads())
 
         return _engine.predict_dask(data, column, assign, cluster_column, score_column)
 

@@ -141,7 +141,8 @@ class _Blocks:
         self.parts, self.kind = loaded, "loaded"
 
     def reduce(self, stage, partial, merge, split_every=None, report=None, args=()):
-        """``partial(X, i, *args)`` of every non-empty block, merged in chunk order in a tree
+        """``partial(X, i, r0, *args)`` of every non-empty block (or each piece of it, ``r0``
+        rows into it), merged in chunk order in a tree
         of ``split_every`` on the workers; returns the merged state (None when every block is
         empty) and records each task in ``report``."""
         import dask
@@ -152,7 +153,7 @@ class _Blocks:
             raise ValueError(f"split_every must be at least 2, got {split_every}")
         name = f"embedcluster-{stage}-{uuid.uuid4().hex[:8]}"
         args = [delayed(a) if isinstance(a, np.ndarray) else a for a in args]
-        level = [delayed(_task, pure=False)(self.spec(i), stage, partial, part, f"{name}-{i}", *args,
+        level = [delayed(_task, pure=False)(self.spec(i), stage, partial, merge, part, f"{name}-{i}", *args,
                                             dask_key_name=f"{name}-{i}")
                  for i, part in enumerate(self.parts)]
         depth = 0
@@ -169,15 +170,16 @@ class _Blocks:
 
 
 def _vectors(spec, part):
-    """Inside a task: the block's vectors (``n x d``), or None when it is empty."""
+    """Inside a task: the block's vectors as a list of ``n_i x d`` arrays (consecutive rows;
+    empty when the block is)."""
     kind, column, i, first_row = spec
     if kind == "loaded":  # aligned again when it came from another worker
-        return None if part[0] is None else _engine.aligned(part[0])
+        return [] if part[0] is None else [_engine.aligned(part[0])]
     where = f"{kind} {i}: "
     if kind == "chunk":
         X = _engine.check_block(part, where, first_row)
-        return X if len(X) else None
-    return _engine.partition_vectors(part, column, where)
+        return [X] if len(X) else []
+    return _engine.partition_blocks(part, column, where)
 
 
 def _threads():
@@ -195,47 +197,55 @@ def _threads():
 
 def _load(specs, parts, unit, key, index):
     """Consecutive blocks decoded, checked and joined into one array (normalized when
-    ``unit``), with the task's record. Peak: the parts, the joined array and one decoded
-    part; a single part that needs no copy is kept as it is."""
+    ``unit``), with the task's record. Peak: the parts, the joined array and a decoded part
+    where one is needed; a single part that needs no copy is kept as it is."""
     kind = specs[0][0]
     with _engine.TaskMeter(key, "load", index) as m:
-        if len(parts) == 1:
-            X = _vectors(specs[0], parts[0])
-            # a decoded partition (or a chunk that needed a copy) is ours to normalize in
-            # place; a chunk held by Dask is not
-            own = kind == "partition" or X is not parts[0]
+        pieces = [(j, B) for j, (spec, part) in enumerate(zip(specs, parts))
+                  for B in _vectors(spec, part)]
+        if len(pieces) <= 1:
+            X = pieces[0][1] if pieces else None
+            # a chunk or partition held by Dask (or viewed in its Arrow buffers) is not ours
+            # to normalize in place; a copy made while checking is
+            own = X is not None and kind == "chunk" and X is not parts[0]
+            spans = [(0, 0 if X is None else len(X), 0)]
         else:
-            X, at, n = None, 0, sum(len(p) for p in parts)
-            for spec, part in zip(specs, parts):
-                B = _vectors(spec, part)
-                if B is None:
-                    continue
-                if X is None:
-                    X = np.empty((n, B.shape[1]), dtype=B.dtype)
+            n = sum(len(B) for _, B in pieces)
+            X = np.empty((n, pieces[0][1].shape[1]), dtype=pieces[0][1].dtype)
+            at, spans = 0, []
+            for j, B in pieces:
+                if spans and spans[-1][2] == j:
+                    spans[-1] = (spans[-1][0], at + len(B), j)
+                else:
+                    spans.append((at, at + len(B), j))
                 X[at:at + len(B)] = B
-                if unit:  # per part, so that an error names the part and its row
-                    _engine.unit_rows(X[at:at + len(B)], f"{kind} {spec[2]}: ", inplace=True)
                 at += len(B)
-                del B
-            X = X[:at] if X is not None else None
-        del parts
+            own = True
+        del parts, pieces
         if X is not None:
             m.info["rows"] = len(X)
-            if unit and len(specs) == 1:
-                X = _engine.unit_rows(X, f"{kind} {specs[0][2]}: ", inplace=own)
+            if unit and not own:
+                X = _engine.unit_rows(X, f"{kind} {specs[0][2]}: ")
+            elif unit:  # part by part, so that an error names the part and its row
+                for a, b, j in spans:
+                    _engine.unit_rows(X[a:b], f"{kind} {specs[j][2]}: ", inplace=True)
     return X, m.info
 
 
-def _task(spec, stage, partial, part, key, *args):
+def _task(spec, stage, partial, merge, part, key, *args):
+    """``partial(X, i, r0, *args)`` of each piece of block ``i`` (``r0``: the rows of the
+    block before it), merged in order."""
     i = spec[2]
     with _engine.TaskMeter(key, stage, i) as m:
-        X = _vectors(spec, part)
+        pieces = _vectors(spec, part)
         del part
-        state = None
-        if X is not None:
-            m.info["rows"] = len(X)
-            state = partial(X, i, *args)
-        del X
+        state, r0 = None, 0
+        for X in pieces:
+            s = partial(X, i, r0, *args)
+            state = s if state is None else merge(state, s)
+            r0 += len(X)
+        m.info["rows"] = r0
+        del pieces
     return state, [m.info]
 
 
@@ -260,7 +270,7 @@ def _count(blocks, moments_state, tasks):
 
 
 def _moments(blocks, unit, split_every, report, stage="moments"):
-    st, tasks = blocks.reduce(stage, lambda X, i: _engine.moments_partial(X, unit),
+    st, tasks = blocks.reduce(stage, lambda X, i, r0: _engine.moments_partial(X, unit),
                               _engine.moments_merge, split_every, report)
     _count(blocks, st, tasks)
     st["mean"], st["m2"] = _engine.aligned(st["mean"]), _engine.aligned(st["m2"])
@@ -271,8 +281,9 @@ def _sample(blocks, rows, split_every, report, unit=False, stage="sample"):
     """The rows with global indices ``rows`` (sorted), as one array on the client."""
     offsets = blocks.offsets
 
-    def take(X, i, wanted):
-        lo, hi = offsets[i], offsets[i] + len(X)
+    def take(X, i, r0, wanted):
+        lo = offsets[i] + r0
+        hi = lo + len(X)
         a, b = np.searchsorted(wanted, [lo, hi])
         sel = np.ascontiguousarray(X[wanted[a:b] - lo])
         return [_engine.unit_rows(sel) if unit else sel]
@@ -330,7 +341,7 @@ def fit_pca(data, n_components, *, column="embedding", fit_method="exact", sampl
     report = _engine.FitReport()
     blocks = _Blocks(data, column)
     if fit_method == "exact":
-        st, tasks = blocks.reduce("covariance", lambda X, i: _engine.cov_partial(X),
+        st, tasks = blocks.reduce("covariance", lambda X, i, r0: _engine.cov_partial(X),
                                   _engine.cov_merge, split_every, report)
         n = _count(blocks, st, tasks)
         d = len(st["mean"])
@@ -451,7 +462,7 @@ def fit_kmeans(data, n_clusters, *, column="embedding", metric="cosine", init="k
         first = blocks.offsets
         st, _ = blocks.reduce(
             f"lloyd[{it[0]}]",
-            lambda X, i, C: _engine.lloyd_partial(prep(X), C, metric, int(first[i])),
+            lambda X, i, r0, C: _engine.lloyd_partial(prep(X), C, metric, int(first[i]) + r0),
             _engine.lloyd_merge, split_every, report, args=(np.ascontiguousarray(c),))
         return (_engine.aligned(st["sums"].reshape(n_clusters, d)), _engine.aligned(st["counts"]),
                 float(st["objective"]), int(st["fingerprint"][0]))
@@ -460,7 +471,7 @@ def fit_kmeans(data, n_clusters, *, column="embedding", metric="cosine", init="k
         first = blocks.offsets
         st, _ = blocks.reduce(
             f"farthest[{it[0]}]",
-            lambda X, i, C: _engine.farthest_partial(prep(X), C, metric, m, int(first[i])),
+            lambda X, i, r0, C: _engine.farthest_partial(prep(X), C, metric, m, int(first[i]) + r0),
             lambda a, b: _engine.farthest_merge([a, b], d, m), split_every, report,
             args=(np.ascontiguousarray(c),))
         return _engine.farthest_merge([st], d, m)
@@ -487,7 +498,7 @@ def _kmeans_parallel(blocks, n_clusters, metric, n, d, dtype, prep, split_every,
         return (np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]))
 
     def pairs(kind, groups, **kw):
-        def partial(X, i, *G):
+        def partial(X, i, r0, *G):
             ids, rows = _engine.parallel_partial(prep(X), list(G), kind, **kw)
             return (np.asarray(ids, np.uint64), np.asarray(rows).reshape(-1, d))
 
@@ -502,7 +513,7 @@ def _kmeans_parallel(blocks, n_clusters, metric, n, d, dtype, prep, split_every,
 
     def cost(groups):
         st, _ = blocks.reduce("kmeans||-cost",
-                              lambda X, i, *G: int(_engine.parallel_partial(prep(X), list(G), "cost")),
+                              lambda X, i, r0, *G: int(_engine.parallel_partial(prep(X), list(G), "cost")),
                               lambda a, b: a + b, split_every, report,
                               args=tuple(np.ascontiguousarray(g) for g in groups))
         return int(st or 0)
@@ -512,7 +523,7 @@ def _kmeans_parallel(blocks, n_clusters, metric, n, d, dtype, prep, split_every,
 
     def weights(groups):
         st, _ = blocks.reduce("kmeans||-weights",
-                              lambda X, i, *G: np.asarray(_engine.parallel_partial(prep(X), list(G), "weights"),
+                              lambda X, i, r0, *G: np.asarray(_engine.parallel_partial(prep(X), list(G), "weights"),
                                                           dtype=np.uint64),
                               lambda a, b: a + b, split_every, report,
                               args=tuple(np.ascontiguousarray(g) for g in groups))

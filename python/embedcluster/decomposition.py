@@ -177,9 +177,11 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         check_is_fitted(self)
         mean, comps, threads = self.mean_, self.components_, self.n_threads
-        return _engine.apply_dask(
-            data, column, lambda X: _core.pca_transform(X, mean, comps, threads),
-            self.n_components_, None, output_column)
+
+        def fn(X):
+            return _core.pca_transform(X, mean, comps, threads or _engine.task_threads())
+
+        return _engine.apply_dask(data, column, fn, self.n_components_, None, output_column)
 
     def inverse_transform(self, X):
         """Map reduced rows back to the input space: ``X components_ + mean_``."""

@@ -57,7 +57,7 @@ class ClusterModel:
             return int(self.pca.n_features_in_)
         return int(np.shape(self.kmeans.cluster_centers_)[1])
 
-    def _apply(self, X, what):
+    def _apply(self, X, what, n_threads=None):
         X = np.ascontiguousarray(X)
         if X.dtype not in (np.float32, np.float64):
             X = X.astype(np.float64)
@@ -67,7 +67,7 @@ class ClusterModel:
             X, centers, self.metric, self.steps, self.n_features_in_,
             pca_mean=None if pca is None else np.ascontiguousarray(pca.mean_, dtype=np.float64),
             pca_components=None if pca is None else np.ascontiguousarray(pca.components_, dtype=np.float64),
-            what=what, n_threads=getattr(self.kmeans, "n_threads", None),
+            what=what, n_threads=n_threads or getattr(self.kmeans, "n_threads", None),
         )
 
     def transform(self, X):
@@ -107,8 +107,9 @@ class ClusterModel:
 
         kmeans, pca, steps, n_features = self.kmeans, self.pca, self.steps, self.n_features_in_
         model = ClusterModel(kmeans, pca=pca, steps=steps, n_features=n_features)
-        return _engine.predict_dask(data, column, lambda X: model._apply(X, "assign")[:2],
-                                    cluster_column, score_column)
+        return _engine.predict_dask(
+            data, column, lambda X: model._apply(X, "assign", _engine.task_threads())[:2],
+            cluster_column, score_column)
 
     def save(self, path):
         """Write a model directory: ``model.safetensors`` + ``manifest.json`` (the CLI's
