@@ -144,6 +144,28 @@ def pick_first(ids, rows):
     return ids[i:i + 1].copy(), rows[i:i + 1].copy()
 
 
+def initial_centers(km, d, dtype, sample):
+    """The initial centroids of the distributed fit of ``km`` (an unfitted
+    :class:`~embedcluster.KMeans`) when its ``init`` is not k-means||: for ``"k-means++"``
+    the core's default seeding on ``sample(size)`` rows (``size = max(10_000, 400 *
+    n_clusters)``, a uniform sample gathered on the client); else the array ``init``
+    (``n_clusters x d``)."""
+    from ._utils import _seed
+
+    init, k = km.init, km.n_clusters
+    if isinstance(init, str):
+        if init != "k-means++":
+            raise ValueError(f"init must be 'k-means||', 'k-means++' or an array, got {init!r}")
+        X = sample(max(10_000, 400 * k))
+        seed_km = type(km)(n_clusters=k, metric=km.metric, max_iter=km.max_iter, tol=km.tol,
+                           random_state=_seed(km.random_state)).fit(X)
+        return seed_km.cluster_centers_.astype(dtype)
+    centers = np.ascontiguousarray(init, dtype=dtype)
+    if centers.shape != (k, d):
+        raise ValueError(f"init has shape {centers.shape}, expected ({k}, {d})")
+    return centers
+
+
 def sample_rows(n, size, random_state):
     """The sorted global row indices of a uniform sample without replacement (the draw
     :class:`~embedcluster.PCA` makes in memory, so the same rows give the same sample)."""
@@ -372,15 +394,19 @@ def is_dask_frame(data):
         data, "map_partitions")
 
 
+def rows_only(data):
+    """A 2-D Dask array chunked along rows only (a chunked second axis is joined)."""
+    if data.ndim != 2:
+        raise ValueError(f"expected a 2-D Dask array (n_samples, n_features), got {data.ndim} dimensions")
+    return data.rechunk({1: -1}) if data.numblocks[1] > 1 else data
+
+
 def apply_dask(data, column, fn, n_out, out_dtype, output_column):
     """``fn`` (``n x d`` block -> ``n x n_out`` block) lazily over a Dask array (one chunk
     of the result per chunk of rows) or DataFrame (``output_column`` appended as a list
     column)."""
     if is_dask_array(data):
-        if data.ndim != 2:
-            raise ValueError(f"expected a 2-D Dask array, got {data.ndim} dimensions")
-        if data.numblocks[1] > 1:
-            data = data.rechunk({1: -1})
+        data = rows_only(data)
 
         def block(X, block_info=None):
             i = block_info[0]["chunk-location"][0] if block_info else 0
@@ -412,10 +438,7 @@ def predict_dask(data, column, assign, cluster_column="cluster", score_column="s
     """``assign`` (block -> labels, scores) lazily: a Dask array of int32 labels for a Dask
     array; ``cluster`` (int32) and ``score`` (float32) columns appended to a DataFrame."""
     if is_dask_array(data):
-        if data.ndim != 2:
-            raise ValueError(f"expected a 2-D Dask array, got {data.ndim} dimensions")
-        if data.numblocks[1] > 1:
-            data = data.rechunk({1: -1})
+        data = rows_only(data)
 
         def block(X, block_info=None):
             i = block_info[0]["chunk-location"][0] if block_info else 0

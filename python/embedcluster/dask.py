@@ -92,10 +92,7 @@ class _Blocks:
         self.column = column
         self.offsets = None  # global first row of each block, once known
         if _engine.is_dask_array(data):
-            if data.ndim != 2:
-                raise ValueError(f"expected a 2-D Dask array (n_samples, n_features), got {data.ndim} dimensions")
-            if data.numblocks[1] > 1:
-                data = data.rechunk({1: -1})
+            data = _engine.rows_only(data)
             self.kind = "chunk"
             self.parts = list(data.to_delayed(optimize_graph=True).ravel())
             self.d = int(data.shape[1])
@@ -437,23 +434,17 @@ def fit_kmeans(data, n_clusters, *, column="embedding", metric="cosine", init="k
         centers = _kmeans_parallel(blocks, n_clusters, metric, n, d, dtype, prep, split_every,
                                    report, oversampling_factor, init_rounds,
                                    _core.restart_seed(_seed(random_state), 0))
-    elif isinstance(init, str):
-        if init != "k-means++":
-            raise ValueError(f"init must be 'k-means||', 'k-means++' or an array, got {init!r}")
-        size = int(init_sample_size or max(10_000, 400 * n_clusters))
-        sample = _sample(blocks, _engine.sample_rows(n, size, random_state), split_every, report,
-                         unit=unit_pass, stage="init_sample")
-        t0 = time.perf_counter()
-        seed_km = KMeans(n_clusters=n_clusters, metric=metric, max_iter=max_iter, tol=tol,
-                         random_state=_seed(random_state)).fit(sample)
-        report.stages.append({"name": "kmeans++ (client)", "seconds": time.perf_counter() - t0,
-                              "tasks": 0, "rows": len(sample), "peak_rss_bytes": 0})
-        centers = seed_km.cluster_centers_.astype(dtype)
-        del sample
     else:
-        centers = np.ascontiguousarray(init, dtype=dtype)
-        if centers.shape != (n_clusters, d):
-            raise ValueError(f"init has shape {centers.shape}, expected ({n_clusters}, {d})")
+        def sample(size):
+            size = int(init_sample_size or size)
+            t0 = time.perf_counter()
+            X = _sample(blocks, _engine.sample_rows(n, size, random_state), split_every, report,
+                        unit=unit_pass, stage="init_sample")
+            report.stages.append({"name": "init_sample (client)", "seconds": time.perf_counter() - t0,
+                                  "tasks": 0, "rows": len(X), "peak_rss_bytes": 0})
+            return X
+
+        centers = _engine.initial_centers(km, d, dtype, sample)
 
     it = [0]
 

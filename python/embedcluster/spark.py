@@ -493,21 +493,12 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means||", max
                                    oversampling_factor=oversampling_factor,
                                    init_rounds=init_rounds,
                                    seed=_core.restart_seed(_seed(random_state), 0), report=report)
-    elif isinstance(init, str):
-        if init != "k-means++":
-            raise ValueError(f"init must be 'k-means||', 'k-means++' or an array, got {init!r}")
-        size = int(init_sample_size or max(10_000, 400 * n_clusters))
-        sample = _sample(df, column, size, n, random_state)
-        if len(sample) < n_clusters:
-            sample = to_numpy(df.select(column), column)
-        seed_km = KMeans(n_clusters=n_clusters, metric=metric, max_iter=max_iter, tol=tol,
-                         random_state=_seed(random_state)).fit(sample)
-        centers = seed_km.cluster_centers_.astype(dtype)
-        del sample
     else:
-        centers = np.ascontiguousarray(init, dtype=dtype)
-        if centers.shape != (n_clusters, d):
-            raise ValueError(f"init has shape {centers.shape}, expected ({n_clusters}, {d})")
+        def sample(size):
+            X = _sample(df, column, int(init_sample_size or size), n, random_state)
+            return X if len(X) >= n_clusters else to_numpy(df.select(column), column)
+
+        centers = _engine.initial_centers(km, d, dtype, sample)
 
     it = [0]
 
