@@ -166,6 +166,25 @@ def initial_centers(km, d, dtype, sample):
     return centers
 
 
+def lloyd_fit(km, centers, d, tol_abs, step, farthest, report):
+    """Runs the core's Lloyd driver (``_core.lloyd_drive``) from ``centers`` with an engine's
+    ``step`` and ``farthest`` passes and sets the fitted attributes of ``km``; warns (as
+    scikit-learn) when it did not converge in ``km.max_iter`` iterations."""
+    import warnings
+
+    r = _core.lloyd_drive(np.ascontiguousarray(centers), km.metric, int(km.max_iter),
+                          float(tol_abs), step, farthest)
+    if not r["converged"]:
+        warnings.warn(f"k-means did not converge in {km.max_iter} iterations", stacklevel=3)
+    km.cluster_centers_ = r["cluster_centers"]
+    km.n_features_in_ = d
+    km.inertia_ = float(r["objective_history"][-1])
+    km.n_iter_ = int(r["n_iter"])
+    km.objective_history_ = list(r["objective_history"])
+    km.fit_report_ = report.finish()
+    return km
+
+
 def sample_rows(n, size, random_state):
     """The sorted global row indices of a uniform sample without replacement (the draw
     :class:`~embedcluster.PCA` makes in memory, so the same rows give the same sample)."""

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import time
 import uuid
-import warnings
 
 import numpy as np
 
@@ -467,17 +466,7 @@ def fit_kmeans(data, n_clusters, *, column="embedding", metric="cosine", init="k
             args=(np.ascontiguousarray(c),))
         return _engine.farthest_merge([st], d, m)
 
-    r = _core.lloyd_drive(np.ascontiguousarray(centers), metric, int(max_iter), float(tol_abs),
-                          step, farthest)
-    if not r["converged"]:
-        warnings.warn(f"k-means did not converge in {max_iter} iterations", stacklevel=2)
-    km.cluster_centers_ = r["cluster_centers"]
-    km.n_features_in_ = d
-    km.inertia_ = float(r["objective_history"][-1])
-    km.n_iter_ = int(r["n_iter"])
-    km.objective_history_ = list(r["objective_history"])
-    km.fit_report_ = report.finish()
-    return km
+    return _engine.lloyd_fit(km, centers, d, tol_abs, step, farthest, report)
 
 
 def _kmeans_parallel(blocks, n_clusters, metric, n, d, dtype, prep, split_every, report,

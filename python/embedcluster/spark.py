@@ -54,7 +54,6 @@ from __future__ import annotations
 import itertools
 import json
 import time
-import warnings
 
 import numpy as np
 
@@ -520,17 +519,7 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means||", max
         return _engine.farthest_merge(
             [(p["ids"], p["dists"], p["labels"], p["rows"]) for p in parts], d, m)
 
-    r = _core.lloyd_drive(np.ascontiguousarray(centers), metric, int(max_iter), float(tol_abs),
-                          step, farthest)
-    if not r["converged"]:
-        warnings.warn(f"k-means did not converge in {max_iter} iterations", stacklevel=2)
-    km.cluster_centers_ = r["cluster_centers"]
-    km.n_features_in_ = d
-    km.inertia_ = float(r["objective_history"][-1])
-    km.n_iter_ = int(r["n_iter"])
-    km.objective_history_ = list(r["objective_history"])
-    km.fit_report_ = report.finish()
-    return km
+    return _engine.lloyd_fit(km, centers, d, tol_abs, step, farthest, report)
 
 
 # --- apply on the executors ----------------------------------------------------------------
