@@ -144,7 +144,7 @@ def pick_first(ids, rows):
     return ids[i:i + 1].copy(), rows[i:i + 1].copy()
 
 
-def initial_centers(km, d, dtype, sample):
+def initial_centers(km, d, dtype, sample, report):
     """The initial centroids of the distributed fit of ``km`` (an unfitted
     :class:`~embedcluster.KMeans`) when its ``init`` is not k-means||: for ``"k-means++"``
     the core's default seeding on ``sample(size)`` rows (``size = max(10_000, 400 *
@@ -157,8 +157,10 @@ def initial_centers(km, d, dtype, sample):
         if init != "k-means++":
             raise ValueError(f"init must be 'k-means||', 'k-means++' or an array, got {init!r}")
         X = sample(max(10_000, 400 * k))
+        t0 = time.perf_counter()
         seed_km = type(km)(n_clusters=k, metric=km.metric, max_iter=km.max_iter, tol=km.tol,
                            random_state=_seed(km.random_state)).fit(X)
+        report.client("kmeans++", time.perf_counter() - t0, len(X))
         return seed_km.cluster_centers_.astype(dtype)
     centers = np.ascontiguousarray(init, dtype=dtype)
     if centers.shape != (k, d):
@@ -237,6 +239,11 @@ class FitReport:
                             "rows": int(sum(t["rows"] for t in tasks)),
                             "peak_rss_bytes": int(max((t["peak_rss_bytes"] for t in tasks), default=0))})
 
+    def client(self, stage, seconds, rows):
+        """A step run on the client (driver), with no task."""
+        self.stages.append({"name": f"{stage} (client)", "seconds": seconds, "tasks": 0,
+                            "rows": int(rows), "peak_rss_bytes": 0})
+
     def finish(self):
         import pandas as pd
 
@@ -291,26 +298,6 @@ def partition_blocks(pdf, column, where):
         raise EmbedclusterError(f"{where}{e}") from None
 
 
-def join(blocks):
-    """One ``n x d`` array of consecutive blocks (the block itself when there is one; None
-    for none), allocated once."""
-    if not blocks:
-        return None
-    if len(blocks) == 1:
-        return blocks[0]
-    out = np.empty((sum(len(b) for b in blocks), blocks[0].shape[1]), dtype=blocks[0].dtype)
-    at = 0
-    for b in blocks:
-        out[at:at + len(b)] = b
-        at += len(b)
-    return out
-
-
-def partition_vectors(pdf, column, where):
-    """:func:`partition_blocks` joined into one array (None for an empty partition)."""
-    return join(partition_blocks(pdf, column, where))
-
-
 def _flat_vectors(col):
     """One ``n_i x d`` float32/float64 view per chunk of a ChunkedArray of lists without
     nulls, all of length ``d``; None when the column is not that (the core's reader then
@@ -345,6 +332,7 @@ def _flat_vectors(col):
 
 
 def _all_finite(X):
+    """No NaN or infinity in ``X``, checked 4M values at a time (no full-size mask)."""
     step = max(1, (1 << 22) // max(X.shape[1], 1))  # 4M values at a time
     return all(np.isfinite(X[at:at + step]).all() for at in range(0, len(X), step))
 
@@ -361,17 +349,12 @@ def check_block(X, where, first_row=None):
     # C-contiguous and aligned: a chunk sent between processes can arrive as an unaligned
     # view into the message's buffer, which the kernels cannot read in place
     X = aligned(X)
-    step = max(1, (1 << 22) // max(X.shape[1], 1))  # 4M values at a time
-    for at in range(0, len(X), step):
-        part = X[at:at + step]
-        bad = ~np.isfinite(part)
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            v = part[r, c]
-            what = "NaN" if np.isnan(v) else "infinite"
-            glob = f" (row {first_row + at + r} of the array)" if first_row is not None else ""
-            raise EmbedclusterError(f"{where}row {at + r}{glob}, column {c}: value is {what}")
-    return X
+    if _all_finite(X):
+        return X
+    r, c = np.argwhere(~np.isfinite(X))[0]  # the error path only
+    what = "NaN" if np.isnan(X[r, c]) else "infinite"
+    glob = f" (row {first_row + r} of the array)" if first_row is not None else ""
+    raise EmbedclusterError(f"{where}row {r}{glob}, column {c}: value is {what}")
 
 
 def _list_series(Y, index):

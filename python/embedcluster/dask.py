@@ -94,7 +94,6 @@ class _Blocks:
             data = _engine.rows_only(data)
             self.kind = "chunk"
             self.parts = list(data.to_delayed(optimize_graph=True).ravel())
-            self.d = int(data.shape[1])
             sizes = np.asarray(data.chunks[0], dtype=float)
             if not np.isnan(sizes).any():  # known chunk sizes: errors name the global row too
                 self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
@@ -103,7 +102,6 @@ class _Blocks:
                 raise EmbedclusterError(f"column `{column}` not found (columns: {list(data.columns)})")
             self.kind = "partition"
             self.parts = list(data[[column]].to_delayed(optimize_graph=True))
-            self.d = None
         else:
             raise TypeError(
                 f"expected a dask.array.Array or dask.dataframe.DataFrame, got {type(data).__name__}")
@@ -137,10 +135,10 @@ class _Blocks:
         self.parts, self.kind = loaded, "loaded"
 
     def reduce(self, stage, partial, merge, split_every=None, report=None, args=()):
-        """``partial(X, i, r0, *args)`` of every non-empty block (or each piece of it, ``r0``
-        rows into it), merged in chunk order in a tree
-        of ``split_every`` on the workers; returns the merged state (None when every block is
-        empty) and records each task in ``report``."""
+        """``partial(X, i, r0, *args)`` of every non-empty block (or of each piece of it,
+        ``r0`` rows into it), merged in chunk order in a tree of ``split_every`` on the
+        workers; returns the merged state (None when every block is empty) and records each
+        task in ``report``."""
         import dask
 
         delayed = dask.delayed
@@ -193,38 +191,34 @@ def _threads():
 
 def _load(specs, parts, unit, key, index):
     """Consecutive blocks decoded, checked and joined into one array (normalized when
-    ``unit``), with the task's record. Peak: the parts, the joined array and a decoded part
-    where one is needed; a single part that needs no copy is kept as it is."""
+    ``unit``, part by part so that an error names the part and its row), with the task's
+    record. Peak: the parts, the joined array and one decoded part; a single part that needs
+    no copy is kept as it is (normalized into a copy when it is Dask's own)."""
     kind = specs[0][0]
     with _engine.TaskMeter(key, "load", index) as m:
-        pieces = [(j, B) for j, (spec, part) in enumerate(zip(specs, parts))
-                  for B in _vectors(spec, part)]
-        if len(pieces) <= 1:
-            X = pieces[0][1] if pieces else None
-            # a chunk or partition held by Dask (or viewed in its Arrow buffers) is not ours
-            # to normalize in place; a copy made while checking is
-            own = X is not None and kind == "chunk" and X is not parts[0]
-            spans = [(0, 0 if X is None else len(X), 0)]
+        first = _vectors(specs[0], parts[0])
+        if len(parts) == 1 and len(first) <= 1:
+            X = first[0] if first else None
+            if unit and X is not None:
+                # a copy made while checking a chunk is ours to normalize in place; a chunk
+                # held by Dask or a view of a partition's Arrow buffers is not
+                own = kind == "chunk" and X is not parts[0]
+                X = _engine.unit_rows(X, f"{kind} {specs[0][2]}: ", inplace=own)
         else:
-            n = sum(len(B) for _, B in pieces)
-            X = np.empty((n, pieces[0][1].shape[1]), dtype=pieces[0][1].dtype)
-            at, spans = 0, []
-            for j, B in pieces:
-                if spans and spans[-1][2] == j:
-                    spans[-1] = (spans[-1][0], at + len(B), j)
-                else:
-                    spans.append((at, at + len(B), j))
-                X[at:at + len(B)] = B
-                at += len(B)
-            own = True
-        del parts, pieces
-        if X is not None:
-            m.info["rows"] = len(X)
-            if unit and not own:
-                X = _engine.unit_rows(X, f"{kind} {specs[0][2]}: ")
-            elif unit:  # part by part, so that an error names the part and its row
-                for a, b, j in spans:
-                    _engine.unit_rows(X[a:b], f"{kind} {specs[j][2]}: ", inplace=True)
+            X, at = None, 0
+            for j, (spec, part) in enumerate(zip(specs, parts)):
+                start = at
+                for B in first if j == 0 else _vectors(spec, part):
+                    if X is None:
+                        X = np.empty((sum(len(p) for p in parts), B.shape[1]), dtype=B.dtype)
+                    X[at:at + len(B)] = B
+                    at += len(B)
+                first = None
+                if unit and at > start:
+                    _engine.unit_rows(X[start:at], f"{kind} {spec[2]}: ", inplace=True)
+            X = X[:at] if X is not None else None
+        del parts
+        m.info["rows"] = 0 if X is None else len(X)
     return X, m.info
 
 
@@ -357,8 +351,7 @@ def fit_pca(data, n_components, *, column="embedding", fit_method="exact", sampl
         t0 = time.perf_counter()
         pca._finish(_core.pca_randomized(sample, (st["n"], st["mean"], st["m2"]), k,
                                          seed=_seed(random_state)))
-        report.stages.append({"name": "randomized_svd (client)", "seconds": time.perf_counter() - t0,
-                              "tasks": 0, "rows": len(sample), "peak_rss_bytes": 0})
+        report.client("randomized_svd", time.perf_counter() - t0, len(sample))
         del sample
     pca.n_features_in_ = d
     pca.fit_report_ = report.finish()
@@ -435,15 +428,10 @@ def fit_kmeans(data, n_clusters, *, column="embedding", metric="cosine", init="k
                                    _core.restart_seed(_seed(random_state), 0))
     else:
         def sample(size):
-            size = int(init_sample_size or size)
-            t0 = time.perf_counter()
-            X = _sample(blocks, _engine.sample_rows(n, size, random_state), split_every, report,
-                        unit=unit_pass, stage="init_sample")
-            report.stages.append({"name": "init_sample (client)", "seconds": time.perf_counter() - t0,
-                                  "tasks": 0, "rows": len(X), "peak_rss_bytes": 0})
-            return X
+            rows = _engine.sample_rows(n, int(init_sample_size or size), random_state)
+            return _sample(blocks, rows, split_every, report, unit=unit_pass, stage="init_sample")
 
-        centers = _engine.initial_centers(km, d, dtype, sample)
+        centers = _engine.initial_centers(km, d, dtype, sample, report)
 
     it = [0]
 
@@ -474,16 +462,19 @@ def _kmeans_parallel(blocks, n_clusters, metric, n, d, dtype, prep, split_every,
     """k-means|| seeding by the core's driver (``_core.kmeans_parallel_drive``): ``2 *
     init_rounds + 2`` passes (the first centre, a cost and a draw per round, the weights),
     each a Dask computation whose tasks return small states merged on the workers."""
-    def cat(a, b):
-        return (np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]))
+    def job(kind, groups, merge, out=lambda r: r, **kw):
+        """One pass against the candidate ``groups`` (sent once per pass as task args)."""
+        def partial(X, i, r0, *G):
+            return out(_engine.parallel_partial(prep(X), list(G), kind, **kw))
+
+        st, _ = blocks.reduce(f"kmeans||-{kind}", partial, merge, split_every, report,
+                              args=tuple(np.ascontiguousarray(g) for g in groups))
+        return st
 
     def pairs(kind, groups, **kw):
-        def partial(X, i, r0, *G):
-            ids, rows = _engine.parallel_partial(prep(X), list(G), kind, **kw)
-            return (np.asarray(ids, np.uint64), np.asarray(rows).reshape(-1, d))
-
-        st, _ = blocks.reduce(f"kmeans||-{kind}", partial, cat, split_every, report,
-                              args=tuple(np.ascontiguousarray(g) for g in groups))
+        st = job(kind, groups,
+                 lambda a, b: (np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])),
+                 lambda r: (np.asarray(r[0], np.uint64), np.asarray(r[1]).reshape(-1, d)), **kw)
         if st is None:
             return np.empty(0, np.uint64), np.empty((0, d), dtype)
         return _engine.aligned(st[0], np.uint64), _engine.aligned(st[1], dtype)
@@ -492,21 +483,13 @@ def _kmeans_parallel(blocks, n_clusters, metric, n, d, dtype, prep, split_every,
         return _engine.pick_first(*pairs("first", [], seed=sd))
 
     def cost(groups):
-        st, _ = blocks.reduce("kmeans||-cost",
-                              lambda X, i, r0, *G: int(_engine.parallel_partial(prep(X), list(G), "cost")),
-                              lambda a, b: a + b, split_every, report,
-                              args=tuple(np.ascontiguousarray(g) for g in groups))
-        return int(st or 0)
+        return int(job("cost", groups, lambda a, b: a + b, int) or 0)
 
     def draw(groups, l, psi, sd, rnd):
         return pairs("draw", groups, l=l, psi=psi, seed=sd, rnd=rnd)
 
     def weights(groups):
-        st, _ = blocks.reduce("kmeans||-weights",
-                              lambda X, i, r0, *G: np.asarray(_engine.parallel_partial(prep(X), list(G), "weights"),
-                                                          dtype=np.uint64),
-                              lambda a, b: a + b, split_every, report,
-                              args=tuple(np.ascontiguousarray(g) for g in groups))
+        st = job("weights", groups, lambda a, b: a + b, lambda r: np.asarray(r, dtype=np.uint64))
         return _engine.aligned(st) if st is not None else np.zeros(sum(len(g) for g in groups), np.uint64)
 
     return _core.kmeans_parallel_drive(int(n), d, int(n_clusters), metric,

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _core
+from . import _core, _engine
 from ._io import is_arrow, iter_batches
 from ._utils import _Stage, _seed, _validate
 
@@ -117,8 +116,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 moments = _core.moments_partial(X)
                 sample = X
                 if self.sample_size is not None and self.sample_size < n:
-                    rng = check_random_state(self.random_state)
-                    rows = np.sort(rng.choice(n, size=int(self.sample_size), replace=False))
+                    rows = _engine.sample_rows(n, int(self.sample_size), self.random_state)
                     sample = np.ascontiguousarray(X[rows])
                 self._finish(
                     _core.pca_randomized(
@@ -173,8 +171,6 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         C-contiguous float, and ``n_rows * n_components * itemsize`` for the output.
         A NaN or infinity fails the computation naming the chunk (or partition) and row.
         """
-        from . import _engine
-
         check_is_fitted(self)
         mean, comps, threads = self.mean_, self.components_, self.n_threads
 

@@ -497,7 +497,7 @@ def fit_kmeans(df, column, n_clusters, *, metric="cosine", init="k-means||", max
             X = _sample(df, column, int(init_sample_size or size), n, random_state)
             return X if len(X) >= n_clusters else to_numpy(df.select(column), column)
 
-        centers = _engine.initial_centers(km, d, dtype, sample)
+        centers = _engine.initial_centers(km, d, dtype, sample, report)
 
     it = [0]
 
