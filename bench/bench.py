@@ -2,8 +2,8 @@
 
 Run it with `bash bench/run.sh` (it makes the virtual environment and builds first). Every
 measurement is its own process, started with the same thread count for every system; a
-process's peak RSS is the kernel's figure for it (`wait4`'s `ru_maxrss`, with
-`EMBEDCLUSTER_RSS_RESET=0` so that our per-stage resets do not lower it). Times are
+process's peak RSS is the kernel's figure for it (`wait4`'s `ru_maxrss`; our stage peaks are sampled and leave
+it alone). Times are
 medians of `--repeats` runs, shown with their spread (min-max). Results go to the terminal
 and to `--out` as JSON.
 
@@ -38,7 +38,6 @@ def measured(cmd, threads):
     for v in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS",
               "NUMEXPR_NUM_THREADS"]:
         env[v] = str(threads)
-    env["EMBEDCLUSTER_RSS_RESET"] = "0"
     import tempfile
 
     # The child's peak RSS: GNU time's figure (its parent, `time`, is tiny). wait4's

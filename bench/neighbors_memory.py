@@ -12,8 +12,6 @@ import os
 import sys
 import time
 
-os.environ["EMBEDCLUSTER_RSS_RESET"] = "0"
-
 import numpy as np
 
 

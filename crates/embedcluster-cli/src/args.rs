@@ -13,6 +13,12 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How the report measures each stage's peak RSS: `sampled` (default: RSS read every
+    /// millisecond; /usr/bin/time and getrusage keep the true whole-run peak) or `reset`
+    /// (the kernel's high-water mark reset per stage: exact per stage, but outside tools then
+    /// see only the last stage's peak). Also `EMBEDCLUSTER_STAGE_PEAKS`
+    #[arg(long, global = true, value_parser = ["sampled", "reset"])]
+    pub stage_peaks: Option<String>,
 }
 
 #[derive(Subcommand)]

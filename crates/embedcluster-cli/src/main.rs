@@ -45,7 +45,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// The front end's process-wide choices, made once from the environment (the core never
-/// reads it): SIMD kernels and per-stage peak resets.
+/// reads it): SIMD kernels and how stage peaks are measured (`EMBEDCLUSTER_STAGE_PEAKS`).
 fn settings_from_env() {
     embedcluster::runtime::apply_settings(|name| std::env::var_os(name));
 }
@@ -55,6 +55,15 @@ fn main() -> ExitCode {
     embedcluster::memory::single_malloc_arena();
     settings_from_env();
     let cli = Cli::parse();
+    if let Some(m) = &cli.stage_peaks {
+        match embedcluster::memory::StagePeaks::parse(m) {
+            Ok(m) => embedcluster::memory::set_stage_peaks(m),
+            Err(e) => {
+                eprintln!("error: {}", render::message(&e));
+                return ExitCode::from(2);
+            }
+        }
+    }
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()

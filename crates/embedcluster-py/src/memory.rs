@@ -8,10 +8,36 @@ pub fn peak_rss_bytes() -> u64 {
     embedcluster::memory::peak_rss_bytes()
 }
 
-/// Resets the peak-RSS high-water mark; False where not possible.
+/// Resets the peak-RSS high-water mark; False where not possible. It also lowers what
+/// `getrusage` and `/usr/bin/time -v` report: stage reports call it only when
+/// `stage_peaks() == "reset"`.
 #[pyfunction]
 pub fn reset_peak_rss() -> bool {
     embedcluster::memory::reset_peak_rss()
+}
+
+/// How stage peaks are measured in this process: `"sampled"` (default) or `"reset"`.
+#[pyfunction]
+pub fn stage_peaks() -> &'static str {
+    match embedcluster::memory::stage_peaks() {
+        embedcluster::memory::StagePeaks::Sampled => "sampled",
+        embedcluster::memory::StagePeaks::Reset => "reset",
+    }
+}
+
+/// Sets how stage peaks are measured: `"sampled"` or `"reset"` (ValueError otherwise).
+#[pyfunction]
+pub fn set_stage_peaks(method: &str) -> PyResult<()> {
+    let m = embedcluster::memory::StagePeaks::parse(method)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    embedcluster::memory::set_stage_peaks(m);
+    Ok(())
+}
+
+/// The current method's description: a JSON object `{method, interval_seconds, precision}`.
+#[pyfunction]
+pub fn stage_peaks_info() -> String {
+    serde_json::to_string(&embedcluster::memory::StagePeaksInfo::current()).unwrap_or_default()
 }
 
 /// CPU seconds used so far by this process (all threads).

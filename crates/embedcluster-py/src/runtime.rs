@@ -95,7 +95,7 @@ pub fn compute<R: Send>(
 
 /// The process-wide choices the core leaves to its front ends, read once from the
 /// environment at import: SIMD kernels (`EMBEDCLUSTER_NO_FUSED`, `EMBEDCLUSTER_NO_AVX512`,
-/// `EMBEDCLUSTER_NO_SMALL_D`) and per-stage peak resets (`EMBEDCLUSTER_RSS_RESET=0`).
+/// `EMBEDCLUSTER_NO_SMALL_D`) and how stage peaks are measured (`EMBEDCLUSTER_STAGE_PEAKS=reset` opts in to resets).
 pub fn settings_from_env() {
     embedcluster::runtime::apply_settings(|name| std::env::var_os(name));
 }

@@ -2,15 +2,20 @@
 //!
 //! A [`StageRecorder`] measures, for each named stage of a run: wall seconds, CPU seconds
 //! (user + system, all threads, from `getrusage`), rows processed, and the process's peak
-//! resident set size *during that stage* in bytes. On Linux the kernel's high-water mark is
-//! reset at the start of each stage by writing `5` to `/proc/self/clear_refs`, and read back
-//! as `VmHWM` from `/proc/self/status` at its end. Because the reset also lowers what
-//! `getrusage` reports as `ru_maxrss`, the whole run's peak is the maximum over stages
-//! (and over the time before the first stage).
+//! resident set size *during that stage* in bytes. How the stage peak is taken is a
+//! process-wide choice ([`set_stage_peaks`]):
 //!
-//! On other systems, where `clear_refs` cannot be written, or with
-//! `EMBEDCLUSTER_RSS_RESET=0`, the figures are the process's peak so far (monotone),
-//! which is still an upper bound per stage.
+//! - [`StagePeaks::Sampled`] (the default): a thread ([`RssSampler`]) reads the current RSS
+//!   every [`SAMPLE_INTERVAL`] during the stage. No counter of the process is touched, so
+//!   `VmHWM`, `getrusage`'s `ru_maxrss` and `/usr/bin/time -v` report the whole process's
+//!   true peak, and the run's `peak_rss_bytes` is `VmHWM` itself. Precision: a rise and fall
+//!   shorter than the interval can be missed, so a stage figure is a lower bound of its true
+//!   peak, exact for what lives longer than a millisecond (blocks, batches, states).
+//! - [`StagePeaks::Reset`] (opt in: `--stage-peaks reset`, `EMBEDCLUSTER_STAGE_PEAKS=reset`):
+//!   the kernel's high-water mark is reset at the start of each stage by writing `5` to
+//!   `/proc/self/clear_refs` and read back as `VmHWM` at its end: exact, but the reset also
+//!   lowers what `getrusage` and outside tools report, so the run's peak is then the maximum
+//!   over stages. Where `clear_refs` cannot be written the figures are the peak so far.
 
 use crate::error::{Error, Result};
 use std::time::Instant;
@@ -151,25 +156,121 @@ impl Drop for RssSampler {
     }
 }
 
-static PEAK_RESETS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+/// How per-stage peaks are measured (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StagePeaks {
+    /// A thread samples the current RSS every [`SAMPLE_INTERVAL`]; the process's counters
+    /// are left alone (the default).
+    Sampled,
+    /// The kernel's high-water mark is reset at each stage start (`/proc/self/clear_refs`):
+    /// exact per stage, but lowers what `getrusage` and `/usr/bin/time` report.
+    Reset,
+}
 
-/// Turns the per-stage resets of the peak-RSS high-water mark on (the default) or off, for
-/// this process (a front end decides once: the CLI and Python read
-/// `EMBEDCLUSTER_RSS_RESET=0` from their environment). Off, an outside tool such as
-/// `/usr/bin/time -v`, which reads the same mark, sees the whole run's peak, and per-stage
-/// figures are the peak so far.
-pub fn set_peak_resets(on: bool) {
-    PEAK_RESETS.store(on, std::sync::atomic::Ordering::Relaxed);
+impl StagePeaks {
+    /// Parses `sampled` or `reset`.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] for anything else.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim() {
+            "sampled" => Ok(StagePeaks::Sampled),
+            "reset" => Ok(StagePeaks::Reset),
+            _ => Err(Error::param(
+                "stage_peaks",
+                format!("{text:?}"),
+                "must be `sampled` or `reset`",
+            )),
+        }
+    }
+}
+
+/// How often [`StagePeaks::Sampled`] reads the RSS (1 ms; each read costs about 10
+/// microseconds of one core, about 1 %).
+pub const SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The method a report's stage peaks were measured with, and their precision.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StagePeaksInfo {
+    pub method: StagePeaks,
+    /// Seconds between samples (`sampled` only).
+    pub interval_seconds: Option<f64>,
+    /// What a stage figure means, in words.
+    pub precision: String,
+}
+
+impl StagePeaksInfo {
+    /// The description of the process's current method ([`stage_peaks`]).
+    pub fn current() -> Self {
+        Self::of(stage_peaks())
+    }
+
+    /// The description of `method` on this system.
+    pub fn of(method: StagePeaks) -> Self {
+        match method {
+            StagePeaks::Sampled => StagePeaksInfo {
+                method: StagePeaks::Sampled,
+                interval_seconds: Some(SAMPLE_INTERVAL.as_secs_f64()),
+                precision: "RSS sampled every millisecond during the stage: a lower bound of the \
+                            stage's true peak, exact for memory held longer than the interval; \
+                            the process's own counters (VmHWM, getrusage) are untouched and give \
+                            peak_rss_bytes"
+                    .into(),
+            },
+            StagePeaks::Reset if can_reset_peak_rss() => StagePeaksInfo {
+                method: StagePeaks::Reset,
+                interval_seconds: None,
+                precision: "the kernel's high-water mark, reset at each stage start: exact per \
+                            stage; getrusage and /usr/bin/time then report only the last \
+                            stage's peak"
+                    .into(),
+            },
+            StagePeaks::Reset => StagePeaksInfo {
+                method: StagePeaks::Reset,
+                interval_seconds: None,
+                precision: "the high-water mark could not be reset here (/proc/self/clear_refs \
+                            not writable): each stage figure is the process's peak so far"
+                    .into(),
+            },
+        }
+    }
+}
+
+static STAGE_PEAKS_RESET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Chooses how stage peaks are measured, for this process (a front end decides once: the
+/// CLI from `--stage-peaks` or `EMBEDCLUSTER_STAGE_PEAKS`, Python from the environment at
+/// import or [`set_stage_peaks`] through `embedcluster.set_stage_peaks`).
+pub fn set_stage_peaks(method: StagePeaks) {
+    STAGE_PEAKS_RESET.store(
+        method == StagePeaks::Reset,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The process's current method of measuring stage peaks.
+pub fn stage_peaks() -> StagePeaks {
+    if STAGE_PEAKS_RESET.load(std::sync::atomic::Ordering::Relaxed) {
+        StagePeaks::Reset
+    } else {
+        StagePeaks::Sampled
+    }
 }
 
 /// Resets the kernel's peak-RSS high-water mark to the current RSS. Returns false where
-/// that is not possible (non-Linux, or `/proc/self/clear_refs` not writable), or when
-/// resets are turned off ([`set_peak_resets`]).
+/// that is not possible (non-Linux, or `/proc/self/clear_refs` not writable). It lowers what
+/// `getrusage` and `/usr/bin/time -v` report: the stage recorder calls it only under
+/// [`StagePeaks::Reset`].
 pub fn reset_peak_rss() -> bool {
-    if !PEAK_RESETS.load(std::sync::atomic::Ordering::Relaxed) {
-        return false;
-    }
     std::fs::write("/proc/self/clear_refs", b"5").is_ok()
+}
+
+fn can_reset_peak_rss() -> bool {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/clear_refs")
+        .is_ok()
 }
 
 /// Makes every thread allocate from one malloc arena (glibc; a no-op elsewhere). Call it
@@ -218,6 +319,9 @@ pub struct StageRecorder {
     /// Peak seen before the first stage started (process start-up, argument parsing).
     baseline_peak: u64,
     current: Option<(String, Instant, f64)>,
+    /// The running stage's sampler ([`StagePeaks::Sampled`]).
+    sampler: Option<RssSampler>,
+    method: StagePeaks,
 }
 
 impl Default for StageRecorder {
@@ -233,6 +337,8 @@ impl StageRecorder {
             stages: Vec::new(),
             baseline_peak: peak_rss_bytes(),
             current: None,
+            sampler: None,
+            method: stage_peaks(),
         }
     }
 
@@ -244,19 +350,29 @@ impl StageRecorder {
         let before = peak_rss_bytes();
         self.baseline_peak = self.baseline_peak.max(before);
         trim_heap();
-        reset_peak_rss();
+        match self.method {
+            StagePeaks::Reset => {
+                reset_peak_rss();
+            }
+            StagePeaks::Sampled => self.sampler = Some(RssSampler::start(SAMPLE_INTERVAL)),
+        }
         self.current = Some((name.to_string(), Instant::now(), cpu_seconds()));
     }
 
     /// Ends the current stage, recording `rows`. Returns its report.
     pub fn finish(&mut self, rows: u64) -> Option<&StageReport> {
         let (name, t0, c0) = self.current.take()?;
+        let seconds = t0.elapsed().as_secs_f64();
+        let peak = match self.sampler.take() {
+            Some(mut s) => s.stop(),
+            None => peak_rss_bytes(),
+        };
         self.stages.push(StageReport {
             name,
-            seconds: t0.elapsed().as_secs_f64(),
+            seconds,
             cpu_seconds: (cpu_seconds() - c0).max(0.0),
             rows,
-            peak_rss_bytes: peak_rss_bytes(),
+            peak_rss_bytes: peak,
             predicted_peak_rss_bytes: None,
         });
         self.stages.last()
@@ -276,6 +392,7 @@ impl StageRecorder {
             }
             Err(e) => {
                 self.current = None;
+                self.sampler = None;
                 Err(e)
             }
         }
@@ -293,12 +410,24 @@ impl StageRecorder {
         }
     }
 
-    /// The whole run's peak RSS in bytes: the maximum over stages and the baseline.
+    /// The whole run's peak RSS in bytes: the kernel's high-water mark (`VmHWM`, what
+    /// `/usr/bin/time -v` reports) when stages are sampled, else the maximum over stages and
+    /// the time before the first.
     pub fn peak_rss_bytes(&self) -> u64 {
-        self.stages
+        let stages = self
+            .stages
             .iter()
             .map(|s| s.peak_rss_bytes)
-            .fold(self.baseline_peak, u64::max)
+            .fold(self.baseline_peak, u64::max);
+        match self.method {
+            StagePeaks::Sampled => stages.max(peak_rss_bytes()),
+            StagePeaks::Reset => stages,
+        }
+    }
+
+    /// How this recorder measured its stage peaks.
+    pub fn stage_peaks(&self) -> StagePeaksInfo {
+        StagePeaksInfo::of(self.method)
     }
 }
 
@@ -430,6 +559,9 @@ pub fn parse_bytes(text: &str) -> Result<u64> {
 mod tests {
     use super::*;
 
+    /// The tests that reset or read the process's high-water mark, one at a time.
+    static HWM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     #[cfg(target_os = "linux")]
     fn the_sampler_sees_a_buffer_that_lived_longer_than_its_interval() {
@@ -449,8 +581,42 @@ mod tests {
     }
 
     #[test]
-    fn peak_grows_with_allocation_and_resets() {
+    #[cfg(target_os = "linux")]
+    fn sampled_stages_leave_the_kernels_high_water_mark_alone() {
+        let _one = HWM.lock().unwrap_or_else(|e| e.into_inner());
         let mut rec = StageRecorder::new();
+        assert_eq!(rec.stage_peaks().method, StagePeaks::Sampled);
+        rec.start("alloc");
+        let mut v = vec![0u8; 80 << 20];
+        for p in v.iter_mut().step_by(4096) {
+            *p = 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(std::hint::black_box(v));
+        let big = rec.finish(1).unwrap().peak_rss_bytes;
+        let hwm = peak_rss_bytes();
+        assert!(big >= 80 << 20, "sampled peak {big} misses the buffer");
+        // the kernel's mark still holds the first stage's buffer (it folds the threads' RSS
+        // counters in lazily: within 1 %)
+        assert!(
+            hwm >= big - big / 100,
+            "VmHWM {hwm} was lowered below the stage peak {big}"
+        );
+        assert!(rec.peak_rss_bytes() >= hwm);
+    }
+
+    #[test]
+    fn stage_peaks_parse() {
+        assert_eq!(StagePeaks::parse("reset").unwrap(), StagePeaks::Reset);
+        assert_eq!(StagePeaks::parse("sampled").unwrap(), StagePeaks::Sampled);
+        assert!(StagePeaks::parse("hwm").is_err());
+    }
+
+    #[test]
+    fn peak_grows_with_allocation_and_resets() {
+        let _one = HWM.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rec = StageRecorder::new();
+        rec.method = StagePeaks::Reset;
         rec.start("alloc");
         let v = vec![1u8; 64 << 20];
         std::hint::black_box(&v);

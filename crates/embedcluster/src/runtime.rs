@@ -167,8 +167,9 @@ pub fn kernels() -> Kernels {
 /// The front ends' process-wide settings, from their environment: `lookup(name)` returns a
 /// variable's value (the CLI and Python pass `std::env::var_os`; the core never reads the
 /// environment itself). `EMBEDCLUSTER_NO_FUSED`, `EMBEDCLUSTER_NO_AVX512` and
-/// `EMBEDCLUSTER_NO_SMALL_D` turn kernels off ([`set_kernels`]); `EMBEDCLUSTER_RSS_RESET=0`
-/// turns per-stage peak resets off ([`crate::memory::set_peak_resets`]).
+/// `EMBEDCLUSTER_NO_SMALL_D` turn kernels off ([`set_kernels`]); `EMBEDCLUSTER_STAGE_PEAKS=reset`
+/// opts in to per-stage resets of the peak-RSS mark ([`crate::memory::set_stage_peaks`]; the
+/// default, and any other value, samples).
 pub fn apply_settings(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) {
     let off = |name: &str| lookup(name).is_some();
     set_kernels(Kernels {
@@ -176,5 +177,10 @@ pub fn apply_settings(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) {
         avx512: !off("EMBEDCLUSTER_NO_AVX512"),
         small_d: !off("EMBEDCLUSTER_NO_SMALL_D"),
     });
-    crate::memory::set_peak_resets(!lookup("EMBEDCLUSTER_RSS_RESET").is_some_and(|v| v == "0"));
+    let reset = lookup("EMBEDCLUSTER_STAGE_PEAKS").is_some_and(|v| v == "reset");
+    crate::memory::set_stage_peaks(if reset {
+        crate::memory::StagePeaks::Reset
+    } else {
+        crate::memory::StagePeaks::Sampled
+    });
 }

@@ -113,6 +113,8 @@ pub struct EvaluateReport {
     pub internal: Option<InternalScores>,
     pub stages: Vec<StageReport>,
     pub peak_rss_bytes: u64,
+    /// How the stage peaks were measured, and what they mean ([`crate::memory::StagePeaksInfo`]).
+    pub stage_peaks: crate::memory::StagePeaksInfo,
 }
 
 /// `evaluate` of one clustering run at several seeds (`--seeds`): each seed's report and,
@@ -255,6 +257,7 @@ fn evaluate_on_pool(cfg: &EvaluateConfig) -> Result<EvaluateReport> {
         embeddings: cfg.embeddings.as_ref().map(|p| p.display().to_string()),
         internal,
         peak_rss_bytes: rec.peak_rss_bytes(),
+        stage_peaks: rec.stage_peaks(),
         stages: rec.stages().to_vec(),
     })
 }

@@ -37,6 +37,8 @@ pub struct NeighborsReport {
     pub threads: usize,
     pub stages: Vec<crate::memory::StageReport>,
     pub peak_rss_bytes: u64,
+    /// How the stage peaks were measured, and what they mean ([`crate::memory::StagePeaksInfo`]).
+    pub stage_peaks: crate::memory::StagePeaksInfo,
 }
 
 /// Exact top-k of every row of `cfg.queries` against every row of `cfg.base`, the base
@@ -189,6 +191,7 @@ fn search_typed<T: Real>(
         batch_rows,
         threads: rayon::current_num_threads(),
         peak_rss_bytes: rec.peak_rss_bytes(),
+        stage_peaks: rec.stage_peaks(),
         stages: rec.stages().to_vec(),
     })
 }

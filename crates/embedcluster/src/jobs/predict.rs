@@ -43,6 +43,8 @@ pub struct PredictReport {
     pub cluster_score_mean: Vec<f64>,
     pub stages: Vec<StageReport>,
     pub peak_rss_bytes: u64,
+    /// How the stage peaks were measured, and what they mean ([`crate::memory::StagePeaksInfo`]).
+    pub stage_peaks: crate::memory::StagePeaksInfo,
 }
 
 /// Streams `cfg.inputs` through the model; writes the output when asked.
@@ -140,6 +142,7 @@ fn predict_typed<T: Real>(
             .collect(),
         cluster_counts: counts,
         peak_rss_bytes: rec.peak_rss_bytes(),
+        stage_peaks: rec.stage_peaks(),
         stages: rec.stages().to_vec(),
     })
 }

@@ -204,6 +204,8 @@ pub struct RunReport {
     pub spill: Option<SpillReport>,
     pub stages: Vec<StageReport>,
     pub peak_rss_bytes: u64,
+    /// How the stage peaks were measured, and what they mean ([`crate::memory::StagePeaksInfo`]).
+    pub stage_peaks: crate::memory::StagePeaksInfo,
 }
 
 /// Everything a run produces, for callers that keep the results in memory (Python).
@@ -813,6 +815,7 @@ fn run_typed<T: Real>(
         skipped_rows: skipped.len(),
         skipped_examples: skipped.iter().take(20).copied().collect(),
         peak_rss_bytes: rec.peak_rss_bytes(),
+        stage_peaks: rec.stage_peaks(),
         stages: {
             rec.attach_plan(&plan);
             rec.stages().to_vec()

@@ -14,6 +14,8 @@ pub struct ScaleReport {
     pub scaler: StandardScaler,
     pub stages: Vec<crate::memory::StageReport>,
     pub peak_rss_bytes: u64,
+    /// How the stage peaks were measured, and what they mean ([`crate::memory::StagePeaksInfo`]).
+    pub stage_peaks: crate::memory::StagePeaksInfo,
 }
 
 /// Standardizes a file in two passes: pass 1 merges per-block [`Moments`] (Chan, Golub and
@@ -209,6 +211,7 @@ fn scale_typed<T: Real>(
         dtype: T::DTYPE,
         scaler,
         peak_rss_bytes: rec.peak_rss_bytes(),
+        stage_peaks: rec.stage_peaks(),
         stages: rec.stages().to_vec(),
     })
 }

@@ -144,6 +144,8 @@ pub struct SweepReport {
     pub rows: Vec<SweepRow>,
     pub stages: Vec<StageReport>,
     pub peak_rss_bytes: u64,
+    /// How the stage peaks were measured, and what they mean ([`crate::memory::StagePeaksInfo`]).
+    pub stage_peaks: crate::memory::StagePeaksInfo,
 }
 
 /// Runs the sweep. See the module docs for stages and memory.
@@ -337,6 +339,7 @@ fn sweep_typed<T: Real>(
         threads: rayon::current_num_threads(),
         rows,
         peak_rss_bytes: rec.peak_rss_bytes(),
+        stage_peaks: rec.stage_peaks(),
         stages: rec.stages().to_vec(),
     })
 }
