@@ -19,13 +19,44 @@ which lower what those tools report. ``stage_peaks()`` returns the current metho
 
 from ._core import EmbedclusterError, MemoryLimitError, set_stage_peaks, stage_peaks
 from ._io import iter_batches, to_numpy
-from . import metrics
-from .cluster import KMeans
-from .decomposition import PCA
-from .neighbors import IndexFlatIP, IndexFlatL2, NearestNeighbors
-from .pipeline import ClusterModel, ClusterResult, cluster_embeddings, load
-from .preprocessing import StandardScaler, normalize
-from sklearn.exceptions import NotFittedError
+
+# The estimators (and scikit-learn under them, about 3 s to import on a small machine) load
+# on first use, so that a Spark or Dask worker importing embedcluster.spark / .dask to run a
+# kernel on its partition does not pay for them (PEP 562 module __getattr__).
+_LAZY = {
+    "KMeans": "cluster",
+    "PCA": "decomposition",
+    "IndexFlatIP": "neighbors",
+    "IndexFlatL2": "neighbors",
+    "NearestNeighbors": "neighbors",
+    "ClusterModel": "pipeline",
+    "ClusterResult": "pipeline",
+    "cluster_embeddings": "pipeline",
+    "load": "pipeline",
+    "StandardScaler": "preprocessing",
+    "normalize": "preprocessing",
+}
+_SUBMODULES = {"cluster", "decomposition", "metrics", "neighbors", "pipeline", "preprocessing"}
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    elif name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError as value
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ClusterModel",
