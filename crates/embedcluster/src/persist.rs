@@ -28,7 +28,7 @@ use crate::cluster::{KMeans, Metric};
 use crate::decomposition::Pca;
 use crate::dtype::{DType, Real};
 use crate::error::{Error, Result};
-use crate::io::AtomicFile;
+use crate::io::{AtomicFile, DirLock};
 use crate::pipeline::{ClusterCalibration, FittedPipeline, Step};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::BTreeMap;
@@ -137,7 +137,8 @@ pub struct Manifest {
 /// Saves a fitted pipeline into `dir` (created if missing): `model.safetensors`, then
 /// `manifest.json` (written last: it names the tensors file's size and checksum, so a
 /// directory left by an interrupted save is refused on load). Each file is written to a
-/// temporary name and renamed.
+/// temporary name and renamed, under an exclusive lock on `dir` ([`DirLock`]; loads take it
+/// shared), so concurrent saves into one directory leave one complete model.
 ///
 /// `n_samples_seen` is the training row count; `params` what the fit was given.
 ///
@@ -152,6 +153,8 @@ pub fn save_pipeline<T: Real>(
     let km = pipeline.kmeans();
     let pca = pipeline.pca();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // another save into `dir` (thread or process) waits: the pair stays one save's
+    let _lock = DirLock::exclusive(dir);
     let mut tensors: Vec<(String, Vec<u8>, Dtype, Vec<usize>)> = Vec::new();
     if let Some(p) = pca {
         tensors.push((
@@ -263,10 +266,13 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
         path: dir.to_path_buf(),
         message: m,
     };
+    // a save in progress finishes first: never its new tensors with the old manifest
+    let lock = DirLock::shared(dir);
     let mtext =
         std::fs::read(dir.join("manifest.json")).map_err(|e| bad(format!("manifest.json: {e}")))?;
     let bytes = std::fs::read(dir.join("model.safetensors"))
         .map_err(|e| bad(format!("model.safetensors: {e}")))?;
+    drop(lock);
     parse_model(dir, &mtext, &bytes)
 }
 

@@ -27,7 +27,7 @@ pub use arrow_column::VectorColumn;
 pub use in_memory::{BatchSource, MatrixRef, ARRAY_ORIGIN, ARROW_ORIGIN};
 pub use npy::{write_npy_header, NpyHeader};
 pub(crate) use output::RowGroupEncoder;
-pub use output::{AtomicFile, OutputTarget, OutputWriter, StagedDir};
+pub use output::{AtomicFile, DirLock, OutputTarget, OutputWriter, StagedDir};
 pub use scratch::ScratchMatrix;
 
 use crate::dtype::{DType, Real};

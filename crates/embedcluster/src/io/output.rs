@@ -15,6 +15,59 @@ use std::sync::Arc;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// An advisory lock on a directory (`flock(2)` on the directory itself, so nothing is
+/// added to it), held until dropped. Writers of several files that must match (a model's
+/// tensors and manifest; the parts of a `--output DIR/` written into an existing directory)
+/// take it exclusively, readers shared: two saves into one directory, from two threads or
+/// two processes, then leave one save's complete set, and a load never pairs files of two
+/// saves. Best effort: where the directory cannot be opened or the file system does not
+/// lock (some network file systems), it is a no-op, and the checksums still refuse a mixed
+/// pair on load.
+#[derive(Debug)]
+pub struct DirLock {
+    _dir: Option<File>,
+}
+
+impl DirLock {
+    /// Waits for and takes the exclusive lock on `dir`.
+    pub fn exclusive(dir: &Path) -> DirLock {
+        Self::take(dir, true)
+    }
+
+    /// Waits for and takes a shared lock on `dir`.
+    pub fn shared(dir: &Path) -> DirLock {
+        Self::take(dir, false)
+    }
+
+    fn take(dir: &Path, exclusive: bool) -> DirLock {
+        let Ok(f) = File::open(dir) else {
+            return DirLock { _dir: None };
+        };
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            let op = if exclusive {
+                libc::LOCK_EX
+            } else {
+                libc::LOCK_SH
+            };
+            loop {
+                // SAFETY: flock on a file descriptor we own; released when it is closed.
+                let r = unsafe { libc::flock(f.as_raw_fd(), op) };
+                if r == 0 {
+                    break;
+                }
+                if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                    return DirLock { _dir: None };
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = exclusive;
+        DirLock { _dir: Some(f) }
+    }
+}
+
 /// The file name of an output `target` and its directory, which must exist (`not_a_path`
 /// is the message when `target` has no file name).
 fn name_and_parent(target: &Path, not_a_path: &str) -> Result<(String, PathBuf)> {
@@ -246,6 +299,8 @@ impl StagedDir {
     /// Moves the parts `names` into place (files already fsynced by their writers).
     pub fn commit(mut self, names: &[PathBuf]) -> Result<()> {
         let staging = std::mem::take(&mut self.staging);
+        // one committer at a time moves its parts in: no mix of two runs' parts
+        let _lock = self.existed.then(|| DirLock::exclusive(&self.target));
         if !self.existed {
             std::fs::rename(&staging, &self.target).map_err(|e| Error::io(&self.target, e))?;
         } else {
