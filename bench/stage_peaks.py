@@ -13,7 +13,6 @@ the sampled figure over the reset figure (median over repeats). Not part of the 
 """
 
 import json
-import os
 import pathlib
 import re
 import statistics

@@ -7,7 +7,6 @@ outputs, leave one complete result, never a mix (issue 18)."""
 import concurrent.futures as cf
 import json
 import multiprocessing as mp
-import pathlib
 import subprocess
 import threading
 

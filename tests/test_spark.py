@@ -6,7 +6,6 @@ Needs pyspark>=4 and Java 17 (``.ci/run`` installs both); skipped where they are
 
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ pa = pytest.importorskip("pyarrow")
 import pyarrow.parquet as pq  # noqa: E402
 
 import embedcluster as ec  # noqa: E402
+from conftest import local_spark  # noqa: E402
 from embedcluster import spark as ecs  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None and not os.environ.get("JAVA_HOME"),
@@ -24,17 +24,7 @@ pytestmark = pytest.mark.skipif(shutil.which("java") is None and not os.environ.
 
 @pytest.fixture(scope="module")
 def spark():
-    # the executors' Python workers must import embedcluster: the same interpreter
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    from pyspark.sql import SparkSession
-
-    s = (SparkSession.builder.master("local[2]").appName("embedcluster-tests")
-         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "300")
-         .config("spark.sql.shuffle.partitions", "4")
-         .config("spark.ui.enabled", "false")
-         .getOrCreate())
-    s.sparkContext.setLogLevel("ERROR")
+    s = local_spark("local[2]", "embedcluster-tests", 300)
     yield s
     s.stop()
 

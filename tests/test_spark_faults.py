@@ -12,7 +12,6 @@ kinds of retried task. Needs pyspark>=4 and Java 17 (``.ci/run``).
 import os
 import pathlib
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ pyspark = pytest.importorskip("pyspark")
 pa = pytest.importorskip("pyarrow")
 import pyarrow.parquet as pq  # noqa: E402
 
+from conftest import local_spark  # noqa: E402
 from embedcluster import spark as ecs  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None and not os.environ.get("JAVA_HOME"),
@@ -31,16 +31,8 @@ RAISE, KILL = 1, 2  # the partitions whose first attempts raise / kill their Pyt
 
 @pytest.fixture(scope="module")
 def spark():
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    from pyspark.sql import SparkSession
-
-    s = (SparkSession.builder.master("local[2,3]").appName("embedcluster-faults")
-         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "250")
-         .config("spark.sql.shuffle.partitions", "4")
-         .config("spark.ui.enabled", "false")
-         .getOrCreate())
-    s.sparkContext.setLogLevel("OFF")
+    s = local_spark("local[2,3]", "embedcluster-faults", 250)  # up to 3 attempts per task
+    s.sparkContext.setLogLevel("OFF")  # the injected faults' stack traces
     yield s
     s.stop()
 
