@@ -16,41 +16,29 @@ _FLOATS = [np.float64, np.float32]
 
 
 class _Stage:
-    """Measures one stage: wall and CPU seconds, and the process's peak RSS during it.
-
-    The peak is sampled every millisecond by a thread (``_core.RssSampler``), leaving the
-    kernel's high-water mark alone, unless ``embedcluster.set_stage_peaks("reset")`` (or
-    ``EMBEDCLUSTER_STAGE_PEAKS=reset``) asked for per-stage resets of that mark.
+    """Measures one stage with the core's stage recorder (``_core.StageRecorder``, the CLI's
+    own): wall and CPU seconds, and the process's peak RSS during it, sampled every
+    millisecond unless ``embedcluster.set_stage_peaks("reset")`` (or
+    ``EMBEDCLUSTER_STAGE_PEAKS=reset``) asked for per-stage resets of the high-water mark.
     """
 
     def __init__(self, report, name, rows=0):
         self.report, self.name, self.rows = report, name, rows
 
     def __enter__(self):
-        self.sampler = None
-        if _core.stage_peaks() == "reset":
-            _core.reset_peak_rss()
-        else:
-            self.sampler = _core.RssSampler(0.001)
-        self.t0, self.c0 = time.perf_counter(), _core.cpu_seconds()
+        self.recorder = _core.StageRecorder()
+        self.recorder.start(self.name)
         return self
 
     def __exit__(self, *exc):
-        peak = self.sampler.stop() if self.sampler is not None else _core.peak_rss_bytes()
+        done = json.loads(self.recorder.finish(int(self.rows)))
         if exc[0] is None:
-            stage = {
-                "name": self.name,
-                "seconds": time.perf_counter() - self.t0,
-                "cpu_seconds": _core.cpu_seconds() - self.c0,
-                "rows": int(self.rows),
-                "peak_rss_bytes": int(peak),
-            }
+            stage = {k: done["stage"][k]
+                     for k in ("name", "seconds", "cpu_seconds", "rows", "peak_rss_bytes")}
             self.report.setdefault("stages", []).append(stage)
-            self.report["stage_peaks"] = json.loads(_core.stage_peaks_info())
-            whole = max(s["peak_rss_bytes"] for s in self.report["stages"])
-            if self.sampler is not None:
-                whole = max(whole, int(_core.peak_rss_bytes()))
-            self.report["peak_rss_bytes"] = whole
+            self.report["stage_peaks"] = done["stage_peaks"]
+            self.report["peak_rss_bytes"] = max(self.report.get("peak_rss_bytes", 0),
+                                                done["peak_rss_bytes"])
         return False
 
 

@@ -55,14 +55,13 @@ fn main() -> ExitCode {
     embedcluster::memory::single_malloc_arena();
     settings_from_env();
     let cli = Cli::parse();
-    if let Some(m) = &cli.stage_peaks {
-        match embedcluster::memory::StagePeaks::parse(m) {
-            Ok(m) => embedcluster::memory::set_stage_peaks(m),
-            Err(e) => {
-                eprintln!("error: {}", render::message(&e));
-                return ExitCode::from(2);
-            }
-        }
+    // clap has already refused any value but `sampled` and `reset`
+    if let Some(m) = cli
+        .stage_peaks
+        .as_deref()
+        .and_then(|m| embedcluster::memory::StagePeaks::parse(m).ok())
+    {
+        embedcluster::memory::set_stage_peaks(m);
     }
     std::panic::set_hook(Box::new(|info| {
         let msg = info

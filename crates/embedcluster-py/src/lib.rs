@@ -76,9 +76,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(memory::reset_peak_rss, m)?)?;
     m.add_function(wrap_pyfunction!(memory::stage_peaks, m)?)?;
     m.add_function(wrap_pyfunction!(memory::set_stage_peaks, m)?)?;
-    m.add_function(wrap_pyfunction!(memory::stage_peaks_info, m)?)?;
     m.add_function(wrap_pyfunction!(memory::cpu_seconds, m)?)?;
     m.add_class::<arrow::ArrowVectorReader>()?;
     m.add_class::<memory::RssSampler>()?;
+    m.add_class::<memory::StageRecorder>()?;
     Ok(())
 }

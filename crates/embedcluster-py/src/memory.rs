@@ -19,10 +19,7 @@ pub fn reset_peak_rss() -> bool {
 /// How stage peaks are measured in this process: `"sampled"` (default) or `"reset"`.
 #[pyfunction]
 pub fn stage_peaks() -> &'static str {
-    match embedcluster::memory::stage_peaks() {
-        embedcluster::memory::StagePeaks::Sampled => "sampled",
-        embedcluster::memory::StagePeaks::Reset => "reset",
-    }
+    embedcluster::memory::stage_peaks().name()
 }
 
 /// Sets how stage peaks are measured: `"sampled"` or `"reset"` (ValueError otherwise).
@@ -34,10 +31,46 @@ pub fn set_stage_peaks(method: &str) -> PyResult<()> {
     Ok(())
 }
 
-/// The current method's description: a JSON object `{method, interval_seconds, precision}`.
-#[pyfunction]
-pub fn stage_peaks_info() -> String {
-    serde_json::to_string(&embedcluster::memory::StagePeaksInfo::current()).unwrap_or_default()
+/// The core's stage recorder (`embedcluster::memory::StageRecorder`) for the estimators'
+/// `fit_report_`: the same measurement as the CLI's reports, by the process's method.
+#[pyclass(module = "embedcluster._core")]
+pub struct StageRecorder {
+    inner: std::sync::Mutex<embedcluster::memory::StageRecorder>,
+}
+
+#[pymethods]
+impl StageRecorder {
+    #[new]
+    fn new() -> Self {
+        StageRecorder {
+            inner: std::sync::Mutex::new(embedcluster::memory::StageRecorder::new()),
+        }
+    }
+
+    /// Starts stage `name`.
+    fn start(&self, name: &str) {
+        if let Ok(mut r) = self.inner.lock() {
+            r.start(name);
+        }
+    }
+
+    /// Ends the stage with `rows`; returns JSON `{stage, peak_rss_bytes, stage_peaks}`: the
+    /// stage's report (name, seconds, cpu_seconds, rows, peak_rss_bytes), the whole peak so
+    /// far and the method's description.
+    fn finish(&self, py: Python<'_>, rows: u64) -> String {
+        py.detach(|| {
+            let Ok(mut r) = self.inner.lock() else {
+                return String::new();
+            };
+            let stage = r.finish(rows).cloned();
+            serde_json::json!({
+                "stage": stage,
+                "peak_rss_bytes": r.peak_rss_bytes(),
+                "stage_peaks": r.stage_peaks(),
+            })
+            .to_string()
+        })
+    }
 }
 
 /// CPU seconds used so far by this process (all threads).

@@ -169,6 +169,14 @@ pub enum StagePeaks {
 }
 
 impl StagePeaks {
+    /// `sampled` or `reset` (what [`StagePeaks::parse`] reads).
+    pub fn name(self) -> &'static str {
+        match self {
+            StagePeaks::Sampled => "sampled",
+            StagePeaks::Reset => "reset",
+        }
+    }
+
     /// Parses `sampled` or `reset`.
     ///
     /// # Errors

@@ -177,10 +177,8 @@ pub fn apply_settings(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) {
         avx512: !off("EMBEDCLUSTER_NO_AVX512"),
         small_d: !off("EMBEDCLUSTER_NO_SMALL_D"),
     });
-    let reset = lookup("EMBEDCLUSTER_STAGE_PEAKS").is_some_and(|v| v == "reset");
-    crate::memory::set_stage_peaks(if reset {
-        crate::memory::StagePeaks::Reset
-    } else {
-        crate::memory::StagePeaks::Sampled
-    });
+    let method = lookup("EMBEDCLUSTER_STAGE_PEAKS")
+        .and_then(|v| crate::memory::StagePeaks::parse(&v.to_string_lossy()).ok())
+        .unwrap_or(crate::memory::StagePeaks::Sampled);
+    crate::memory::set_stage_peaks(method);
 }
