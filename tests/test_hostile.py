@@ -221,8 +221,8 @@ def test_more_clusters_than_distinct_points_is_reported_and_ends(tmp_path):
     r = cli(["run", "dup.parquet", "--n-clusters", "5", "--reduce", "none", "--metric",
              "euclidean", "--report", "r.json", "--output", "out.parquet"], tmp_path)
     assert r.returncode == 0, r.stderr
-    want = ("warning: number of distinct clusters (3) found smaller than n_clusters (5): the "
-            "data has fewer distinct points than clusters (duplicate rows?); 2 clusters are empty")
+    want = ("warning: Number of distinct clusters (3) found smaller than n_clusters (5). "
+            "Possibly due to duplicate points in X (2 clusters are empty).")
     assert want in r.stderr
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["warnings"] == [want.removeprefix("warning: ")]

@@ -18,6 +18,50 @@ def is_arrow(obj) -> bool:
     return hasattr(obj, "__arrow_c_stream__") and not isinstance(obj, np.ndarray)
 
 
+def _is_list_type(t) -> bool:
+    """True for an Arrow list / large_list / fixed_size_list type (pyarrow) or a polars
+    ``List`` / ``Array`` dtype."""
+    return type(t).__name__ in ("ListType", "LargeListType", "FixedSizeListType", "ListViewType",
+                                "LargeListViewType", "List", "Array")
+
+
+def _pandas_column_is_vectors(col) -> bool:
+    """A pandas column of vectors: an ArrowDtype list, or objects that are arrays/lists."""
+    pa_type = getattr(col.dtype, "pyarrow_dtype", None)
+    if pa_type is not None:
+        return _is_list_type(pa_type)
+    if col.dtype != object:
+        return False
+    first = col.first_valid_index()
+    return first is not None and isinstance(col[first], (np.ndarray, list, tuple))
+
+
+def is_vector_table(obj) -> bool:
+    """True for a table read as vectors (one row per vector): an Arrow-exporting object
+    (``__arrow_c_stream__``) that has a list / fixed-size-list column, or a pandas
+    DataFrame with a column of arrays. A table of numeric columns is a feature matrix
+    (scikit-learn's reading: one column per feature, names kept in
+    ``feature_names_in_``), so it is False for it.
+    """
+    if not is_arrow(obj):
+        return False
+    if type(obj).__module__.startswith("pandas"):
+        return any(_pandas_column_is_vectors(obj[c]) for c in obj.columns)
+    schema = getattr(obj, "schema", None)
+    if schema is not None and not callable(schema):
+        types = schema.values() if hasattr(schema, "values") else [f.type for f in schema]
+        return any(_is_list_type(t) for t in types)
+    # another Arrow exporter (DuckDB, a Spark Arrow table): ask its schema where pyarrow
+    # can read it; without one, read it as vectors
+    try:
+        import pyarrow as pa
+
+        sch = pa.schema(obj) if hasattr(obj, "__arrow_c_schema__") else None
+    except Exception:  # noqa: BLE001 - no schema to read: keep the vector path
+        sch = None
+    return True if sch is None else any(_is_list_type(f.type) for f in sch)
+
+
 def is_one_shot(obj) -> bool:
     """True for streams that can be read only once (pyarrow ``RecordBatchReader``)."""
     return type(obj).__name__ == "RecordBatchReader"

@@ -17,6 +17,8 @@ def save_model(path, kmeans, pca=None, steps=(), fit=None):
 
     Raises ``EmbedclusterError`` (a ``ValueError``) naming the attribute whose shape is
     wrong, ``OSError`` when a file cannot be written (no partial file is left)."""
+    from .decomposition import projection
+
     centers = np.ascontiguousarray(kmeans.cluster_centers_)
     if centers.dtype not in (np.float32, np.float64):
         centers = centers.astype(np.float64)
@@ -30,8 +32,8 @@ def save_model(path, kmeans, pca=None, steps=(), fit=None):
         kmeans.metric,
         [str(s) for s in steps],
         int(n_features),
-        pca_mean=None if pca is None else np.ascontiguousarray(pca.mean_, dtype=np.float64),
-        pca_components=None if pca is None else np.ascontiguousarray(pca.components_, dtype=np.float64),
+        pca_mean=None if pca is None else projection(pca)[0],
+        pca_components=None if pca is None else projection(pca)[1],
         explained_variance_ratio=None if pca is None else np.ascontiguousarray(
             getattr(pca, "explained_variance_ratio_", np.empty(0)), dtype=np.float64),
         inertia=float(getattr(kmeans, "inertia_", float("nan"))),

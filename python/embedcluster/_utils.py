@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from . import _core
-from ._io import is_arrow, to_numpy
+from ._io import is_vector_table, to_numpy
 
 _FLOATS = [np.float64, np.float32]
 
@@ -42,10 +41,14 @@ class _Stage:
         return False
 
 
-def _validate(est, X, reset):
-    if is_arrow(X):
+def _validate(est, X, reset, accept_sparse=False, dtype=_FLOATS):
+    """X as scikit-learn validates it (float32/float64, C order, the estimator's
+    ``n_features_in_`` and ``feature_names_in_``); a table of vectors is read into one array
+    first. Sparse input raises scikit-learn's ``TypeError`` unless ``accept_sparse``."""
+    if is_vector_table(X):
         X = to_numpy(X)
-    return validate_data(est, X, reset=reset, dtype=_FLOATS, order="C")
+    return validate_data(est, X, reset=reset, dtype=dtype, order="C",
+                         accept_sparse=accept_sparse)
 
 
 def _seed(random_state):

@@ -5,9 +5,15 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+)
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _core
 from ._persist import save_model
@@ -17,7 +23,7 @@ from .preprocessing import _unit_rows
 __all__ = ["KMeans"]
 
 
-class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     """k-means (Lloyd 1982) or spherical k-means (Dhillon and Modha 2001).
 
     Seeding by greedy k-means++ (Arthur and Vassilvitskii 2007; ``2 + ln k`` local trials
@@ -31,16 +37,36 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_clusters : int, default=8
-    metric : {"euclidean", "cosine"}, default="euclidean"
-        ``"cosine"`` runs spherical k-means: rows and centroids are unit vectors. Rows that
-        are not unit-norm are normalized in one copy of ``X``.
-    init : {"k-means++", "k-means||", "random"} or ndarray (n_clusters, n_features), default="k-means++"
+    init : {"k-means++", "k-means||", "random"}, callable or ndarray (n_clusters, n_features), default="k-means++"
         ``"k-means||"``: ``init_rounds`` passes of oversampled D^2 sampling
         (``oversampling_factor * n_clusters`` expected rows per pass), then weighted
         k-means++ and weighted Lloyd on the candidates (the weights kept, unlike dask-ml).
-    n_init : int, default=1
+        A callable is called as ``init(X, n_clusters, random_state)`` (a ``RandomState``)
+        once per restart and must return the ``(n_clusters, n_features)`` centroids.
+    n_init : "auto" or int, default="auto"
         Restarts (each seeded as ``init`` and ``init_trials`` say); the lowest objective
-        wins. Ignored for an array ``init``.
+        wins. ``"auto"``: 1 for ``"k-means++"``, ``"k-means||"`` and an array, 10 for
+        ``"random"`` and a callable (scikit-learn's rule). An array ``init`` runs once (with
+        a ``RuntimeWarning`` when ``n_init`` asks for more).
+    max_iter : int, default=300
+    tol : float, default=1e-4
+        Stop when the squared centroid shift is at most ``tol * mean(var(X, axis=0))``
+        (scikit-learn's definition).
+    verbose : int, default=0
+        With ``verbose > 0`` the fit prints "Initialization complete", then one line per
+        Lloyd iteration ("Iteration i, inertia v.") and how it stopped, after the core's fit.
+    random_state : int, RandomState or None, default=None
+    copy_x : bool, default=True
+        Accepted for scikit-learn compatibility: ``X`` is never modified (nor centered), so
+        both values behave the same.
+    algorithm : {"lloyd", "elkan"}, default="lloyd"
+        Both run the same exact Lloyd iterations (Elkan's bounds give Lloyd's iterates,
+        so the result is the same); kept so that scikit-learn code runs unchanged.
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        ``"cosine"`` runs spherical k-means: rows and centroids are unit vectors. Rows that
+        are not unit-norm are normalized in one copy of ``X``.
+    n_threads : int or None, default=None
+        Worker threads (default: all cores). Results do not depend on it.
     init_trials : int, default=16
         Seedings screened per restart on the sample; ``1`` seeds once on all rows.
     init_size : int or None, default=None
@@ -50,22 +76,18 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         k-means||: expected candidates per round, as a multiple of ``n_clusters``.
     init_rounds : int, default=5
         k-means||: sampling rounds.
-    max_iter : int, default=300
-    tol : float, default=1e-4
-        Stop when the squared centroid shift is at most ``tol * mean(var(X, axis=0))``
-        (scikit-learn's definition).
-    random_state : int, RandomState or None, default=None
-    n_threads : int or None, default=None
-        Worker threads (default: all cores). Results do not depend on it.
 
     Attributes
     ----------
     cluster_centers_ : ndarray (n_clusters, n_features), dtype of X
     labels_ : ndarray (n_samples,), int32
     inertia_ : float
-        Sum of squared distances (euclidean) or of ``1 - cos`` (cosine) to the centroids.
+        Sum of (weighted) squared distances (euclidean) or of ``1 - cos`` (cosine) to the
+        centroids.
     n_iter_ : int
     n_features_in_ : int
+    feature_names_in_ : ndarray of str, when X has column names (a pandas, polars or
+        pyarrow table of numeric columns)
     fit_report_ : dict
         ``stages`` (name, seconds, cpu_seconds, rows, peak_rss_bytes) and ``peak_rss_bytes``.
 
@@ -73,24 +95,29 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     itemsize)`` bytes (labels, distances, norms) + ``16 * n_clusters * n_features * 8`` +
     the seeding: screened, ``init_size * (n_features + 6 + ln k) * itemsize`` (the sample and
     its k-means++); one k-means++ on all rows, ``(2 + ln k) * n_samples * itemsize``;
-    k-means||, ``n_samples * (itemsize + 12)`` + the candidates.
+    k-means||, ``n_samples * (itemsize + 12)`` + the candidates. ``sample_weight``:
+    ``n_samples * 8`` bytes (float64).
 
     Raises
     ------
     ValueError (``EmbedclusterError``) for bad parameters or data (NaN, infinity, more
-    clusters than samples); ``KeyboardInterrupt`` on Ctrl-C.
+    clusters than samples, with scikit-learn's messages where it has one); ``TypeError``
+    for sparse input (not offered); ``KeyboardInterrupt`` on Ctrl-C.
     """
 
     def __init__(
         self,
         n_clusters=8,
         *,
-        metric="euclidean",
         init="k-means++",
-        n_init=1,
+        n_init="auto",
         max_iter=300,
         tol=1e-4,
+        verbose=0,
         random_state=None,
+        copy_x=True,
+        algorithm="lloyd",
+        metric="euclidean",
         n_threads=None,
         init_trials=16,
         init_size=None,
@@ -98,12 +125,15 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         init_rounds=5,
     ):
         self.n_clusters = n_clusters
-        self.metric = metric
         self.init = init
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
+        self.verbose = verbose
         self.random_state = random_state
+        self.copy_x = copy_x
+        self.algorithm = algorithm
+        self.metric = metric
         self.n_threads = n_threads
         self.init_trials = init_trials
         self.init_size = init_size
@@ -113,7 +143,12 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def _check_params(self):
         if self.metric not in ("euclidean", "cosine"):
             raise ValueError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}")
-        for name in ("n_clusters", "n_init", "max_iter", "init_trials", "init_rounds"):
+        if self.algorithm not in ("lloyd", "elkan"):
+            raise ValueError(f"algorithm must be 'lloyd' or 'elkan', got {self.algorithm!r}")
+        names = ["n_clusters", "max_iter", "init_trials", "init_rounds"]
+        if self.n_init != "auto":
+            names.append("n_init")
+        for name in names:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
@@ -126,6 +161,41 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         f = self.oversampling_factor
         if not (isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0):
             raise ValueError(f"oversampling_factor must be a float > 0, got {f!r}")
+        if isinstance(self.init, str):
+            if self.init not in ("k-means++", "k-means||", "random"):
+                raise ValueError(
+                    f"init must be 'k-means++', 'k-means||', 'random', a callable or an array, "
+                    f"got {self.init!r}"
+                )
+        if self.algorithm == "elkan" and self.n_clusters == 1:
+            warnings.warn("algorithm='elkan' doesn't make sense for a single cluster. Using "
+                          "'lloyd' instead.", RuntimeWarning, stacklevel=3)
+
+    def _resolve_n_init(self):
+        """``_n_init``: the restarts ``n_init`` means for this ``init`` (scikit-learn's rule
+        for ``"auto"``; 1, with a warning, for an explicit array)."""
+        init = self.init
+        array = not isinstance(init, str) and not callable(init)
+        if self.n_init == "auto":
+            self._n_init = 10 if (callable(init) or (isinstance(init, str) and init == "random")) else 1
+        else:
+            self._n_init = int(self.n_init)
+        if array and self._n_init != 1:
+            warnings.warn(
+                "Explicit initial center position passed: performing only one init in "
+                f"{type(self).__name__} instead of n_init={self._n_init}.",
+                RuntimeWarning, stacklevel=3)
+            self._n_init = 1
+
+    def _check_centers(self, centers, X):
+        centers = np.asarray(centers)
+        if centers.ndim != 2 or centers.shape[0] != self.n_clusters:
+            raise ValueError(f"The shape of the initial centers {centers.shape} does not match "
+                             f"the number of clusters {self.n_clusters}.")
+        if centers.shape[1] != X.shape[1]:
+            raise ValueError(f"The shape of the initial centers {centers.shape} does not match "
+                             f"the number of features of the data {X.shape[1]}.")
+        return np.ascontiguousarray(centers, dtype=np.float64)
 
     def _init_kwargs(self):
         """The seeding arguments of the core's fits."""
@@ -140,37 +210,41 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def _prepare(self, X):
         return _unit_rows(X) if self.metric == "cosine" else X
 
-    def fit(self, X, y=None):
-        """Compute the clustering of X (n_samples, n_features); returns self."""
+    def fit(self, X, y=None, sample_weight=None):
+        """Compute the clustering of X (n_samples, n_features); returns self.
+
+        ``sample_weight`` (n_samples,): each row counts that many times in the centroid
+        means, the objective and the k-means++ / random seeding (Lloyd's update with
+        weights, as scikit-learn); a callable or array ``init`` does not use them.
+        """
         self._check_params()
         report = {}
         X = _validate(self, X, reset=True)
+        if X.shape[0] < self.n_clusters:
+            raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}.")
+        sw = None
+        if sample_weight is not None:
+            sw = np.ascontiguousarray(
+                _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True))
+        self._resolve_n_init()
         with _Stage(report, "fit", rows=X.shape[0]):
             Xp = self._prepare(X)
-            init = None
-            if isinstance(self.init, str):
-                if self.init not in ("k-means++", "k-means||", "random"):
-                    raise ValueError(
-                        f"init must be 'k-means++', 'k-means||', 'random' or an array, got {self.init!r}"
-                    )
+            common = dict(max_iter=int(self.max_iter), tol=float(self.tol),
+                          n_threads=self.n_threads, sample_weight=sw, **self._init_kwargs())
+            if callable(self.init):
+                rs = check_random_state(self.random_state)
+                r = None
+                for _ in range(self._n_init):
+                    init = self._check_centers(self.init(X, self.n_clusters, rs), X)
+                    run = _core.kmeans_fit(Xp, int(self.n_clusters), self.metric, init=init,
+                                           n_init=1, seed=0, **common)
+                    if r is None or run["inertia"] < r["inertia"]:
+                        r = run
             else:
-                init = np.ascontiguousarray(self.init, dtype=np.float64)
-                if init.shape != (self.n_clusters, X.shape[1]):
-                    raise ValueError(
-                        f"init has shape {init.shape}, expected ({self.n_clusters}, {X.shape[1]})"
-                    )
-            r = _core.kmeans_fit(
-                Xp,
-                int(self.n_clusters),
-                self.metric,
-                init=init,
-                n_init=int(self.n_init),
-                max_iter=int(self.max_iter),
-                tol=float(self.tol),
-                seed=_seed(self.random_state),
-                n_threads=self.n_threads,
-                **self._init_kwargs(),
-            )
+                init = None if isinstance(self.init, str) else self._check_centers(self.init, X)
+                r = _core.kmeans_fit(Xp, int(self.n_clusters), self.metric, init=init,
+                                     n_init=self._n_init, seed=_seed(self.random_state),
+                                     **common)
         if r.get("warning"):
             warnings.warn(r["warning"], ConvergenceWarning, stacklevel=2)
         self.cluster_centers_ = r["cluster_centers"]
@@ -178,8 +252,36 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.inertia_ = float(r["inertia"])
         self.n_iter_ = int(r["n_iter"])
         self.objective_history_ = list(r["objective_history"])
+        self._n_features_out = self.cluster_centers_.shape[0]
         self.fit_report_ = report
+        if self.verbose:
+            self._print_progress(X, r)
         return self
+
+    def _print_progress(self, X, r):
+        """scikit-learn's verbose lines, from the fit's objective history: after the
+        screened seeding, one line per assignment pass, then the stopping reason."""
+        print("Initialization complete")
+        hist = r["objective_history"]
+        for i, v in enumerate(hist[: self.n_iter_]):
+            print(f"Iteration {i}, inertia {v}.")
+        if not r["converged"]:
+            return
+        if len(hist) == self.n_iter_:  # stopped on stable labels: no final pass
+            print(f"Converged at iteration {self.n_iter_ - 1}: strict convergence.")
+        else:
+            n, _, m2 = _core.moments_partial(X)
+            tol = float(self.tol) * float(np.mean(m2 / max(n, 1)))
+            print(f"Converged at iteration {self.n_iter_ - 1}: center shift is within "
+                  f"tolerance {tol}.")
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then the labels of X (``labels_``)."""
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """Fit, then the distances of X to the centroids (see :meth:`transform`)."""
+        return self.fit(X, sample_weight=sample_weight).transform(X)
 
     def _predict_with_scores(self, X):
         check_is_fitted(self)
@@ -217,22 +319,39 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return _engine.predict_dask(data, column, assign, cluster_column, score_column)
 
     def transform(self, X):
-        """Distances (n_samples, n_clusters) to every centroid: Euclidean distance, or
-        ``1 - cos`` for the cosine metric. This output is itself n_samples x n_clusters."""
+        """Distances (n_samples, n_clusters) to every centroid, X's dtype: Euclidean
+        distance, or ``1 - cos`` for the cosine metric. This output is itself
+        n_samples x n_clusters. Pairs whose ``|x|^2 - 2 x.c + |c|^2`` loses its digits to
+        cancellation (under ``1e-4`` of ``|x|^2 + |c|^2``) are recomputed directly, so a
+        point's distance to itself is exactly 0."""
         check_is_fitted(self)
         X = self._prepare(_validate(self, X, reset=False))
         C = self.cluster_centers_.astype(X.dtype, copy=False)
         dots = X @ C.T
         if self.metric == "cosine":
             return (1.0 - dots).astype(X.dtype, copy=False)
-        sq = np.einsum("ij,ij->i", X, X)[:, None] - 2 * dots + np.einsum("ij,ij->i", C, C)[None, :]
+        xn = np.einsum("ij,ij->i", X, X)
+        cn = np.einsum("ij,ij->i", C, C)
+        sq = xn[:, None] - 2 * dots + cn[None, :]
+        rows, cols = np.nonzero(sq <= 1e-4 * (xn[:, None] + cn[None, :]))
+        for s in range(0, len(rows), 4096):  # the few near pairs, exactly and in blocks
+            r, c = rows[s:s + 4096], cols[s:s + 4096]
+            diff = X[r] - C[c]
+            sq[r, c] = np.einsum("ij,ij->i", diff, diff)
         return np.sqrt(np.maximum(sq, 0, out=sq), out=sq)
 
-    def score(self, X, y=None):
-        """Opposite of the objective of X on the fitted centroids (higher is better)."""
+    def score(self, X, y=None, sample_weight=None):
+        """Opposite of the (weighted) objective of X on the fitted centroids (higher is
+        better): ``-sum_i w_i d_i``, ``d_i`` the squared distance (euclidean) or ``1 - cos``
+        (cosine)."""
         _, scores = self._predict_with_scores(X)
         s = scores.astype(np.float64)
-        return float(-(1.0 - s).sum() if self.metric == "cosine" else -s.sum())
+        d = (1.0 - s) if self.metric == "cosine" else s
+        if sample_weight is not None:
+            n = len(scores)
+            w = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64)
+            d *= w
+        return float(-d.sum())
 
     def save(self, path):
         """Save as a model directory (safetensors + manifest.json, the CLI's format)."""

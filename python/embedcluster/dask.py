@@ -322,7 +322,7 @@ def fit_pca(data, n_components, *, column="embedding", fit_method="exact", sampl
     2011), centered with the mean of all rows: the in-memory result on the same rows.
     """
     from ._utils import _seed
-    from .decomposition import PCA
+    from .decomposition import PCA, _randomized_result
 
     if fit_method not in ("exact", "randomized"):
         raise ValueError(f"fit_method must be 'exact' or 'randomized', got {fit_method!r}")
@@ -338,19 +338,22 @@ def fit_pca(data, n_components, *, column="embedding", fit_method="exact", sampl
         if n < 2:
             raise ValueError(f"n_samples = {n}: PCA needs at least 2 samples")
         comoment = _engine.aligned(st.pop("comoment").reshape(d, d))
-        pca._finish(_core.cov_finish(n, _engine.aligned(st["mean"]), comoment, pca._k(n, d)))
+        k = pca._check_n_components(n, d, "covariance_eigh")
+        pca._finish(_core.cov_finish(n, _engine.aligned(st["mean"]), comoment, min(n, d)), n,
+                    np.float64, k)
         del comoment
     else:
         st = _moments(blocks, False, split_every, report)
         n, d = int(st["n"]), len(st["mean"])
         if n < 2:
             raise ValueError(f"n_samples = {n}: PCA needs at least 2 samples")
-        k = pca._k(n, d)
+        k = pca._check_n_components(n, d, "randomized")
         rows = _engine.sample_rows(n, n if sample_size is None else int(sample_size), random_state)
         sample = _sample(blocks, rows, split_every, report)
         t0 = time.perf_counter()
-        pca._finish(_core.pca_randomized(sample, (st["n"], st["mean"], st["m2"]), k,
-                                         seed=_seed(random_state)))
+        r = _core.pca_randomized(sample, (st["n"], st["mean"], st["m2"]), k,
+                                 seed=_seed(random_state))
+        pca._finish(_randomized_result(r, n, st["m2"]), n, np.float64, k)
         report.client("randomized_svd", time.perf_counter() - t0, len(sample))
         del sample
     pca.n_features_in_ = d

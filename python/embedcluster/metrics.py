@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from . import _core
-from ._io import is_arrow, to_numpy
+from ._io import is_vector_table, to_numpy
 
 
 def _codes(labels, name):
@@ -68,7 +68,7 @@ def homogeneity_completeness_v_measure(labels_true, labels_pred):
 
 
 def _xy(X, labels):
-    if is_arrow(X):
+    if is_vector_table(X):
         X = to_numpy(X)
     X = np.asarray(X)
     dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64

@@ -16,13 +16,13 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
-from ._io import is_arrow, to_numpy
+from ._io import is_vector_table, to_numpy
 
 _FLOATS = [np.float64, np.float32]
 
 
 def _as_float_c(X, dtype=None):
-    if is_arrow(X):
+    if is_vector_table(X):
         X = to_numpy(X)
     X = np.asarray(X)
     if dtype is None:
@@ -71,7 +71,7 @@ class NearestNeighbors(BaseEstimator):
     def fit(self, X, y=None):
         """Index ``X`` (n_samples, n_features), float32/float64 kept as is."""
         self._core_metric()
-        if is_arrow(X):
+        if is_vector_table(X):
             X = to_numpy(X)
         self._fit_X = validate_data(self, X, dtype=_FLOATS, order="C")
         self.n_samples_fit_ = self._fit_X.shape[0]

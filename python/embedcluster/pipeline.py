@@ -20,7 +20,7 @@ from . import _core
 from ._io import is_arrow, is_one_shot, num_rows, to_numpy
 from ._persist import save_model
 from .cluster import KMeans
-from .decomposition import PCA
+from .decomposition import PCA, projection
 
 __all__ = ["ClusterModel", "ClusterResult", "cluster_embeddings", "load"]
 
@@ -65,8 +65,8 @@ class ClusterModel:
         pca = self.pca
         return _core.pipeline_apply(
             X, centers, self.metric, self.steps, self.n_features_in_,
-            pca_mean=None if pca is None else np.ascontiguousarray(pca.mean_, dtype=np.float64),
-            pca_components=None if pca is None else np.ascontiguousarray(pca.components_, dtype=np.float64),
+            pca_mean=None if pca is None else projection(pca)[0],
+            pca_components=None if pca is None else projection(pca)[1],
             what=what, n_threads=n_threads or getattr(self.kmeans, "n_threads", None),
         )
 
@@ -325,12 +325,12 @@ def cluster_embeddings(
     for w in report.get("warnings", []):
         warnings.warn(w, ConvergenceWarning, stacklevel=2)
     pca = None
+    dtype = np.dtype(report.get("dtype", "float32"))
     if r["pca"] is not None:
         p = r["pca"]
         pca = PCA(n_components=int(p["components"].shape[0]))
-        pca._finish(p)
+        pca._finish(p, int(p["n_samples_seen"]), dtype)
         pca.n_features_in_ = int(p["components"].shape[1])
-    dtype = np.dtype(report.get("dtype", "float32"))
     km = KMeans(n_clusters=int(n_clusters), metric=metric, init=init, n_init=n_init,
                 max_iter=max_iter, tol=tol, random_state=random_state, n_threads=n_threads,
                 init_trials=init_trials, init_size=init_size)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from scipy.sparse import issparse
+from sklearn.utils import check_array
+from sklearn.utils.sparsefuncs import inplace_column_scale
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _core, _engine
-from ._io import is_arrow, iter_batches
-from ._utils import _FLOATS, _validate
+from ._io import is_vector_table, iter_batches
+from ._utils import _validate
 
 __all__ = ["StandardScaler", "normalize"]
 
@@ -34,76 +37,147 @@ def _unit_rows(X):
     return _engine.unit_rows(X)
 
 
+# scikit-learn's scalers keep float16 (its FLOAT_DTYPES); the estimators over the core's
+# kernels take float32/float64 and convert the rest to float64, as scikit-learn's KMeans and PCA
+_SCALER_FLOATS = (np.float64, np.float32, np.float16)
+
+
 class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Standardize features with mean and variance merged block by block.
 
     ``partial_fit`` merges per-feature count, mean and M2 in float64 with Chan, Golub and
     LeVeque's (1979) update, so uneven batches give scikit-learn's figures. ``fit`` on an
-    Arrow stream streams it. Memory: ``2 * n_features * 8`` bytes of state.
+    Arrow stream of vectors streams it. With ``sample_weight`` each row counts ``w_i``
+    times (weighted mean and population variance, merged the same way with weight sums for
+    counts). Sparse input (CSR/CSC) is accepted with ``with_mean=False`` (centering would
+    densify it): the moments are taken on dense blocks of 1024 rows and ``transform``
+    scales the stored values in place (or in a copy).
 
-    Attributes: ``mean_``, ``var_`` (population variance), ``scale_`` (1 for features that
-    are constant up to rounding, scikit-learn's rule), ``n_samples_seen_``, ``n_features_in_``.
+    Attributes
+    ----------
+    mean_ : ndarray (n_features,) float64, or None when ``with_mean=False`` and
+        ``with_std=False``
+    var_ : ndarray (n_features,) float64 (population variance), or None when
+        ``with_std=False``; exactly 0 for a column whose values are all equal
+    scale_ : ndarray (n_features,) float64, or None when ``with_std=False``
+        ``sqrt(var_)``, 1 for features that are constant up to rounding (scikit-learn's
+        rule)
+    n_samples_seen_ : int, or float (the sum of the weights) with ``sample_weight``
+    n_features_in_ : int; feature_names_in_ when X has column names
+
+    Memory: ``4 * n_features * 8`` bytes of state; weighted or sparse input adds blocks of
+    ``1024 * n_features * 8``. NaN is an error naming its row and column (missing values
+    are not ignored, unlike scikit-learn's scaler).
 
     The CLI's ``embedcluster scale`` applies the same statistics to a whole file in two
     streamed passes (Chan, Golub and LeVeque 1979 for the merge).
     """
 
-    def __init__(self, *, with_mean=True, with_std=True, copy=True):
+    def __init__(self, *, copy=True, with_mean=True, with_std=True):
+        self.copy = copy
         self.with_mean = with_mean
         self.with_std = with_std
-        self.copy = copy
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = not self.with_mean  # sparse data cannot be centered
         return tags
 
     def _reset(self):
-        for a in ("_moments", "mean_", "var_", "scale_", "n_samples_seen_"):
+        for a in ("_moments", "_range", "mean_", "var_", "scale_", "n_samples_seen_"):
             if hasattr(self, a):
                 delattr(self, a)
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
+        """Compute the mean and variance of X (n_samples, n_features), or of an Arrow
+        stream of vectors; returns self."""
         self._reset()
-        if is_arrow(X):
+        if is_vector_table(X):
+            if sample_weight is not None:
+                raise ValueError("sample_weight cannot be given with an Arrow stream")
             for block in iter_batches(X):
                 self.partial_fit(block)
             if not hasattr(self, "_moments"):
                 raise ValueError("Found array with 0 sample(s) (the Arrow stream is empty)")
             return self
-        return self.partial_fit(X)
+        return self.partial_fit(X, sample_weight=sample_weight)
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Merge the moments of the block X (and its ``sample_weight``) into the state."""
         first = not hasattr(self, "_moments")
-        X = _validate(self, X, reset=first)
-        m = _core.moments_partial(X)
-        return self._set_moments(m if first else _core.moments_merge(self._moments, m))
+        X = _validate(self, X, reset=first, accept_sparse=("csr", "csc"), dtype=_SCALER_FLOATS)
+        if issparse(X) and self.with_mean:
+            raise ValueError("Cannot center sparse matrices: pass `with_mean=False` instead. "
+                             "See docstring for motivation and alternatives.")
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        native = X.dtype in (np.float32, np.float64) and not issparse(X)
+        if sample_weight is None and native:
+            m = _core.moments_partial(X)
+            lo, hi = (X.min(axis=0), X.max(axis=0)) if len(X) else (None, None)
+        else:
+            m, lo, hi = _weighted_moments(X, sample_weight)
+        if not first:
+            m = _merge_moments(self._moments, m)
+            if lo is not None:
+                lo, hi = np.minimum(self._range[0], lo), np.maximum(self._range[1], hi)
+            else:
+                lo, hi = self._range
+        self._weighted = (not first and self._weighted) or sample_weight is not None
+        self._range = (lo, hi)
+        return self._set_moments(m)
 
     def _set_moments(self, moments):
         """Fitted attributes from merged moments ``(n, mean, m2)`` (also used by
-        :func:`embedcluster.spark.fit_scaler`)."""
+        :func:`embedcluster.spark.fit_scaler`); ``n`` is a count or a weight sum."""
         self._moments = moments
         n, mean, m2 = moments
-        self.n_samples_seen_ = int(n)
-        self.mean_ = mean
-        self.var_ = m2 / max(n, 1)
+        weighted = getattr(self, "_weighted", False)
+        self.n_samples_seen_ = float(n) if weighted else int(n)
+        var = m2 / n if n > 0 else np.zeros_like(m2)
+        rng = getattr(self, "_range", (None, None))
+        if rng[0] is not None:
+            var = np.where(rng[0] == rng[1], 0.0, var)  # all values equal: exactly 0
         # scikit-learn's _is_constant_feature: constant up to rounding -> scale 1
         eps = np.finfo(np.float64).eps
-        constant = self.var_ <= n * eps * self.var_ + (n * self.mean_ * eps) ** 2
-        scale = np.sqrt(self.var_)
+        constant = var <= n * eps * var + (n * mean * eps) ** 2
+        scale = np.sqrt(var)
         scale[constant] = 1.0
-        self.scale_ = scale
+        self.mean_ = mean if (self.with_mean or self.with_std) else None
+        self.var_ = var if self.with_std else None
+        self.scale_ = scale if self.with_std else None
         return self
 
     def transform(self, X, copy=None):
+        """Center and scale X (n_samples, n_features), X's float dtype; a copy unless
+        ``copy=False`` (then a C-contiguous float array is changed in place). Sparse X
+        (``with_mean=False``) has its stored values scaled."""
         check_is_fitted(self)
         copy = self.copy if copy is None else copy
-        X = validate_data(self, X, reset=False, dtype=_FLOATS, copy=copy)
-        if self.with_mean:
-            X -= self.mean_.astype(X.dtype)
-        if self.with_std:
-            X /= self.scale_.astype(X.dtype)
+        X = validate_data(self, X, reset=False, dtype=_SCALER_FLOATS, copy=copy,
+                          accept_sparse=("csr", "csc"))
+        return self._apply(X, inverse=False)
+
+    def _apply(self, X, inverse):
+        if issparse(X):
+            if self.with_mean:
+                raise ValueError("Cannot center sparse matrices: pass `with_mean=False` "
+                                 "instead. See docstring for motivation and alternatives.")
+            if self.scale_ is not None:
+                inplace_column_scale(X, self.scale_ if inverse else 1.0 / self.scale_)
+            return X
+        if inverse:
+            if self.with_std:
+                X *= self.scale_.astype(X.dtype)
+            if self.with_mean:
+                X += self.mean_.astype(X.dtype)
+        else:
+            if self.with_mean:
+                X -= self.mean_.astype(X.dtype)
+            if self.with_std:
+                X /= self.scale_.astype(X.dtype)
         return X
 
     def transform_dask(self, data, *, column="embedding", output_column="scaled"):
@@ -117,11 +191,48 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                                   self.n_features_in_, None, output_column)
 
     def inverse_transform(self, X, copy=None):
+        """Undo :meth:`transform`: ``X * scale_ + mean_``; X is validated as in
+        ``transform`` (2-D, finite, float), a copy unless ``copy=False``."""
         check_is_fitted(self)
         copy = self.copy if copy is None else copy
-        X = np.array(X, dtype=X.dtype if X.dtype in (np.float32, np.float64) else np.float64, copy=copy)
-        if self.with_std:
-            X *= self.scale_.astype(X.dtype)
-        if self.with_mean:
-            X += self.mean_.astype(X.dtype)
-        return X
+        X = check_array(X, accept_sparse=("csr", "csc"), copy=copy, dtype=_SCALER_FLOATS)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input.")
+        return self._apply(X, inverse=True)
+
+
+def _weighted_moments(X, w, rows=1024):
+    """``((weight sum, mean, m2), min, max)`` of X (dense or sparse) with row weights ``w``
+    (None: 1), in float64, ``rows`` rows at a time (blocks merged as in
+    :func:`_merge_moments`)."""
+    from .decomposition import _dense_blocks
+
+    m, lo, hi = None, None, None
+    for s, block in zip(range(0, X.shape[0], rows), _dense_blocks(X, rows)):
+        b = block.astype(np.float64)
+        wb = np.ones(len(b)) if w is None else w[s:s + len(b)]
+        sw = len(b) if w is None else float(wb.sum())
+        mean = (wb @ b) / sw if sw > 0 else np.zeros(b.shape[1])
+        m2 = wb @ (b - mean) ** 2
+        part = (sw, mean, m2)
+        m = part if m is None else _merge_moments(m, part)
+        lo = b.min(axis=0) if lo is None else np.minimum(lo, b.min(axis=0))
+        hi = b.max(axis=0) if hi is None else np.maximum(hi, b.max(axis=0))
+    if m is None:
+        raise ValueError("Found array with 0 sample(s)")
+    return m, lo, hi
+
+
+def _merge_moments(a, b):
+    """Chan, Golub and LeVeque's (1979) merge of ``(n, mean, m2)`` states whose ``n`` may
+    be a weight sum: the core's merge for integer counts, the same update in float64
+    otherwise."""
+    if isinstance(a[0], (int, np.integer)) and isinstance(b[0], (int, np.integer)):
+        return _core.moments_merge(a, b)
+    na, nb = float(a[0]), float(b[0])
+    n = na + nb
+    if n == 0:
+        return (0.0, a[1], a[2])
+    delta = b[1] - a[1]
+    return (n, a[1] + delta * (nb / n), a[2] + b[2] + delta**2 * (na * nb / n))

@@ -413,7 +413,7 @@ def fit_pca(df, column, n_components, *, fit_method="exact", sample_size=50_000,
     Tropp 2011), centered with the mean of all rows.
     """
     from ._utils import _seed
-    from .decomposition import PCA
+    from .decomposition import PCA, _randomized_result
 
     pca = PCA(n_components=n_components, fit_method=fit_method, random_state=random_state)
     report = _engine.FitReport()
@@ -422,14 +422,16 @@ def fit_pca(df, column, n_components, *, fit_method="exact", sample_size=50_000,
         n, mean = st["n"], st["mean"]
         d = len(mean)
         comoment = st.pop("comoment").reshape(d, d)
-        pca._finish(_core.cov_finish(n, mean, comoment, pca._k(n, d)))
+        k = pca._check_n_components(n, d, "covariance_eigh")
+        pca._finish(_core.cov_finish(n, mean, comoment, min(n, d)), n, np.float64, k)
         del comoment
     elif fit_method == "randomized":
         moments, _ = _moments(df, column, report=report)
         n, d = moments[0], len(moments[1])
-        k = pca._k(n, d)
+        k = pca._check_n_components(n, d, "randomized")
         sample = _sample(df, column, int(sample_size), n, random_state)
-        pca._finish(_core.pca_randomized(sample, moments, k, seed=_seed(random_state)))
+        r = _core.pca_randomized(sample, moments, k, seed=_seed(random_state))
+        pca._finish(_randomized_result(r, n, moments[2]), n, np.float64, k)
         del sample
     else:
         raise ValueError(f"fit_method must be 'exact' or 'randomized', got {fit_method!r}")
@@ -552,13 +554,12 @@ def transform_spark(model, df, column, output_column=None):
     """
     from pyspark.sql.types import ArrayType, StructField
 
-    from .decomposition import PCA
+    from .decomposition import PCA, projection
     from .preprocessing import StandardScaler
 
     if isinstance(model, PCA):
         output_column = output_column or "pca"
-        mean = np.ascontiguousarray(model.mean_, dtype=np.float64)
-        comps = np.ascontiguousarray(model.components_, dtype=np.float64)
+        mean, comps = projection(model)
 
         def apply(X):
             return _core.pca_transform(X, mean, comps)

@@ -34,10 +34,12 @@ pub fn init_of(name: &str, oversampling_factor: f64, rounds: usize) -> PyResult<
 /// float64 gives the centroids; else `init_name` seeds (`k-means++`, `k-means||`,
 /// `random`), `init_trials` seedings screened on an `init_size`-row sample (0: automatic).
 ///
+/// `sample_weight` (n,) float64, C-contiguous: per-row weights (`cluster::fit_weighted`).
+///
 /// Returns a dict: `cluster_centers` (k, d) same dtype, `labels` int32 (n,), `scores`
 /// float32 (n,), `inertia`, `n_iter`, `objective_history`, `converged`, `counts`.
 #[pyfunction]
-#[pyo3(signature = (x, n_clusters, metric_name, init=None, n_init=1, max_iter=300, tol=1e-4, seed=0, n_threads=None, init_name="k-means++", init_trials=cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5))]
+#[pyo3(signature = (x, n_clusters, metric_name, init=None, n_init=1, max_iter=300, tol=1e-4, seed=0, n_threads=None, init_name="k-means++", init_trials=cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5, sample_weight=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn kmeans_fit<'py>(
     py: Python<'py>,
@@ -55,7 +57,15 @@ pub fn kmeans_fit<'py>(
     init_size: usize,
     oversampling_factor: f64,
     init_rounds: usize,
+    sample_weight: Option<PyReadonlyArray1<'py, f64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let weights = match &sample_weight {
+        Some(w) => Some(
+            w.as_slice()
+                .map_err(|_| value_error("sample_weight must be C-contiguous float64"))?,
+        ),
+        None => None,
+    };
     let params = KMeansParams {
         n_clusters,
         metric: metric(metric_name)?,
@@ -71,8 +81,8 @@ pub fn kmeans_fit<'py>(
         init_size,
     };
     match arr(x, "X")? {
-        Arr::F32(a) => kmeans_out(py, &a, &params, n_threads),
-        Arr::F64(a) => kmeans_out(py, &a, &params, n_threads),
+        Arr::F32(a) => kmeans_out(py, &a, &params, weights, n_threads),
+        Arr::F64(a) => kmeans_out(py, &a, &params, weights, n_threads),
     }
 }
 
@@ -80,11 +90,12 @@ fn kmeans_out<'py, T: Real + Element>(
     py: Python<'py>,
     a: &PyReadonlyArray2<'py, T>,
     params: &KMeansParams,
+    weights: Option<&[f64]>,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (x, _, d) = slice(a)?;
     let mut m = compute(py, n_threads, |cancel| {
-        cluster::fit_cancellable(params, x, d, cancel)
+        cluster::fit_weighted(params, x, d, weights, cancel)
     })?;
     let out = PyDict::new(py);
     out.set_item("warning", m.distinct_clusters_warning())?;
@@ -345,6 +356,7 @@ impl<T: Real + Element> LloydData<T> for PyPasses<'_> {
                     dist: dists[i],
                     label: labels[i],
                     row: rows.row(i).to_vec(),
+                    weight: 1.0,
                 })
                 .collect())
         })();
@@ -446,6 +458,7 @@ pub fn lloyd_merge_farthest<'py>(
             dist: dists[i],
             label: labels[i],
             row: rows.row(i).to_vec(),
+            weight: 1.0,
         })
         .collect();
     candidates_out(py, cluster::merge_farthest(c, m), d)

@@ -25,6 +25,8 @@ pub(crate) struct Data<'a, T> {
     pub(crate) d: usize,
     pub(crate) norms: Vec<T>,
     pub(crate) chunk_rows: usize,
+    /// Per-row weights (`sample_weight`, `n` values), or `None` for unit weights.
+    pub(crate) weights: Option<&'a [f64]>,
 }
 
 impl<'a, T: Real> Data<'a, T> {
@@ -38,7 +40,20 @@ impl<'a, T: Real> Data<'a, T> {
             d,
             norms,
             chunk_rows: chunk_rows(n),
+            weights: None,
         }
+    }
+
+    /// [`Data::new`] with per-row weights (`weights.len()` must be the row count).
+    pub(crate) fn weighted(x: &'a [T], d: usize, weights: Option<&'a [f64]>) -> Self {
+        let mut data = Data::new(x, d);
+        data.weights = weights;
+        data
+    }
+
+    /// Weight of row `i` (1 without weights).
+    pub(crate) fn weight(&self, i: usize) -> f64 {
+        self.weights.map_or(1.0, |w| w[i])
     }
 }
 
@@ -201,6 +216,7 @@ impl<'a, T: Real> Prepared<'a, T> {
 struct ChunkStats {
     sums: Vec<f64>,
     counts: Vec<u64>,
+    mass: Option<Vec<f64>>,
     objective: f64,
     changed: u64,
     fingerprint: u64,
@@ -220,10 +236,27 @@ pub fn label_hash(row_id: u64, label: i32) -> u64 {
     z ^ (z >> 31)
 }
 
+/// What one assignment step over all rows found (see [`lloyd_step`]).
+pub(crate) struct StepStats {
+    /// `k x d` member sums (weighted by the rows' weights where the data has them).
+    pub(crate) sums: Vec<f64>,
+    /// Members per cluster.
+    pub(crate) counts: Vec<u64>,
+    /// Weight per cluster, where the data has weights.
+    pub(crate) mass: Option<Vec<f64>>,
+    /// Sum of (weighted) distances to the nearest centroid.
+    pub(crate) objective: f64,
+    /// Labels that changed.
+    pub(crate) changed: u64,
+    /// The labelling's fingerprint (0 without `first_id`).
+    pub(crate) fingerprint: u64,
+}
+
 /// One assignment step over all rows with the chunk-parallel kernel; labels and dists are
 /// updated in place. Returns the centroid sums and counts (f64, reduced in chunk order),
-/// the objective, the number of labels that changed and, with `first_id` (the id of row 0),
-/// the labelling's fingerprint ([`label_hash`]; 0 without).
+/// with weights each row's values and distance multiplied by its weight and the weight per
+/// cluster, the objective, the number of labels that changed and, with `first_id` (the id
+/// of row 0), the labelling's fingerprint ([`label_hash`]; 0 without).
 pub(crate) fn lloyd_step<T: Real>(
     data: &Data<'_, T>,
     centers: &[T],
@@ -232,7 +265,7 @@ pub(crate) fn lloyd_step<T: Real>(
     labels: &mut [i32],
     dists: &mut [T],
     first_id: Option<u64>,
-) -> (Vec<f64>, Vec<u64>, f64, u64, u64) {
+) -> StepStats {
     let d = data.d;
     let prepared = Prepared::new(centers, k, d, metric);
     let cr = data.chunk_rows;
@@ -249,6 +282,7 @@ pub(crate) fn lloyd_step<T: Real>(
             let mut tile = Vec::new();
             let mut sums = vec![0.0f64; k * d];
             let mut counts = vec![0u64; k];
+            let mut mass = data.weights.map(|_| vec![0.0f64; k]);
             let mut objective = 0.0;
             let mut changed = 0;
             let mut fingerprint = 0u64;
@@ -273,15 +307,30 @@ pub(crate) fn lloyd_step<T: Real>(
                 for r in b..b + m {
                     let j = lab[r] as usize;
                     counts[j] += 1;
-                    objective += dis[r].to_f64();
                     changed += (lab[r] != old[r - b]) as u64;
                     if let Some(id0) = first_id {
                         fingerprint =
                             fingerprint.wrapping_add(label_hash(id0 + (start + r) as u64, lab[r]));
                     }
                     let s = &mut sums[j * d..(j + 1) * d];
-                    for (acc, &v) in s.iter_mut().zip(&x[r * d..(r + 1) * d]) {
-                        *acc += v.to_f64();
+                    let row = &x[r * d..(r + 1) * d];
+                    match data.weights {
+                        None => {
+                            objective += dis[r].to_f64();
+                            for (acc, &v) in s.iter_mut().zip(row) {
+                                *acc += v.to_f64();
+                            }
+                        }
+                        Some(w) => {
+                            let w = w[start + r];
+                            objective += dis[r].to_f64() * w;
+                            if let Some(ms) = mass.as_mut() {
+                                ms[j] += w;
+                            }
+                            for (acc, &v) in s.iter_mut().zip(row) {
+                                *acc += v.to_f64() * w;
+                            }
+                        }
                     }
                 }
                 b += m;
@@ -290,6 +339,7 @@ pub(crate) fn lloyd_step<T: Real>(
             ChunkStats {
                 sums,
                 counts,
+                mass,
                 objective,
                 changed,
                 fingerprint,
@@ -297,16 +347,33 @@ pub(crate) fn lloyd_step<T: Real>(
         })
         .collect();
     let mut it = stats.into_iter();
-    let (mut sums, mut counts, mut objective, mut changed, mut fingerprint) = match it.next() {
-        Some(f) => (f.sums, f.counts, f.objective, f.changed, f.fingerprint),
-        None => (vec![0.0; k * d], vec![0; k], 0.0, 0, 0),
+    let mut out = match it.next() {
+        Some(f) => StepStats {
+            sums: f.sums,
+            counts: f.counts,
+            mass: f.mass,
+            objective: f.objective,
+            changed: f.changed,
+            fingerprint: f.fingerprint,
+        },
+        None => StepStats {
+            sums: vec![0.0; k * d],
+            counts: vec![0; k],
+            mass: data.weights.map(|_| vec![0.0; k]),
+            objective: 0.0,
+            changed: 0,
+            fingerprint: 0,
+        },
     };
     for s in it {
-        sums.iter_mut().zip(&s.sums).for_each(|(a, b)| *a += b);
-        counts.iter_mut().zip(&s.counts).for_each(|(a, b)| *a += b);
-        objective += s.objective;
-        changed += s.changed;
-        fingerprint = fingerprint.wrapping_add(s.fingerprint);
+        out.sums.iter_mut().zip(&s.sums).for_each(|(a, b)| *a += b);
+        out.counts.iter_mut().zip(&s.counts).for_each(|(a, b)| *a += b);
+        if let (Some(a), Some(b)) = (out.mass.as_mut(), s.mass.as_ref()) {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        }
+        out.objective += s.objective;
+        out.changed += s.changed;
+        out.fingerprint = out.fingerprint.wrapping_add(s.fingerprint);
     }
-    (sums, counts, objective, changed, fingerprint)
+    out
 }

@@ -152,29 +152,45 @@ pub(crate) fn candidate_distances<T: Real>(
     });
 }
 
-/// `k` distinct rows drawn uniformly (scikit-learn's `init="random"`).
+/// `k` distinct rows drawn uniformly (scikit-learn's `init="random"`), or with probability
+/// proportional to the rows' weights, without replacement, where the data has weights
+/// (rows of weight 0 only once the others are drawn).
 pub(crate) fn random_rows<T: Real>(
     data: &Data<'_, T>,
     k: usize,
     rng: &mut rand::rngs::StdRng,
 ) -> Vec<T> {
     let d = data.d;
-    rand::seq::index::sample(rng, data.n, k.min(data.n))
-        .into_iter()
+    let k = k.min(data.n);
+    let idx: Vec<usize> = match data.weights {
+        None => rand::seq::index::sample(rng, data.n, k).into_vec(),
+        Some(w) => {
+            let positive = w.iter().filter(|&&v| v > 0.0).count();
+            let mut idx = rand::seq::index::sample_weighted(rng, data.n, |i| w[i], k.min(positive))
+                .map(|s| s.into_vec())
+                .unwrap_or_default();
+            // fewer positive weights than clusters: the zero-weight rows in order
+            idx.extend((0..data.n).filter(|&i| w[i] <= 0.0).take(k - idx.len()));
+            idx
+        }
+    };
+    idx.into_iter()
         .flat_map(|i| data.x[i * d..(i + 1) * d].iter().copied())
         .collect()
 }
 
-/// A uniform sample of `s` rows (ascending row order), copied: the screening's data.
+/// A uniform sample of `s` rows (ascending row order), copied, with their weights where
+/// the data has them: the screening's data.
 pub(crate) fn sample_rows<T: Real>(
     data: &Data<'_, T>,
     s: usize,
     rng: &mut rand::rngs::StdRng,
-) -> Vec<T> {
+) -> (Vec<T>, Option<Vec<f64>>) {
     let d = data.d;
     let mut idx = rand::seq::index::sample(rng, data.n, s.min(data.n)).into_vec();
     idx.sort_unstable();
     let mut out = Vec::with_capacity(idx.len() * d);
+    let weights = data.weights.map(|w| idx.iter().map(|&i| w[i]).collect());
     // rows in file order, so that a spilled matrix's pages are let go behind the reads
     let mut release = crate::memory::PageReleaser::new(data.x);
     for i in idx {
@@ -182,7 +198,7 @@ pub(crate) fn sample_rows<T: Real>(
         release.consumed::<T>(i * d);
     }
     release.consumed::<T>(data.x.len());
-    out
+    (out, weights)
 }
 
 /// Seed of restart `r` (SplitMix64 of the user seed and the restart index).

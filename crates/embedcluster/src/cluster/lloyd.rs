@@ -13,8 +13,10 @@
 //! `e + k` farthest rows, enough for `e` empty clusters since at most one row per cluster
 //! is passed over). The new centroids are the member means (Euclidean) or normalized sums
 //! (cosine); the loop stops when their squared shift is at most `tol_abs`, with one more
-//! assignment pass so that labels and objective belong to the returned centroids, or after
-//! `max_iter` iterations (then too with that final pass).
+//! assignment pass so that labels and objective belong to the returned centroids (none when
+//! the centroids did not move at all and no row was relocated: that pass's labels already
+//! are theirs), or after `max_iter` iterations (then too with that final pass). Rows may
+//! carry weights ([`fit_weighted`]): sums, objective and masses are then weighted.
 //!
 //! "No label changed" is known exactly in memory; a distributed pass reports the
 //! labelling's fingerprint (an order-free sum of [`label_hash`]) instead, which the driver
@@ -42,6 +44,8 @@ pub struct Candidate {
     pub label: i32,
     /// The row's values (`n_features`, as f64).
     pub row: Vec<f64>,
+    /// The row's weight (`sample_weight`; 1 without weights).
+    pub weight: f64,
 }
 
 /// What [`lloyd_drive`] needs of the data.
@@ -134,10 +138,13 @@ pub fn lloyd_drive<T: Real>(
         let LloydState {
             mut sums,
             counts: mut cnt,
+            mass,
             mut fingerprint,
             ..
         } = st;
+        let mut mass: Vec<f64> = mass.unwrap_or_else(|| cnt.iter().map(|&c| c as f64).collect());
         let empty: Vec<usize> = (0..k).filter(|&j| cnt[j] == 0).collect();
+        let mut moved = false;
         if !empty.is_empty() {
             let m = empty.len() + k;
             let cands = data.farthest(&centers, m)?;
@@ -161,19 +168,22 @@ pub fn lloyd_drive<T: Real>(
                 }
                 let old = c.label as usize;
                 for (f, &v) in c.row.iter().enumerate() {
-                    sums[old * d + f] -= v;
-                    sums[j * d + f] = v;
+                    sums[old * d + f] -= v * c.weight;
+                    sums[j * d + f] = v * c.weight;
                 }
                 cnt[old] -= 1;
                 cnt[j] = 1;
+                mass[old] -= c.weight;
+                mass[j] = c.weight;
                 fingerprint = fingerprint
                     .wrapping_sub(label_hash(c.id, c.label))
                     .wrapping_add(label_hash(c.id, j as i32));
                 data.relocated(c.id, j as i32);
+                moved = true;
             }
         }
         expected_fp = Some(fingerprint);
-        let new = centers_from_sums(&sums, &cnt, &centers, d, metric);
+        let new = centers_from_mass(&sums, &mass, &centers, d, metric);
         let shift: f64 = new
             .iter()
             .zip(&centers)
@@ -185,6 +195,10 @@ pub fn lloyd_drive<T: Real>(
         centers = new;
         if shift <= tol_abs {
             converged = true;
+            // Unchanged centroids (and no row moved): a fixed point, so this pass's labels
+            // already are the next pass's; no final pass (scikit-learn's "strict
+            // convergence").
+            needs_final = shift != 0.0 || moved;
             break;
         }
     }
@@ -200,18 +214,6 @@ pub fn lloyd_drive<T: Real>(
         converged,
         counts,
     })
-}
-
-/// New centroids from sums and counts; an empty cluster keeps its previous centroid.
-pub(crate) fn centers_from_sums<T: Real>(
-    sums: &[f64],
-    counts: &[u64],
-    prev: &[T],
-    d: usize,
-    metric: Metric,
-) -> Vec<T> {
-    let mass: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
-    centers_from_mass(sums, &mass, prev, d, metric)
 }
 
 /// New centroids from (weighted) sums and each cluster's mass (member count or weight
@@ -260,7 +262,7 @@ struct InMemory<'a, 'b, T> {
 
 impl<T: Real> LloydData<T> for InMemory<'_, '_, T> {
     fn step(&mut self, centers: &[T]) -> Result<LloydState> {
-        let (sums, counts, objective, changed, _) = lloyd_step(
+        let st = lloyd_step(
             self.data,
             centers,
             self.k,
@@ -272,10 +274,11 @@ impl<T: Real> LloydData<T> for InMemory<'_, '_, T> {
         Ok(LloydState {
             n_clusters: self.k,
             n_features: self.data.d,
-            sums,
-            counts,
-            objective,
-            changed: Some(changed),
+            sums: st.sums,
+            counts: st.counts,
+            mass: st.mass,
+            objective: st.objective,
+            changed: Some(st.changed),
             fingerprint: 0,
         })
     }
@@ -300,6 +303,7 @@ impl<T: Real> LloydData<T> for InMemory<'_, '_, T> {
                     .iter()
                     .map(|v| v.to_f64())
                     .collect(),
+                weight: self.data.weight(i),
             })
             .collect())
     }
@@ -328,10 +332,41 @@ pub fn fit_cancellable<T: Real>(
     n_features: usize,
     cancel: Cancel<'_>,
 ) -> Result<KMeans<T>> {
+    fit_weighted(params, x, n_features, None, cancel)
+}
+
+/// [`fit_cancellable`] with per-row weights (scikit-learn's `sample_weight`, `n_samples`
+/// non-negative finite values, not all 0): each row counts `w_i` times in the centroid
+/// means (`sum_i w_i x_i / sum_i w_i`), the objective (`sum_i w_i d_i`), k-means++'s D^2
+/// sampling (`w_i d_i^2`) and `init="random"`'s draw (probability proportional to `w_i`,
+/// without replacement); `tol` stays relative to the unweighted variance, as in
+/// scikit-learn. With integer weights the fit equals that of the rows repeated.
+/// Memory: the weights are borrowed.
+///
+/// # Errors
+/// As [`fit`]; [`Error::Parameter`] naming `sample_weight` for a wrong length, a negative
+/// or non-finite weight, all-zero weights, or `init = "k-means||"` (not weighted).
+pub fn fit_weighted<T: Real>(
+    params: &KMeansParams,
+    x: &[T],
+    n_features: usize,
+    weights: Option<&[f64]>,
+    cancel: Cancel<'_>,
+) -> Result<KMeans<T>> {
     check_shape(x.len(), n_features)?;
     let n = x.len() / n_features;
     params.check(n, n_features)?;
-    let data = Data::new(x, n_features);
+    if let Some(w) = weights {
+        check_weights(w, n, &params.init)?;
+        // Equal weights: the unweighted fit (the same draws and labels) with the objective
+        // scaled, so `sample_weight = ones` is exactly no weights.
+        if w.iter().all(|&v| v == w[0]) {
+            let mut m = fit_weighted(params, x, n_features, None, cancel)?;
+            m.scale_objective(w[0]);
+            return Ok(m);
+        }
+    }
+    let data = Data::weighted(x, n_features, weights);
     let tol_abs = tol_of(&data, params.tol);
     let n_init = match params.init {
         Init::Centroids(_) => 1,
@@ -346,6 +381,32 @@ pub fn fit_cancellable<T: Real>(
         }
     }
     best.ok_or_else(|| Error::param("n_init", 0, "must be at least 1"))
+}
+
+/// Sample weights: `n` finite non-negative values, not all zero, and an init that uses them.
+fn check_weights(w: &[f64], n: usize, init: &Init) -> Result<()> {
+    if w.len() != n {
+        return Err(Error::param_msg(
+            "sample_weight",
+            format!("{} weights for {n} samples", w.len()),
+        ));
+    }
+    if let Some(i) = w.iter().position(|v| !v.is_finite() || *v < 0.0) {
+        return Err(Error::param_msg(
+            "sample_weight",
+            format!("weight {} of row {i} is not a finite value >= 0", w[i]),
+        ));
+    }
+    if !w.iter().any(|&v| v > 0.0) {
+        return Err(Error::param_msg("sample_weight", "all weights are 0"));
+    }
+    if matches!(init, Init::KMeansParallel(_)) {
+        return Err(Error::param_msg(
+            "sample_weight",
+            "init='k-means||' does not take sample weights; use 'k-means++' or 'random'",
+        ));
+    }
+    Ok(())
 }
 
 /// `len` values must be whole rows of `n_features`.
@@ -405,7 +466,7 @@ fn seed_once<T: Real>(
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     match &params.init {
         Init::Centroids(c) => Ok(c.iter().map(|&v| T::from_f64(v)).collect()),
-        Init::KMeansPlusPlus => kmeans_plusplus(data, k, None, &mut rng, cancel),
+        Init::KMeansPlusPlus => kmeans_plusplus(data, k, data.weights, &mut rng, cancel),
         Init::Random => Ok(random_rows(data, k, &mut rng)),
         Init::KMeansParallel(p) => kmeans_parallel_drive(
             &mut InMemoryParallel::new(data),
@@ -434,8 +495,8 @@ fn initial_centers<T: Real>(
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let s = params.init_sample_size(data.n);
-    let xs = sample_rows(data, s, &mut rng);
-    let sample = Data::new(&xs, data.d);
+    let (xs, ws) = sample_rows(data, s, &mut rng);
+    let sample = Data::weighted(&xs, data.d, ws.as_deref());
     let mut best: Option<KMeans<T>> = None;
     for t in 0..params.init_trials {
         let c = seed_once(&sample, params, restart_seed(seed ^ 0x5C12_EE17, t), cancel)?;
@@ -572,6 +633,8 @@ pub struct LloydState {
     n_features: usize,
     sums: Vec<f64>,
     counts: Vec<u64>,
+    /// Weight per cluster where the rows are weighted (in memory only).
+    mass: Option<Vec<f64>>,
     objective: f64,
     /// Labels changed since the previous pass, where the data keeps labels (in memory).
     changed: Option<u64>,
@@ -587,6 +650,7 @@ impl LloydState {
             n_features,
             sums: vec![0.0; n_clusters * n_features],
             counts: vec![0; n_clusters],
+            mass: None,
             objective: 0.0,
             changed: None,
             fingerprint: 0,
@@ -621,6 +685,7 @@ impl LloydState {
             n_features,
             sums,
             counts,
+            mass: None,
             objective,
             changed: None,
             fingerprint,
@@ -657,7 +722,7 @@ impl LloydState {
         }
         let mut labels = vec![-1i32; data.n];
         let mut dists = vec![T::ZERO; data.n];
-        let (sums, counts, objective, _, fingerprint) = lloyd_step(
+        let st = lloyd_step(
             &data,
             centers,
             k,
@@ -669,11 +734,12 @@ impl LloydState {
         Ok(LloydState {
             n_clusters: k,
             n_features: d,
-            sums,
-            counts,
-            objective,
+            sums: st.sums,
+            counts: st.counts,
+            mass: None,
+            objective: st.objective,
             changed: None,
-            fingerprint,
+            fingerprint: st.fingerprint,
         })
     }
 
@@ -699,6 +765,13 @@ impl LloydState {
             .iter_mut()
             .zip(&other.counts)
             .for_each(|(a, b)| *a += b);
+        self.mass = match (self.mass.take(), &other.mass) {
+            (Some(mut a), Some(b)) => {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                Some(a)
+            }
+            _ => None,
+        };
         self.objective += other.objective;
         self.fingerprint = self.fingerprint.wrapping_add(other.fingerprint);
         self.changed = match (self.changed, other.changed) {

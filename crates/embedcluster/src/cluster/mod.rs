@@ -72,7 +72,7 @@ mod params;
 pub use crate::linalg::Distance as Metric;
 pub use assign::{MAX_CHUNKS, TILE_ROWS};
 pub use lloyd::{
-    farthest_rows, fit, fit_cancellable, initial_centroids, label_hash, lloyd_drive,
+    farthest_rows, fit, fit_cancellable, fit_weighted, initial_centroids, label_hash, lloyd_drive,
     merge_farthest, restart_seed, tol_from_moments, Candidate, LloydData, LloydOutcome, LloydState,
 };
 pub use model::{confidence_from_distances, Assignment, KMeans};

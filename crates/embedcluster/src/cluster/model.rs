@@ -112,19 +112,26 @@ impl<T> KMeans<T> {
         )
     }
 
+    /// Multiplies the inertia and objective history by `w` (a fit with equal weights `w`).
+    pub(crate) fn scale_objective(&mut self, w: f64) {
+        self.inertia *= w;
+        self.objective_history.iter_mut().for_each(|v| *v *= w);
+    }
+
     /// Clusters left without members (only when the data has fewer distinct points
     /// than `n_clusters`, e.g. duplicate rows: every other empty cluster is re-seeded).
     pub fn n_empty_clusters(&self) -> usize {
         self.counts.iter().filter(|&&c| c == 0).count()
     }
 
-    /// A warning when some clusters are empty (scikit-learn's "Number of distinct clusters
-    /// found smaller than n_clusters"), else `None`.
+    /// A warning when some clusters are empty (scikit-learn's text, "Number of distinct
+    /// clusters (c) found smaller than n_clusters (k). Possibly due to duplicate points in
+    /// X.", which users match by regex, then the count of empty clusters), else `None`.
     pub fn distinct_clusters_warning(&self) -> Option<String> {
         let empty = self.n_empty_clusters();
         (empty > 0 && !self.counts.is_empty()).then(|| {
             format!(
-                "number of distinct clusters ({}) found smaller than n_clusters ({}): the data has fewer distinct points than clusters (duplicate rows?); {} clusters are empty",
+                "Number of distinct clusters ({}) found smaller than n_clusters ({}). Possibly due to duplicate points in X ({} clusters are empty).",
                 self.n_clusters - empty,
                 self.n_clusters,
                 empty
