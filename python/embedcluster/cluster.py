@@ -215,7 +215,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
 
         ``sample_weight`` (n_samples,): each row counts that many times in the centroid
         means, the objective and the k-means++ / random seeding (Lloyd's update with
-        weights, as scikit-learn); a callable or array ``init`` does not use them.
+        weights, as scikit-learn); a callable or array ``init`` does not use them, and
+        ``init="k-means||"`` does not take them (a ``ValueError``: not offered). Weights all
+        equal give exactly the unweighted fit (its objective scaled).
         """
         self._check_params()
         report = {}
@@ -332,12 +334,15 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
             return (1.0 - dots).astype(X.dtype, copy=False)
         xn = np.einsum("ij,ij->i", X, X)
         cn = np.einsum("ij,ij->i", C, C)
-        sq = xn[:, None] - 2 * dots + cn[None, :]
-        rows, cols = np.nonzero(sq <= 1e-4 * (xn[:, None] + cn[None, :]))
-        for s in range(0, len(rows), 4096):  # the few near pairs, exactly and in blocks
-            r, c = rows[s:s + 4096], cols[s:s + 4096]
-            diff = X[r] - C[c]
-            sq[r, c] = np.einsum("ij,ij->i", diff, diff)
+        sq = dots
+        sq *= -2
+        sq += xn[:, None]
+        sq += cn[None, :]
+        for s in range(0, len(X), 4096):  # the few near pairs, exactly, 4096 rows at a time
+            blk = sq[s:s + 4096]
+            r, c = np.nonzero(blk <= 1e-4 * (xn[s:s + 4096, None] + cn[None, :]))
+            diff = X[s + r] - C[c]
+            blk[r, c] = np.einsum("ij,ij->i", diff, diff)
         return np.sqrt(np.maximum(sq, 0, out=sq), out=sq)
 
     def score(self, X, y=None, sample_weight=None):

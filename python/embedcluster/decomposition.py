@@ -277,6 +277,9 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.sample_size is not None and self.sample_size < n:
             rows = _engine.sample_rows(n, int(self.sample_size), self.random_state)
             sample = np.ascontiguousarray(X[rows])
+        if self.power_iteration_normalizer not in ("auto", "QR", "LU", "none"):
+            raise ValueError("power_iteration_normalizer must be 'auto', 'QR', 'LU' or 'none', "
+                             f"got {self.power_iteration_normalizer!r}")
         power = self.iterated_power
         if not (power == "auto" or (isinstance(power, (int, np.integer)) and power >= 0)):
             raise ValueError(f"iterated_power must be 'auto' or an int >= 0, got {power!r}")

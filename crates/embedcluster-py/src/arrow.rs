@@ -5,17 +5,19 @@
 
 use crate::arrays::vec2;
 use crate::errors::{to_py, value_error};
-use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
-use arrow_array::{Array, ArrayRef, RecordBatchReader};
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::{Array, ArrayRef};
 use arrow_schema::SchemaRef;
-use embedcluster::io::{BatchSource, VectorColumn, ARROW_ORIGIN};
+use embedcluster::io::{BatchSource, ForeignStream, VectorColumn, ARROW_ORIGIN};
 use embedcluster::Error;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyCapsuleMethods};
 use std::path::Path;
 
-/// A new stream from `obj.__arrow_c_stream__()`.
-pub fn open_stream(obj: &Bound<'_, PyAny>) -> PyResult<RecordBatchStreamReader> {
+/// A new stream from `obj.__arrow_c_stream__()`, its batches validated in full as they are
+/// imported (`embedcluster::io::ForeignStream`: a producer's inconsistent offsets or
+/// lengths are an error, not a panic).
+pub fn open_stream(obj: &Bound<'_, PyAny>) -> PyResult<ForeignStream> {
     if !obj.hasattr("__arrow_c_stream__")? {
         return Err(value_error(
             "object has no __arrow_c_stream__ (not an Arrow stream)",
@@ -29,8 +31,13 @@ pub fn open_stream(obj: &Bound<'_, PyAny>) -> PyResult<RecordBatchStreamReader> 
     // SAFETY: the capsule holds an FFI_ArrowArrayStream (checked by its name just above,
     // and `pointer_checked` refuses a null pointer); from_raw moves the stream out and
     // leaves a released one for the capsule's destructor.
-    unsafe { RecordBatchStreamReader::from_raw(ptr.as_ptr() as *mut FFI_ArrowArrayStream) }
-        .map_err(|e| value_error(format!("{ARROW_ORIGIN}: {e}")))
+    unsafe {
+        ForeignStream::from_raw(
+            ptr.as_ptr() as *mut FFI_ArrowArrayStream,
+            Path::new(ARROW_ORIGIN),
+        )
+    }
+    .map_err(to_py)
 }
 
 /// The vector column of `schema`: `column`, or the only list column of floats, or the one
@@ -91,10 +98,7 @@ impl BatchSource for PyBatches {
                 ARROW_ORIGIN,
                 "a batch lacks the vector column",
             ))),
-            Err(e) => Some(Err(Error::Format {
-                path: ARROW_ORIGIN.into(),
-                message: e.to_string(),
-            })),
+            Err(e) => Some(Err(e)),
         })))
     }
 }
@@ -116,7 +120,7 @@ pub fn batches_of(
                     }))
                 }
                 Some(b) => {
-                    let b = b.map_err(|e| value_error(format!("{ARROW_ORIGIN}: {e}")))?;
+                    let b = b.map_err(to_py)?;
                     if b.num_rows() > 0 {
                         break b.column(index).clone();
                     }
@@ -140,7 +144,7 @@ pub fn batches_of(
 /// of floats, or the one named `embedding`.
 #[pyclass(unsendable, module = "embedcluster._core")]
 pub struct ArrowVectorReader {
-    reader: RecordBatchStreamReader,
+    reader: ForeignStream,
     index: usize,
     column: VectorColumn,
     rows: u64,
@@ -181,7 +185,7 @@ impl ArrowVectorReader {
         loop {
             let batch = match self.reader.next() {
                 None => return Ok(None),
-                Some(b) => b.map_err(|e| value_error(format!("<arrow stream>: {e}")))?,
+                Some(b) => b.map_err(to_py)?,
             };
             if batch.num_rows() == 0 {
                 continue;

@@ -250,7 +250,7 @@ pub struct LoadedModel {
 
 /// FNV-1a, 64 bits: the manifest's checksum of the tensors file (detects a torn save, not
 /// tampering).
-fn fnv1a64(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     })

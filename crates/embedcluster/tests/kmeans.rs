@@ -333,3 +333,86 @@ fn bad_parameters_are_rejected_before_work() {
         .to_string()
         .contains("not a multiple"));
 }
+
+/// Weighted Lloyd (scikit-learn's `sample_weight`): integer weights give the fit of the rows
+/// repeated, from the same centroids (labels, centroids, objective); equal weights give the
+/// unweighted fit exactly; bad weights are rejected naming `sample_weight`.
+#[test]
+fn weighted_fit_equals_repeated_rows_and_equal_weights_are_no_weights() {
+    use embedcluster::cluster::fit_weighted;
+    use embedcluster::runtime::Cancel;
+    let (d, k) = (5, 4);
+    let (x, _) = data(Metric::Euclidean, 600, d, k, 4.0, 11);
+    let mut rng = Rng::new(3);
+    let w: Vec<f64> = (0..600).map(|_| (1 + rng.next_u64() % 3) as f64).collect();
+    let mut rep = Vec::new();
+    let mut rep_of = Vec::new();
+    for (i, &wi) in w.iter().enumerate() {
+        for _ in 0..wi as usize {
+            rep.extend_from_slice(&x[i * d..(i + 1) * d]);
+            rep_of.push(i);
+        }
+    }
+    for metric in [Metric::Euclidean, Metric::Cosine] {
+        let (xm, rm) = if metric == Metric::Cosine {
+            let (mut a, mut b) = (x.clone(), rep.clone());
+            normalize_rows(&mut a, d);
+            normalize_rows(&mut b, d);
+            (a, b)
+        } else {
+            (x.clone(), rep.clone())
+        };
+        let p = KMeansParams {
+            init: Init::Centroids(xm[..k * d].to_vec()),
+            ..params(k, metric)
+        };
+        let a = fit_weighted(&p, &xm, d, Some(&w), Cancel::never()).unwrap();
+        let b = fit(&p, &rm, d).unwrap();
+        let expanded: Vec<i32> = rep_of.iter().map(|&i| a.labels()[i]).collect();
+        assert_eq!(expanded, b.labels());
+        for (u, v) in a.cluster_centers().iter().zip(b.cluster_centers()) {
+            assert!((u - v).abs() < 1e-9, "{u} vs {v}");
+        }
+        assert!((a.inertia() - b.inertia()).abs() <= 1e-9 * b.inertia().max(1.0));
+        // the centroids are the weighted means (Euclidean) of their members: a naive loop
+        if metric == Metric::Euclidean {
+            for j in 0..k {
+                let mut s = vec![0.0; d];
+                let mut m = 0.0;
+                for i in 0..600 {
+                    if a.labels()[i] == j as i32 {
+                        m += w[i];
+                        for f in 0..d {
+                            s[f] += w[i] * xm[i * d + f];
+                        }
+                    }
+                }
+                for f in 0..d {
+                    assert!((a.cluster_centers()[j * d + f] - s[f] / m).abs() < 1e-9);
+                }
+            }
+        }
+    }
+    // equal weights: the unweighted fit, objective scaled, for every seeding that takes weights
+    for init in [Init::KMeansPlusPlus, Init::Random] {
+        let p = KMeansParams {
+            init: init.clone(),
+            seed: 5,
+            ..params(k, Metric::Euclidean)
+        };
+        let u = fit(&p, &x, d).unwrap();
+        let e = fit_weighted(&p, &x, d, Some(&vec![2.5; 600]), Cancel::never()).unwrap();
+        assert_eq!(u.labels(), e.labels());
+        assert_eq!(u.cluster_centers(), e.cluster_centers());
+        assert_eq!((u.inertia() * 2.5).to_bits(), e.inertia().to_bits());
+    }
+    let p = params(k, Metric::Euclidean);
+    for bad in [vec![1.0; 599], vec![0.0; 600], {
+        let mut v = vec![1.0; 600];
+        v[7] = -1.0;
+        v
+    }] {
+        let e = fit_weighted(&p, &x, d, Some(&bad), Cancel::never()).unwrap_err();
+        assert!(e.to_string().contains("sample_weight"), "{e}");
+    }
+}

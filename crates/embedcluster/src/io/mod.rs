@@ -15,6 +15,7 @@
 //! ragged rows are reported with file, row (0-based over the file) and column.
 
 mod arrow_column;
+mod arrow_stream;
 mod csv_source;
 pub mod dataset;
 mod in_memory;
@@ -24,6 +25,7 @@ mod parquet_source;
 mod scratch;
 
 pub use arrow_column::VectorColumn;
+pub use arrow_stream::{import_batch, ForeignStream};
 pub use in_memory::{BatchSource, MatrixRef, ARRAY_ORIGIN, ARROW_ORIGIN};
 pub use npy::{write_npy_header, NpyHeader};
 pub(crate) use output::RowGroupEncoder;
