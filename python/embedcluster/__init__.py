@@ -17,8 +17,20 @@ by default, leaving the kernel's counters alone so that ``getrusage``, ``ps`` an
 which lower what those tools report. ``stage_peaks()`` returns the current method.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._core import EmbedclusterError, MemoryLimitError, set_stage_peaks, stage_peaks
 from ._io import iter_batches, to_numpy
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from sklearn.exceptions import NotFittedError
+
+    from . import metrics
+    from .cluster import KMeans
+    from .decomposition import PCA
+    from .neighbors import IndexFlatIP, IndexFlatL2, NearestNeighbors
+    from .pipeline import ClusterModel, ClusterResult, cluster_embeddings, load
+    from .preprocessing import StandardScaler, normalize
 
 # The estimators (and scikit-learn under them, about 3 s to import on a small machine) load
 # on first use, so that a Spark or Dask worker importing embedcluster.spark / .dask to run a
@@ -39,7 +51,7 @@ _LAZY = {
 _SUBMODULES = {"cluster", "decomposition", "metrics", "neighbors", "pipeline", "preprocessing"}
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     import importlib
 
     if name in _LAZY:
@@ -54,7 +66,7 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 

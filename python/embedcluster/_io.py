@@ -8,12 +8,17 @@ Any object with the Arrow PyCapsule stream interface (``__arrow_c_stream__``: py
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any, Optional
+
+from ._typing import Floats
+
 import numpy as np
 
 from ._core import ArrowVectorReader
 
 
-def is_arrow(obj) -> bool:
+def is_arrow(obj: Any) -> bool:
     """True for objects that export an Arrow C stream (and are not NumPy arrays)."""
     return hasattr(obj, "__arrow_c_stream__") and not isinstance(obj, np.ndarray)
 
@@ -36,7 +41,7 @@ def _pandas_column_is_vectors(col) -> bool:
     return first is not None and isinstance(col[first], (np.ndarray, list, tuple))
 
 
-def is_vector_table(obj) -> bool:
+def is_vector_table(obj: Any) -> bool:
     """True for a table read as vectors (one row per vector): an Arrow-exporting object
     (``__arrow_c_stream__``) that has a list / fixed-size-list column, or a pandas
     DataFrame with a column of arrays. A table of numeric columns is a feature matrix
@@ -62,12 +67,12 @@ def is_vector_table(obj) -> bool:
     return True if sch is None else any(_is_list_type(f.type) for f in sch)
 
 
-def is_one_shot(obj) -> bool:
+def is_one_shot(obj: Any) -> bool:
     """True for streams that can be read only once (pyarrow ``RecordBatchReader``)."""
     return type(obj).__name__ == "RecordBatchReader"
 
 
-def num_rows(obj):
+def num_rows(obj: Any) -> Optional[int]:
     """Row count when the object knows it without reading (pyarrow Table, polars DataFrame)."""
     for attr in ("num_rows", "height"):
         n = getattr(obj, attr, None)
@@ -76,7 +81,7 @@ def num_rows(obj):
     return None
 
 
-def iter_batches(source, column=None):
+def iter_batches(source: Any, column: Optional[str] = None) -> Iterator[Floats]:
     """Yield the vectors of an Arrow stream as 2-D float32/float64 arrays, one per batch.
 
     Parameters
@@ -93,7 +98,7 @@ def iter_batches(source, column=None):
     return iter(ArrowVectorReader(source, column))
 
 
-def to_numpy(source, column=None, n_rows=None):
+def to_numpy(source: Any, column: Optional[str] = None, n_rows: Optional[int] = None) -> Floats:
     """Fill one C-contiguous ``(n_samples, n_features)`` array from an Arrow stream.
 
     The dtype is the column's (float32 stays float32). When the row count is known

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional, Union
+
+from numpy.typing import ArrayLike, NDArray
+
+from ._typing import Data, Floats, Labels, PathArg
+
 import warnings
 
 import numpy as np
@@ -105,25 +111,32 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
     for sparse input (not offered); ``KeyboardInterrupt`` on Ctrl-C.
     """
 
+    cluster_centers_: Floats
+    labels_: Labels
+    inertia_: float
+    n_iter_: int
+    n_features_in_: int
+    fit_report_: dict[str, Any]
+
     def __init__(
         self,
-        n_clusters=8,
+        n_clusters: int = 8,
         *,
-        init="k-means++",
-        n_init="auto",
-        max_iter=300,
-        tol=1e-4,
-        verbose=0,
-        random_state=None,
-        copy_x=True,
-        algorithm="lloyd",
-        metric="euclidean",
-        n_threads=None,
-        init_trials=16,
-        init_size=None,
-        oversampling_factor=2.0,
-        init_rounds=5,
-    ):
+        init: Any = "k-means++",
+        n_init: Union[int, str] = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        verbose: int = 0,
+        random_state: Any = None,
+        copy_x: bool = True,
+        algorithm: str = "lloyd",
+        metric: str = "euclidean",
+        n_threads: Optional[int] = None,
+        init_trials: int = 16,
+        init_size: Optional[int] = None,
+        oversampling_factor: float = 2.0,
+        init_rounds: int = 5,
+    ) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -210,7 +223,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
     def _prepare(self, X):
         return _unit_rows(X) if self.metric == "cosine" else X
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: Data, y: Any = None, sample_weight: Optional[ArrayLike] = None) -> KMeans:
         """Compute the clustering of X (n_samples, n_features); returns self.
 
         ``sample_weight`` (n_samples,): each row counts that many times in the centroid
@@ -277,11 +290,13 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
             print(f"Converged at iteration {self.n_iter_ - 1}: center shift is within "
                   f"tolerance {tol}.")
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X: Data, y: Any = None,
+                    sample_weight: Optional[ArrayLike] = None) -> Labels:
         """Fit, then the labels of X (``labels_``)."""
         return self.fit(X, sample_weight=sample_weight).labels_
 
-    def fit_transform(self, X, y=None, sample_weight=None):
+    def fit_transform(self, X: Data, y: Any = None,
+                      sample_weight: Optional[ArrayLike] = None) -> Floats:
         """Fit, then the distances of X to the centroids (see :meth:`transform`)."""
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
@@ -291,17 +306,17 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         centers = np.ascontiguousarray(self.cluster_centers_, dtype=X.dtype)
         return _core.kmeans_predict(self._prepare(X), centers, self.metric, self.n_threads)
 
-    def predict(self, X):
+    def predict(self, X: Data) -> Labels:
         """Index (int32) of the nearest centroid of each row of X."""
         return self._predict_with_scores(X)[0]
 
-    def predict_with_scores(self, X):
+    def predict_with_scores(self, X: Data) -> tuple[Labels, NDArray[np.float32]]:
         """``(labels int32, scores float32)``: scores are cosine similarities (cosine) or
         squared distances (euclidean) to the assigned centroid."""
         return self._predict_with_scores(X)
 
-    def predict_dask(self, data, *, column="embedding", cluster_column="cluster",
-                     score_column="score"):
+    def predict_dask(self, data: Any, *, column: str = "embedding", cluster_column: str = "cluster",
+                     score_column: str = "score") -> Any:
         """Assign a Dask collection lazily, chunk by chunk, with the fused GEMM + argmin
         kernel (needs ``dask``). A ``dask.array.Array`` (n_samples, n_features) gives a
         Dask array of int32 labels; a ``dask.dataframe.DataFrame`` whose ``column`` is a
@@ -320,7 +335,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
 
         return _engine.predict_dask(data, column, assign, cluster_column, score_column)
 
-    def transform(self, X):
+    def transform(self, X: Data) -> Floats:
         """Distances (n_samples, n_clusters) to every centroid, X's dtype: Euclidean
         distance, or ``1 - cos`` for the cosine metric. This output is itself
         n_samples x n_clusters. Pairs whose ``|x|^2 - 2 x.c + |c|^2`` loses its digits to
@@ -345,7 +360,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
             blk[r, c] = np.einsum("ij,ij->i", diff, diff)
         return np.sqrt(np.maximum(sq, 0, out=sq), out=sq)
 
-    def score(self, X, y=None, sample_weight=None):
+    def score(self, X: Data, y: Any = None, sample_weight: Optional[ArrayLike] = None) -> float:
         """Opposite of the (weighted) objective of X on the fitted centroids (higher is
         better): ``-sum_i w_i d_i``, ``d_i`` the squared distance (euclidean) or ``1 - cos``
         (cosine)."""
@@ -358,7 +373,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
             d *= w
         return float(-d.sum())
 
-    def save(self, path):
+    def save(self, path: PathArg) -> None:
         """Save as a model directory (safetensors + manifest.json, the CLI's format)."""
         check_is_fitted(self)
         save_model(path, self)

@@ -3,6 +3,12 @@ streaming covariance or randomized SVD."""
 
 from __future__ import annotations
 
+from typing import Any, Optional, Union
+
+from numpy.typing import ArrayLike, NDArray
+
+from ._typing import Data, Floats
+
 import numpy as np
 from scipy.sparse import issparse
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
@@ -81,22 +87,34 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     samples; ``TypeError`` for sparse input (not offered).
     """
 
+    components_: Floats
+    mean_: Floats
+    explained_variance_: Floats
+    explained_variance_ratio_: Floats
+    singular_values_: Floats
+    noise_variance_: float
+    n_components_: int
+    n_samples_: int
+    n_samples_seen_: int
+    n_features_in_: int
+    fit_report_: dict[str, Any]
+
     def __init__(
         self,
-        n_components=None,
+        n_components: Union[int, float, str, None] = None,
         *,
-        copy=True,
-        whiten=False,
-        svd_solver="auto",
-        tol=0.0,
-        iterated_power="auto",
-        n_oversamples=10,
-        power_iteration_normalizer="auto",
-        random_state=None,
-        fit_method=None,
-        sample_size=None,
-        n_threads=None,
-    ):
+        copy: bool = True,
+        whiten: bool = False,
+        svd_solver: str = "auto",
+        tol: float = 0.0,
+        iterated_power: Union[int, str] = "auto",
+        n_oversamples: int = 10,
+        power_iteration_normalizer: str = "auto",
+        random_state: Any = None,
+        fit_method: Optional[str] = None,
+        sample_size: Optional[int] = None,
+        n_threads: Optional[int] = None,
+    ) -> None:
         self.n_components = n_components
         self.copy = copy
         self.whiten = whiten
@@ -234,7 +252,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             if hasattr(self, attr):
                 delattr(self, attr)
 
-    def fit(self, X, y=None):
+    def fit(self, X: Data, y: Any = None) -> PCA:
         """Fit on X (n_samples, n_features) or an Arrow stream of vectors (streamed, exact
         only); returns self."""
         self._reset()
@@ -305,7 +323,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         pca["explained_variance_ratio"] = ev[order] / pca["total_variance"]
         self._finish(pca, n, X.dtype, k)
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X: Data, y: Any = None) -> PCA:
         """Add a block of rows to the covariance (exact fit) and refresh the components."""
         first = not hasattr(self, "_state")
         X = _validate(self, X, reset=first)
@@ -332,7 +350,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             comps = comps / np.maximum(np.sqrt(ev), np.finfo(np.float64).eps)[:, None]
         return np.ascontiguousarray(mean), np.ascontiguousarray(comps)
 
-    def transform(self, X, chunk_size=None):
+    def transform(self, X: Data, chunk_size: Optional[int] = None) -> Floats:
         """Project X onto the components: (n_samples, n_components), X's dtype.
 
         ``chunk_size`` rows at a time when given (the output is allocated once); an Arrow
@@ -359,10 +377,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         return out
 
-    def fit_transform(self, X, y=None):
+    def fit_transform(self, X: Data, y: Any = None) -> Floats:
         return self.fit(X).transform(X)
 
-    def get_covariance(self):
+    def get_covariance(self) -> NDArray[np.float64]:
         """Covariance of the probabilistic PCA model (Tipping and Bishop 1999), (n_features,
         n_features) float64: ``W^T diag(ev - noise) W + noise I`` with ``W`` =
         ``components_`` (scaled by ``sqrt(explained_variance_)`` when whitening, as
@@ -373,7 +391,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         cov.flat[:: cov.shape[0] + 1] += noise
         return cov
 
-    def get_precision(self):
+    def get_precision(self) -> NDArray[np.float64]:
         """Inverse of :meth:`get_covariance` by the matrix inversion lemma (Woodbury): a
         ``n_components`` square inverse instead of ``n_features``; float64."""
         check_is_fitted(self)
@@ -398,7 +416,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             W = W * np.sqrt(ev)[:, None]
         return W, ev, float(self.noise_variance_)
 
-    def score_samples(self, X):
+    def score_samples(self, X: Data) -> NDArray[np.float64]:
         """Log-likelihood of each row of X under the probabilistic PCA model, (n_samples,)
         float64; rows are centered 4096 at a time (no centered copy of X)."""
         check_is_fitted(self)
@@ -414,11 +432,12 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         out -= 0.5 * (d * np.log(2.0 * np.pi) - logdet)
         return out
 
-    def score(self, X, y=None):
+    def score(self, X: Data, y: Any = None) -> float:
         """Mean log-likelihood of the rows of X (:meth:`score_samples`)."""
         return float(np.mean(self.score_samples(X)))
 
-    def transform_dask(self, data, *, column="embedding", output_column="pca"):
+    def transform_dask(self, data: Any, *, column: str = "embedding",
+                       output_column: str = "pca") -> Any:
         """Project a Dask collection lazily, chunk by chunk (needs ``dask``).
 
         ``data``: a ``dask.array.Array`` (n_samples, n_features) chunked along rows (a chunked
@@ -437,7 +456,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         return _engine.apply_dask(data, column, fn, self.n_components_, None, output_column)
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> Floats:
         """Map reduced rows (n_samples, n_components) back to the input space: ``X
         components_ + mean_`` (``X sqrt(ev) components_ + mean_`` when whitening), in X's
         float dtype."""
@@ -467,7 +486,7 @@ def _dense_blocks(X, rows=_SPARSE_BLOCK_ROWS):
         yield np.ascontiguousarray(X[s : s + rows].toarray())
 
 
-def projection(pca):
+def projection(pca: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``(mean, components)`` float64, C-contiguous, that project like ``pca.transform``:
     ours (whitening folded into the components) or any object with ``mean_`` and
     ``components_`` (scikit-learn's PCA, a loaded model)."""

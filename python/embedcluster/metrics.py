@@ -17,6 +17,12 @@ fewer than 2 or more than ``n_samples - 1`` labels, as scikit-learn.
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
+from numpy.typing import ArrayLike, NDArray
+
+from ._typing import Data
+
 import numpy as np
 from sklearn.utils import check_random_state
 
@@ -39,29 +45,30 @@ def _ext(labels_true, labels_pred, name):
     return _core.external_scores(t, p, [name])
 
 
-def adjusted_rand_score(labels_true, labels_pred):
+def adjusted_rand_score(labels_true: ArrayLike, labels_pred: ArrayLike) -> float:
     """Adjusted Rand index (Hubert and Arabie 1985), as ``sklearn.metrics``."""
     return _ext(labels_true, labels_pred, "adjusted_rand_score")["adjusted_rand_score"]
 
 
-def mutual_info_score(labels_true, labels_pred):
+def mutual_info_score(labels_true: ArrayLike, labels_pred: ArrayLike) -> float:
     """Mutual information in nats, as ``sklearn.metrics.mutual_info_score``."""
     return _ext(labels_true, labels_pred, "mutual_info_score")["mutual_info_score"]
 
 
-def normalized_mutual_info_score(labels_true, labels_pred):
+def normalized_mutual_info_score(labels_true: ArrayLike, labels_pred: ArrayLike) -> float:
     """NMI with the arithmetic mean of the entropies (scikit-learn's default)."""
     r = _ext(labels_true, labels_pred, "normalized_mutual_info_score")
     return r["normalized_mutual_info_score"]
 
 
-def adjusted_mutual_info_score(labels_true, labels_pred):
+def adjusted_mutual_info_score(labels_true: ArrayLike, labels_pred: ArrayLike) -> float:
     """AMI (Vinh, Epps and Bailey 2010), arithmetic normalization, as scikit-learn."""
     r = _ext(labels_true, labels_pred, "adjusted_mutual_info_score")
     return r["adjusted_mutual_info_score"]
 
 
-def homogeneity_completeness_v_measure(labels_true, labels_pred):
+def homogeneity_completeness_v_measure(labels_true: ArrayLike,
+                                       labels_pred: ArrayLike) -> tuple[float, float, float]:
     """``(homogeneity, completeness, v_measure)`` (Rosenberg and Hirschberg 2007), beta 1."""
     r = _ext(labels_true, labels_pred, "v_measure")
     return r["homogeneity"], r["completeness"], r["v_measure"]
@@ -81,7 +88,8 @@ def _xy(X, labels):
 _METRICS = ("euclidean", "sqeuclidean", "cosine")
 
 
-def silhouette_samples(X, labels, *, metric="euclidean", n_threads=None):
+def silhouette_samples(X: Data, labels: ArrayLike, *, metric: str = "euclidean",
+                       n_threads: Optional[int] = None) -> NDArray[np.float64]:
     """Silhouette coefficient of each row (Rousseeuw 1987), float64 (n_samples,)."""
     if metric not in _METRICS:
         raise ValueError(f"metric={metric!r}: expected one of {_METRICS}")
@@ -89,8 +97,9 @@ def silhouette_samples(X, labels, *, metric="euclidean", n_threads=None):
     return _core.internal_score(X, labels, "silhouette_samples", metric, n_threads)
 
 
-def silhouette_score(X, labels, *, metric="euclidean", sample_size=None, random_state=None,
-                     n_threads=None):
+def silhouette_score(X: Data, labels: ArrayLike, *, metric: str = "euclidean",
+                     sample_size: Optional[int] = None, random_state: Any = None,
+                     n_threads: Optional[int] = None) -> float:
     """Mean silhouette coefficient, as ``sklearn.metrics.silhouette_score``.
 
     With ``sample_size``, scores the rows ``check_random_state(random_state)
@@ -103,13 +112,14 @@ def silhouette_score(X, labels, *, metric="euclidean", sample_size=None, random_
     return float(np.mean(silhouette_samples(X, labels, metric=metric, n_threads=n_threads)))
 
 
-def davies_bouldin_score(X, labels, *, n_threads=None):
+def davies_bouldin_score(X: Data, labels: ArrayLike, *, n_threads: Optional[int] = None) -> float:
     """Davies-Bouldin index (Davies and Bouldin 1979), as scikit-learn; lower is better."""
     X, labels = _xy(X, labels)
     return _core.internal_score(X, labels, "davies_bouldin", "euclidean", n_threads)
 
 
-def calinski_harabasz_score(X, labels, *, n_threads=None):
+def calinski_harabasz_score(X: Data, labels: ArrayLike, *,
+                            n_threads: Optional[int] = None) -> float:
     """Calinski-Harabasz index (variance ratio, 1974), as scikit-learn; higher is better."""
     X, labels = _xy(X, labels)
     return _core.internal_score(X, labels, "calinski_harabasz", "euclidean", n_threads)

@@ -11,6 +11,12 @@ number of threads or on how the base was added.
 
 from __future__ import annotations
 
+from typing import Any, Literal, Optional, overload
+
+from numpy.typing import ArrayLike, NDArray
+
+from ._typing import Data, Floats
+
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -55,7 +61,8 @@ class NearestNeighbors(BaseEstimator):
     one when the queries are the fitted rows), or the feature counts differ.
     """
 
-    def __init__(self, n_neighbors=5, *, metric="euclidean", n_threads=None):
+    def __init__(self, n_neighbors: int = 5, *, metric: str = "euclidean",
+                 n_threads: Optional[int] = None) -> None:
         self.n_neighbors = n_neighbors
         self.metric = metric
         self.n_threads = n_threads
@@ -68,7 +75,7 @@ class NearestNeighbors(BaseEstimator):
             )
         return m
 
-    def fit(self, X, y=None):
+    def fit(self, X: Data, y: Any = None) -> NearestNeighbors:
         """Index ``X`` (n_samples, n_features), float32/float64 kept as is."""
         self._core_metric()
         if is_vector_table(X):
@@ -77,7 +84,18 @@ class NearestNeighbors(BaseEstimator):
         self.n_samples_fit_ = self._fit_X.shape[0]
         return self
 
-    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
+    @overload
+    def kneighbors(self, X: Data = ..., n_neighbors: Optional[int] = ...,
+                   return_distance: Literal[True] = ...) -> tuple[Floats, NDArray[np.int64]]: ...
+    @overload
+    def kneighbors(self, X: Data, n_neighbors: Optional[int],
+                   return_distance: Literal[False]) -> NDArray[np.int64]: ...
+    @overload
+    def kneighbors(self, X: Data = ..., n_neighbors: Optional[int] = ..., *,
+                   return_distance: Literal[False]) -> NDArray[np.int64]: ...
+
+    def kneighbors(self, X: Data = None, n_neighbors: Optional[int] = None,
+                   return_distance: bool = True) -> Any:
         """Neighbours of each row of ``X`` (or of each fitted row, excluding itself).
 
         Returns ``(distances, indices)``: float arrays of the fitted dtype and int64 indices,
@@ -112,14 +130,14 @@ class NearestNeighbors(BaseEstimator):
 class _IndexFlat:
     _metric = "l2"
 
-    def __init__(self, d):
+    def __init__(self, d: int) -> None:
         if int(d) <= 0:
             raise ValueError(f"d must be positive, got {d}")
         self.d = int(d)
         self._parts = []
         self.ntotal = 0
 
-    def add(self, x):
+    def add(self, x: ArrayLike) -> None:
         """Append rows ``x`` (n, d), stored as float32 like FAISS; ids continue from
         ``ntotal``. A C-contiguous float32
         array is referenced, not copied (FAISS copies); do not modify it afterwards."""
@@ -130,10 +148,11 @@ class _IndexFlat:
             self._parts.append(x)
             self.ntotal += x.shape[0]
 
-    def reset(self):
+    def reset(self) -> None:
         self._parts, self.ntotal = [], 0
 
-    def search(self, x, k, n_threads=None):
+    def search(self, x: ArrayLike, k: int,
+               n_threads: Optional[int] = None) -> tuple[Floats, NDArray[np.int64]]:
         """``(D, I)`` for queries ``x`` (nq, d): float32 distances and int64 ids (nq, k),
         best first. ``IndexFlatL2``: squared L2 distances; ``IndexFlatIP``: inner products,
         largest first. Raises ``ValueError`` when ``k`` exceeds ``ntotal`` (FAISS pads

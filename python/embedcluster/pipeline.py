@@ -8,6 +8,13 @@ code ``embedcluster predict`` runs) and saves the CLI's model format.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+from numpy.typing import ArrayLike, NDArray
+
+from ._typing import Floats, Labels, PathArg
+
 import json
 import os
 import warnings
@@ -35,7 +42,9 @@ class ClusterModel:
     naming it.
     """
 
-    def __init__(self, kmeans, pca=None, steps=None, path=None, n_features=None, fit=None):
+    def __init__(self, kmeans: Any, pca: Any = None, steps: Optional[Sequence[str]] = None,
+                 path: Optional[PathArg] = None, n_features: Optional[int] = None,
+                 fit: Any = None) -> None:
         self.kmeans = kmeans
         self.pca = pca
         self.steps = list(steps if steps is not None else [])
@@ -45,11 +54,11 @@ class ClusterModel:
         self._fit = fit
 
     @property
-    def metric(self):
+    def metric(self) -> str:
         return self.kmeans.metric
 
     @property
-    def n_features_in_(self):
+    def n_features_in_(self) -> int:
         """Columns of the rows the model takes (before the reduction)."""
         if self._n_features is not None:
             return int(self._n_features)
@@ -70,15 +79,16 @@ class ClusterModel:
             what=what, n_threads=n_threads or getattr(self.kmeans, "n_threads", None),
         )
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> Floats:
         """Apply the preprocessing steps to X (a new array; X is not modified)."""
         return self._apply(X, "transform")
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> Labels:
         """Cluster (int32) of each row of X (n_samples, n_features)."""
         return self.predict_with_scores(X)[0]
 
-    def predict_with_scores(self, X, *, min_confidence=None, adaptive=None):
+    def predict_with_scores(self, X: ArrayLike, *, min_confidence: Optional[float] = None,
+                            adaptive: Optional[str] = None) -> tuple[Any, ...]:
         """Labels (int32; -1 for rejected rows), scores (float32) and, for a model loaded
         from a directory, confidence (float32, the normalized top-2 margin in [0, 1)).
 
@@ -97,8 +107,8 @@ class ClusterModel:
         labels, scores, _ = self._apply(X, "assign")
         return labels, scores
 
-    def predict_dask(self, data, *, column="embedding", cluster_column="cluster",
-                     score_column="score"):
+    def predict_dask(self, data: Any, *, column: str = "embedding", cluster_column: str = "cluster",
+                     score_column: str = "score") -> Any:
         """Assign raw vectors of a Dask collection lazily (the model's preprocessing steps,
         then the nearest centroid), as :meth:`KMeans.predict_dask` does; needs ``dask``.
         The model travels to the workers in memory (a loaded model's directory need not
@@ -111,17 +121,17 @@ class ClusterModel:
             data, column, lambda X: model._apply(X, "assign", _engine.task_threads())[:2],
             cluster_column, score_column)
 
-    def save(self, path):
+    def save(self, path: PathArg) -> None:
         """Write a model directory: ``model.safetensors`` + ``manifest.json`` (the CLI's
         format and keys; with the training calibration when the model came from
         :func:`cluster_embeddings`)."""
         save_model(path, self.kmeans, self.pca, self.steps, self._fit)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ClusterModel(steps={self.steps}, n_clusters={self.kmeans.n_clusters}, metric={self.metric!r})"
 
 
-def load(path) -> ClusterModel:
+def load(path: PathArg) -> ClusterModel:
     """Load a model directory written by ``embedcluster run --model DIR`` or ``save``.
 
     Raises ``EmbedclusterError`` (a ``ValueError``) when a file is missing, truncated, of
@@ -159,18 +169,18 @@ def load(path) -> ClusterModel:
 class ClusterResult:
     """What :func:`cluster_embeddings` returns."""
 
-    labels: np.ndarray
+    labels: Labels
     """Cluster of each row, int32 (n_samples,)."""
-    scores: np.ndarray
+    scores: NDArray[np.float32]
     """Cosine similarity (cosine) or squared distance (euclidean) to the centroid, float32."""
     model: ClusterModel
     """The fitted preprocessing and k-means, ready for ``predict`` and ``save``."""
-    report: dict = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
     """The core's run report: per-stage seconds, CPU seconds, rows, peak RSS bytes and their
     predictions (``stages``, ``memory_plan``), and the fit's figures."""
 
     @property
-    def fit_report_(self):
+    def fit_report_(self) -> dict[str, Any]:
         return self.report
 
 
@@ -191,27 +201,27 @@ def _spill(spill):
 
 
 def cluster_embeddings(
-    source,
-    n_clusters,
+    source: Any,
+    n_clusters: int,
     *,
-    reduce="pca:128",
-    metric="cosine",
-    pca_fit="exact",
-    column="embedding",
-    n_init=1,
-    max_iter=300,
-    tol=1e-4,
-    random_state=0,
-    init="k-means++",
-    init_trials=16,
-    init_size=None,
-    batch_rows=None,
-    memory_limit=None,
-    on_invalid="error",
-    output=None,
-    labels_column=None,
-    n_threads=None,
-    spill=None,
+    reduce: str = "pca:128",
+    metric: str = "cosine",
+    pca_fit: str = "exact",
+    column: str = "embedding",
+    n_init: int = 1,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    random_state: Any = 0,
+    init: str = "k-means++",
+    init_trials: int = 16,
+    init_size: Optional[int] = None,
+    batch_rows: Optional[int] = None,
+    memory_limit: Union[int, str, None] = None,
+    on_invalid: str = "error",
+    output: Optional[PathArg] = None,
+    labels_column: Optional[str] = None,
+    n_threads: Optional[int] = None,
+    spill: Union[bool, PathArg, None] = None,
 ) -> ClusterResult:
     """Reduce and cluster embeddings in one call: the core's ``embedcluster run`` job.
 

@@ -3,6 +3,12 @@ streaming :class:`StandardScaler`."""
 
 from __future__ import annotations
 
+from typing import Any, Optional, Union
+
+from numpy.typing import ArrayLike, NDArray
+
+from ._typing import Data, Floats
+
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from scipy.sparse import issparse
@@ -17,7 +23,7 @@ from ._utils import _validate
 __all__ = ["StandardScaler", "normalize"]
 
 
-def normalize(X, *, copy=True):
+def normalize(X: ArrayLike, *, copy: bool = True) -> Floats:
     """Scale the rows of ``X`` (n_samples, n_features), float32/float64, to unit L2 norm
     (the core's normalization, norms accumulated in float64: the same bits as the CLI).
 
@@ -73,7 +79,13 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     streamed passes (Chan, Golub and LeVeque 1979 for the merge).
     """
 
-    def __init__(self, *, copy=True, with_mean=True, with_std=True):
+    mean_: Optional[NDArray[np.float64]]
+    var_: Optional[NDArray[np.float64]]
+    scale_: Optional[NDArray[np.float64]]
+    n_samples_seen_: Union[int, float]
+    n_features_in_: int
+
+    def __init__(self, *, copy: bool = True, with_mean: bool = True, with_std: bool = True) -> None:
         self.copy = copy
         self.with_mean = with_mean
         self.with_std = with_std
@@ -90,7 +102,8 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             if hasattr(self, a):
                 delattr(self, a)
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: Data, y: Any = None,
+            sample_weight: Optional[ArrayLike] = None) -> StandardScaler:
         """Compute the mean and variance of X (n_samples, n_features), or of an Arrow
         stream of vectors; returns self."""
         self._reset()
@@ -104,7 +117,8 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             return self
         return self.partial_fit(X, sample_weight=sample_weight)
 
-    def partial_fit(self, X, y=None, sample_weight=None):
+    def partial_fit(self, X: Data, y: Any = None,
+                    sample_weight: Optional[ArrayLike] = None) -> StandardScaler:
         """Merge the moments of the block X (and its ``sample_weight``) into the state."""
         first = not hasattr(self, "_moments")
         X = _validate(self, X, reset=first, accept_sparse=("csr", "csc"), dtype=_SCALER_FLOATS)
@@ -150,7 +164,7 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.scale_ = scale if self.with_std else None
         return self
 
-    def transform(self, X, copy=None):
+    def transform(self, X: Data, copy: Optional[bool] = None) -> Any:
         """Center and scale X (n_samples, n_features), X's float dtype; a copy unless
         ``copy=False`` (then a C-contiguous float array is changed in place). Sparse X
         (``with_mean=False``) has its stored values scaled."""
@@ -180,7 +194,8 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 X /= self.scale_.astype(X.dtype)
         return X
 
-    def transform_dask(self, data, *, column="embedding", output_column="scaled"):
+    def transform_dask(self, data: Any, *, column: str = "embedding",
+                       output_column: str = "scaled") -> Any:
         """Scale a Dask collection lazily, chunk by chunk (needs ``dask``): a Dask array
         gives an array of the same shape and float dtype; a Dask DataFrame whose ``column``
         is a list of floats gets ``output_column`` appended. Memory per task: the chunk and
@@ -190,7 +205,7 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return _engine.apply_dask(data, column, lambda X: self.transform(X, copy=True),
                                   self.n_features_in_, None, output_column)
 
-    def inverse_transform(self, X, copy=None):
+    def inverse_transform(self, X: Data, copy: Optional[bool] = None) -> Any:
         """Undo :meth:`transform`: ``X * scale_ + mean_``; X is validated as in
         ``transform`` (2-D, finite, float), a copy unless ``copy=False``."""
         check_is_fitted(self)
