@@ -91,3 +91,41 @@ def test_an_extra_alone_in_a_fresh_venv_runs_a_fit(extra, tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
     assert r.stdout.strip().splitlines()[-1].startswith("ok")
+
+
+def test_pip_install_gives_the_embedcluster_command(tmp_path):
+    """``pip install`` (the wheel, nothing else) puts the Rust CLI on PATH as
+    ``embedcluster``: the README's first command works and gives the cargo binary's labels."""
+    whl = wheel()
+    if whl is None:
+        pytest.skip("no built wheel in target/wheels (.ci/run builds one)")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    r = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", whl],
+                       capture_output=True, text=True)
+    if r.returncode != 0 and "No matching distribution" in r.stderr + r.stdout:
+        pytest.skip(f"the package index is not reachable: {r.stderr[-500:]}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    exe = venv / "bin" / "embedcluster"
+    assert exe.exists()
+    data = ROOT / "data" / "debian_sample.parquet"
+    args = ["run", str(data), "--n-clusters", "53", "--labels", "label"]
+    r = subprocess.run([str(exe), *args, "--output", "pip.parquet"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "ARI" in r.stdout + r.stderr or "adjusted_rand" in r.stdout + r.stderr, r.stdout[-2000:]
+    cargo_bin = ROOT / "target" / "release" / "embedcluster"
+    if cargo_bin.exists():
+        r2 = subprocess.run([str(cargo_bin), *args, "--output", "cargo.parquet"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+        assert r2.returncode == 0, r2.stderr[-3000:]
+        import pyarrow.parquet as pq
+
+        a, b = pq.read_table(tmp_path / "pip.parquet"), pq.read_table(tmp_path / "cargo.parquet")
+        assert a.column("cluster").equals(b.column("cluster"))
+    # errors and exit codes are the CLI's
+    r = subprocess.run([str(exe), "run", "missing.parquet", "--n-clusters", "3"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "missing.parquet" in r.stderr, r.stderr
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "run" in r.stdout

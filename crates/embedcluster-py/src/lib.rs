@@ -22,6 +22,7 @@
 
 mod arrays;
 mod arrow;
+mod cli;
 mod cluster;
 mod decomposition;
 mod errors;
@@ -77,6 +78,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(memory::stage_peaks, m)?)?;
     m.add_function(wrap_pyfunction!(memory::set_stage_peaks, m)?)?;
     m.add_function(wrap_pyfunction!(memory::cpu_seconds, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     m.add_class::<arrow::ArrowVectorReader>()?;
     m.add_class::<memory::RssSampler>()?;
     m.add_class::<memory::StageRecorder>()?;
