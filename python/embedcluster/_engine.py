@@ -80,6 +80,17 @@ def moments_merge(a, b):
     return {"n": n, "mean": mean, "m2": m2, "dtype": a["dtype"]}
 
 
+def projection_ss_partial(X, mean, components):
+    """Per-component sum of squares of ``(X - mean) components^T`` over the rows of X: a
+    block's share of the randomized PCA's measured variance (merge by adding)."""
+    out = _core.pca_transform(X, mean, components, task_threads())
+    return {"n": len(X), "ss": np.einsum("ij,ij->j", out, out, dtype=np.float64)}
+
+
+def projection_ss_merge(a, b):
+    return {"n": a["n"] + b["n"], "ss": a["ss"] + b["ss"]}
+
+
 def cov_partial(X):
     n, mean, comoment = _core.cov_partial(X, task_threads())
     return {"n": n, "mean": mean, "comoment": comoment.reshape(-1), "dtype": str(X.dtype)}

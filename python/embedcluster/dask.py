@@ -322,7 +322,7 @@ def fit_pca(data, n_components, *, column="embedding", fit_method="exact", sampl
     2011), centered with the mean of all rows: the in-memory result on the same rows.
     """
     from ._utils import _seed
-    from .decomposition import PCA, _randomized_result
+    from .decomposition import PCA, _measured_variance, _randomized_result
 
     if fit_method not in ("exact", "randomized"):
         raise ValueError(f"fit_method must be 'exact' or 'randomized', got {fit_method!r}")
@@ -351,9 +351,12 @@ def fit_pca(data, n_components, *, column="embedding", fit_method="exact", sampl
         rows = _engine.sample_rows(n, n if sample_size is None else int(sample_size), random_state)
         sample = _sample(blocks, rows, split_every, report)
         t0 = time.perf_counter()
-        r = _core.pca_randomized(sample, (st["n"], st["mean"], st["m2"]), k,
-                                 seed=_seed(random_state))
-        pca._finish(_randomized_result(r, n, st["m2"]), n, np.float64, k)
+        r = _randomized_result(_core.pca_randomized(sample, (st["n"], st["mean"], st["m2"]), k,
+                                                    seed=_seed(random_state)), n, st["m2"])
+        mean, comps = _engine.aligned(r["mean"]), _engine.aligned(r["components"])
+        ss, _ = blocks.reduce("variance", lambda X, i, r0, m, c: _engine.projection_ss_partial(X, m, c),
+                              _engine.projection_ss_merge, split_every, report, args=(mean, comps))
+        pca._finish(_measured_variance(r, ss["ss"], n), n, np.float64, k)
         report.client("randomized_svd", time.perf_counter() - t0, len(sample))
         del sample
     pca.n_features_in_ = d

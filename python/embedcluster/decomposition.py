@@ -245,10 +245,12 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.explained_variance_ratio_ = evr[:k].astype(dtype)
         self.singular_values_ = np.sqrt(ev[:k] * max(n - 1, 1)).astype(dtype)
         self.noise_variance_ = float(max(noise, 0.0))
+        # the attributes the float64 values stand for (set by hand, they are used instead)
+        self._fitted_public = (self.mean_, self.components_)
         self._n_features_out = self.n_components_
 
     def _reset(self):
-        for attr in ("_state", "_fitted64"):
+        for attr in ("_state", "_fitted64", "_fitted_public"):
             if hasattr(self, attr):
                 delattr(self, attr)
 
@@ -306,21 +308,15 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             n_iter=None if power == "auto" else int(power),
             seed=_seed(self.random_state), n_threads=self.n_threads)
         pca = _randomized_result(pca, n, moments[2])
-        # the sketch's singular values are lower bounds of the components' variance
-        # (and describe only the sample when there is one): measure it on all rows, in
-        # blocks, so that explained_variance_ is the variance of the output, and keep
-        # the components in decreasing order (one more pass, n d k flops)
+        # the sketch's singular values are lower bounds of the components' variance (and
+        # describe only the sample when there is one): measure it on all rows, in blocks
+        st = None
         mean = np.asarray(pca["mean"], dtype=np.float64)
         comps = np.asarray(pca["components"], dtype=np.float64)
-        ss = np.zeros(comps.shape[0])
         for s in range(0, n, 65536):
-            out = _core.pca_transform(X[s:s + 65536], mean, comps, self.n_threads)
-            ss += np.einsum("ij,ij->j", out, out, dtype=np.float64)
-        ev = ss / max(n - 1, 1)
-        order = np.argsort(-ev, kind="stable")
-        pca["components"] = np.ascontiguousarray(comps[order])
-        pca["explained_variance"] = ev[order]
-        pca["explained_variance_ratio"] = ev[order] / pca["total_variance"]
+            part = _engine.projection_ss_partial(X[s:s + 65536], mean, comps)
+            st = part if st is None else _engine.projection_ss_merge(st, part)
+        pca = _measured_variance(pca, st["ss"], n)
         self._finish(pca, n, X.dtype, k)
 
     def partial_fit(self, X: Data, y: Any = None) -> PCA:
@@ -335,17 +331,22 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             self._finish(_core.cov_finish(*self._state, min(n, d)), n, X.dtype, k)
         return self
 
-    def _projection(self):
-        """``(mean, components)`` in float64 that ``transform`` applies: the fitted float64
-        values (or the attributes when they were set by hand), the components divided by
-        ``sqrt(explained_variance_)`` when whitening."""
+    def _fitted(self):
+        """``(mean, components, explained_variance)`` in float64: the fit's own values, or
+        the attributes once ``mean_`` or ``components_`` was set by hand (so that the core
+        checks what the user set)."""
         f = getattr(self, "_fitted64", None)
-        if f is not None and f[1].shape == np.shape(self.components_):
-            mean, comps, ev = f
-        else:
-            mean = np.asarray(self.mean_, dtype=np.float64)
-            comps = np.asarray(self.components_, dtype=np.float64)
-            ev = np.asarray(getattr(self, "explained_variance_", np.ones(len(comps))), np.float64)
+        public = getattr(self, "_fitted_public", (None, None))
+        if f is not None and public[0] is self.mean_ and public[1] is self.components_:
+            return f
+        comps = np.asarray(self.components_, dtype=np.float64)
+        ev = np.asarray(getattr(self, "explained_variance_", np.ones(len(comps))), np.float64)
+        return np.asarray(self.mean_, dtype=np.float64), comps, ev
+
+    def _projection(self):
+        """``(mean, components)`` in float64 that ``transform`` applies (:meth:`_fitted`),
+        the components divided by ``sqrt(explained_variance_)`` when whitening."""
+        mean, comps, ev = self._fitted()
         if self.whiten:
             comps = comps / np.maximum(np.sqrt(ev), np.finfo(np.float64).eps)[:, None]
         return np.ascontiguousarray(mean), np.ascontiguousarray(comps)
@@ -423,7 +424,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = _validate(self, X, reset=False, accept_sparse=("csr", "csc"))
         prec = self.get_precision()
         d = X.shape[1]
-        mean = self._projection()[0] if hasattr(self, "_fitted64") else np.asarray(self.mean_, np.float64)
+        mean = self._fitted()[0]
         _, logdet = np.linalg.slogdet(prec)
         out = np.empty(X.shape[0])
         for s, block in zip(range(0, X.shape[0], 4096), _dense_blocks(X, 4096)):
@@ -463,12 +464,9 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = np.asarray(X)
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-        mean, comps = self._projection()
+        mean, comps, ev = self._fitted()
         if self.whiten:
-            comps = np.asarray(self.components_, np.float64) * np.sqrt(
-                np.asarray(self.explained_variance_, np.float64))[:, None]
-            if hasattr(self, "_fitted64"):
-                comps = self._fitted64[1] * np.sqrt(self._fitted64[2])[:, None]
+            comps = comps * np.sqrt(ev)[:, None]
         return (X @ comps.astype(dtype) + mean.astype(dtype)).astype(dtype, copy=False)
 
 
@@ -500,6 +498,19 @@ def _randomized_result(result, n, m2):
     """The core's randomized result marked as such, with the total variance of all ``n``
     rows (``sum(m2) / (n - 1)``: the ratios' denominator and the noise variance's)."""
     return dict(result, method="randomized", total_variance=float(np.sum(m2) / max(n - 1, 1)))
+
+
+def _measured_variance(result, ss, n):
+    """A randomized result whose ``explained_variance_`` is the components' variance over
+    all ``n`` rows (``ss``: their per-component sums of squares of the projections, one more
+    pass), so it is the variance of the output; components kept in decreasing order.
+    In memory, on Dask and on Spark alike."""
+    ev = np.asarray(ss, dtype=np.float64) / max(n - 1, 1)
+    order = np.argsort(-ev, kind="stable")
+    comps = np.asarray(result["components"], dtype=np.float64)
+    return dict(result, components=np.ascontiguousarray(comps[order]),
+                explained_variance=ev[order],
+                explained_variance_ratio=ev[order] / result["total_variance"])
 
 
 def _mle_dimension(spectrum, n_samples):

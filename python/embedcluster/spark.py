@@ -137,6 +137,7 @@ _FARTHEST = [("part", "long"), ("n", "long"), ("ids", "u8"), ("dists", "f8"), ("
              ("tasks", "string")]
 _PARALLEL = [("part", "long"), ("n", "long"), ("cost", "string"), ("ids", "u8"), ("rows", "f8"),
              ("w", "u8"), ("tasks", "string")]
+_SS = [("part", "long"), ("n", "long"), ("ss", "f8"), ("tasks", "string")]
 _SPARK_TYPES = {"long": "long", "f8": "binary", "u8": "binary", "double": "double",
                 "string": "string"}
 
@@ -413,7 +414,7 @@ def fit_pca(df, column, n_components, *, fit_method="exact", sample_size=50_000,
     Tropp 2011), centered with the mean of all rows.
     """
     from ._utils import _seed
-    from .decomposition import PCA, _randomized_result
+    from .decomposition import PCA, _measured_variance, _randomized_result
 
     pca = PCA(n_components=n_components, fit_method=fit_method, random_state=random_state)
     report = _engine.FitReport()
@@ -430,8 +431,12 @@ def fit_pca(df, column, n_components, *, fit_method="exact", sample_size=50_000,
         n, d = moments[0], len(moments[1])
         k = pca._check_n_components(n, d, "randomized")
         sample = _sample(df, column, int(sample_size), n, random_state)
-        r = _core.pca_randomized(sample, moments, k, seed=_seed(random_state))
-        pca._finish(_randomized_result(r, n, moments[2]), n, np.float64, k)
+        r = _randomized_result(_core.pca_randomized(sample, moments, k, seed=_seed(random_state)),
+                               n, moments[2])
+        mean, comps = r["mean"], r["components"]
+        ss = _reduce(df, column, _SS, lambda X: _engine.projection_ss_partial(X, mean, comps),
+                     _engine.projection_ss_merge, stage="variance", report=report)
+        pca._finish(_measured_variance(r, ss["ss"], n), n, np.float64, k)
         del sample
     else:
         raise ValueError(f"fit_method must be 'exact' or 'randomized', got {fit_method!r}")
