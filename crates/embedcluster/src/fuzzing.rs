@@ -47,31 +47,18 @@ pub fn model_loader(data: &[u8]) {
 /// error), or gives blocks of exactly `n_features` finite values per row; with invalid
 /// rows skipped, each block's rows plus skipped rows are its span.
 pub fn parquet_column(data: &[u8], path: &Path) {
-    std::fs::write(path, data).expect("write the temporary file");
-    let Ok(src) = EmbeddingSource::open(path, "embedding") else {
-        return;
-    };
-    let d = src.n_features();
-    assert!(d > 0);
-    for skip in [false, true] {
-        let Ok(mut r) = src.blocks::<f32>(7) else {
-            return;
-        };
-        if skip {
-            r = r.skip_invalid();
-        }
-        while let Ok(Some(b)) = r.next_block() {
-            assert_eq!(b.data.len(), b.rows * d);
-            assert!(b.data.iter().all(|v| v.is_finite()));
-            assert_eq!(b.rows + b.skipped.len(), b.span);
-        }
-    }
+    file_blocks::<f32>(data, path, 7);
 }
 
-/// `data` written to `path` as a CSV file either fails to open or read (with an error), or
-/// gives blocks of exactly `n_features` finite values per row, skipped rows accounted for
-/// as in [`parquet_column`].
+/// `data` written to `path` as a CSV file: as [`parquet_column`], read as float64.
 pub fn csv_reader(data: &[u8], path: &Path) {
+    file_blocks::<f64>(data, path, 5);
+}
+
+/// The property of [`parquet_column`] and [`csv_reader`]: `data` as the file `path`, read
+/// in blocks of `rows` rows, with and without skipping invalid rows; no more rows than the
+/// source counts.
+fn file_blocks<T: crate::dtype::Real>(data: &[u8], path: &Path, rows: usize) {
     std::fs::write(path, data).expect("write the temporary file");
     let Ok(src) = EmbeddingSource::open(path, "embedding") else {
         return;
@@ -79,20 +66,20 @@ pub fn csv_reader(data: &[u8], path: &Path) {
     let d = src.n_features();
     assert!(d > 0);
     for skip in [false, true] {
-        let Ok(mut r) = src.blocks::<f64>(5) else {
+        let Ok(mut r) = src.blocks::<T>(rows) else {
             return;
         };
         if skip {
             r = r.skip_invalid();
         }
-        let mut rows = 0;
+        let mut seen = 0;
         while let Ok(Some(b)) = r.next_block() {
             assert_eq!(b.data.len(), b.rows * d);
-            assert!(b.data.iter().all(|v| v.is_finite()));
+            assert!(b.data.iter().all(|v| v.to_f64().is_finite()));
             assert_eq!(b.rows + b.skipped.len(), b.span);
-            rows += b.span;
+            seen += b.span;
         }
-        assert!(rows <= src.n_samples());
+        assert!(seen <= src.n_samples());
     }
 }
 
@@ -128,7 +115,11 @@ pub fn arrow_ffi_import(data: &[u8]) {
 
     let mut b = Bytes(data);
     let sel = b.u8();
-    let item = if sel & 1 == 0 { DataType::Float32 } else { DataType::Float64 };
+    let item = if sel & 1 == 0 {
+        DataType::Float32
+    } else {
+        DataType::Float64
+    };
     let item_size = if sel & 1 == 0 { 4 } else { 8 };
     let field = Arc::new(Field::new("item", item.clone(), sel & 8 != 0));
     let len = (b.u8() % 17) as usize;
@@ -148,14 +139,21 @@ pub fn arrow_ffi_import(data: &[u8]) {
     let child = unsafe { child.build_unchecked() };
     let (data_type, offsets) = match (sel >> 1) % 3 {
         0 => {
-            let o: Vec<i32> = (0..len + offset + 1).map(|_| (b.u32() % 80) as i32).collect();
+            let o: Vec<i32> = (0..len + offset + 1)
+                .map(|_| (b.u32() % 80) as i32)
+                .collect();
             (DataType::List(field), Some(Buffer::from_vec(o)))
         }
         1 => {
-            let o: Vec<i64> = (0..len + offset + 1).map(|_| (b.u32() % 80) as i64).collect();
+            let o: Vec<i64> = (0..len + offset + 1)
+                .map(|_| (b.u32() % 80) as i64)
+                .collect();
             (DataType::LargeList(field), Some(Buffer::from_vec(o)))
         }
-        _ => (DataType::FixedSizeList(field, 1 + (b.u8() % 6) as i32), None),
+        _ => (
+            DataType::FixedSizeList(field, 1 + (b.u8() % 6) as i32),
+            None,
+        ),
     };
     let mut list = arrow_data::ArrayDataBuilder::new(data_type.clone())
         .len(len)
@@ -170,7 +168,11 @@ pub fn arrow_ffi_import(data: &[u8]) {
     // SAFETY: every buffer is as long as the declared length and offset need (what the C
     // interface's importer reads); only their contents are inconsistent.
     let list = unsafe { list.build_unchecked() };
-    let schema = Arc::new(Schema::new(vec![Field::new("embedding", data_type.clone(), true)]));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "embedding",
+        data_type.clone(),
+        true,
+    )]));
     let batch = arrow_data::ArrayDataBuilder::new(DataType::Struct(schema.fields().clone()))
         .len(len.saturating_sub((b.u8() % 2) as usize)) // sometimes shorter than its column
         .add_child_data(list);

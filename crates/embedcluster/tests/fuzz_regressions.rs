@@ -145,6 +145,9 @@ fn foreign_batches_with_inconsistent_lengths_are_errors() {
             )
         };
         let e = r.unwrap_err().to_string();
-        assert!(e.contains("<arrow stream>") && e.contains("inconsistent Arrow batch"), "{e}");
+        assert!(
+            e.contains("<arrow stream>") && e.contains("inconsistent Arrow batch"),
+            "{e}"
+        );
     }
 }

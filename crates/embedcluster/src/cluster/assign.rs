@@ -367,7 +367,10 @@ pub(crate) fn lloyd_step<T: Real>(
     };
     for s in it {
         out.sums.iter_mut().zip(&s.sums).for_each(|(a, b)| *a += b);
-        out.counts.iter_mut().zip(&s.counts).for_each(|(a, b)| *a += b);
+        out.counts
+            .iter_mut()
+            .zip(&s.counts)
+            .for_each(|(a, b)| *a += b);
         if let (Some(a), Some(b)) = (out.mass.as_mut(), s.mass.as_ref()) {
             a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
         }

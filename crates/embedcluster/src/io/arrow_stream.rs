@@ -68,7 +68,9 @@ impl ForeignStream {
         }
         match DataType::try_from(&schema) {
             Ok(DataType::Struct(fields)) => s.schema = Arc::new(Schema::new(fields)),
-            Ok(other) => return Err(s.error(format!("the stream's schema is a {other}, not a struct"))),
+            Ok(other) => {
+                return Err(s.error(format!("the stream's schema is a {other}, not a struct")))
+            }
             Err(e) => return Err(s.error(format!("the stream's schema: {e}"))),
         }
         Ok(s)
