@@ -80,10 +80,10 @@ def moments_merge(a, b):
     return {"n": n, "mean": mean, "m2": m2, "dtype": a["dtype"]}
 
 
-def projection_ss_partial(X, mean, components):
+def projection_ss_partial(X, mean, components, n_threads=None):
     """Per-component sum of squares of ``(X - mean) components^T`` over the rows of X: a
     block's share of the randomized PCA's measured variance (merge by adding)."""
-    out = _core.pca_transform(X, mean, components, task_threads())
+    out = _core.pca_transform(X, mean, components, n_threads or task_threads())
     return {"n": len(X), "ss": np.einsum("ij,ij->j", out, out, dtype=np.float64)}
 
 

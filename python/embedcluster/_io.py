@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Optional
 
-from ._typing import Floats
-
 import numpy as np
 
 from ._core import ArrowVectorReader
+from ._typing import Floats
 
 
 def is_arrow(obj: Any) -> bool:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from numpy.typing import ArrayLike, NDArray
-
-from ._typing import Data, Floats, Labels, PathArg
-
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -25,6 +22,7 @@ from . import _core
 from ._persist import save_model
 from ._utils import _Stage, _seed, _validate
 from .preprocessing import _unit_rows
+from ._typing import Data, Floats, Labels, PathArg
 
 __all__ = ["KMeans"]
 
@@ -270,12 +268,13 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         self._n_features_out = self.cluster_centers_.shape[0]
         self.fit_report_ = report
         if self.verbose:
-            self._print_progress(X, r)
+            self._print_progress(Xp, r)
         return self
 
-    def _print_progress(self, X, r):
+    def _print_progress(self, Xp, r):
         """scikit-learn's verbose lines, from the fit's objective history: after the
-        screened seeding, one line per assignment pass, then the stopping reason."""
+        screened seeding, one line per assignment pass, then the stopping reason (the
+        tolerance is the core's rule on the rows it clustered, ``Xp``)."""
         print("Initialization complete")
         hist = r["objective_history"]
         for i, v in enumerate(hist[: self.n_iter_]):
@@ -285,8 +284,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         if len(hist) == self.n_iter_:  # stopped on stable labels: no final pass
             print(f"Converged at iteration {self.n_iter_ - 1}: strict convergence.")
         else:
-            n, _, m2 = _core.moments_partial(X)
-            tol = float(self.tol) * float(np.mean(m2 / max(n, 1)))
+            tol = _core.lloyd_tol(_core.moments_partial(Xp), float(self.tol))
             print(f"Converged at iteration {self.n_iter_ - 1}: center shift is within "
                   f"tolerance {tol}.")
 

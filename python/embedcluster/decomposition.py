@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from numpy.typing import ArrayLike, NDArray
-
-from ._typing import Data, Floats
-
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy.sparse import issparse
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 from sklearn.utils.validation import check_is_fitted
@@ -17,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _core, _engine
 from ._io import is_vector_table, iter_batches
 from ._utils import _Stage, _seed, _validate
+from ._typing import Data, Floats
 
 __all__ = ["PCA"]
 
@@ -262,14 +260,14 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if is_vector_table(X) and self._solver()[0] == "exact":
             self._fit_svd_solver = self._solver()[1]
             with _Stage(report, "fit") as st:
-                for block in iter_batches(X):
-                    self.partial_fit(block)
+                for block in iter_batches(X):  # merged batch by batch, solved once
+                    self._merge_block(block)
                     st.rows += len(block)
-            if not hasattr(self, "_state"):
-                raise ValueError("Found array with 0 sample(s) (the Arrow stream is empty)")
+                if not hasattr(self, "_state"):
+                    raise ValueError("Found array with 0 sample(s) (the Arrow stream is empty)")
+                self._finish_exact(self._state[0], block.shape[1], block.dtype)
             self.fit_report_ = report
             return self
-        self._solver(sparse=issparse(X))  # the sparse-solver error before validation
         X = _validate(self, X, reset=True, accept_sparse=("csr", "csc"))
         n, d = X.shape
         method, solver = self._solver(X.shape, issparse(X))
@@ -291,18 +289,18 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _fit_randomized(self, X, k):
-        n, d = X.shape
-        moments = _core.moments_partial(X)
-        sample = X
-        if self.sample_size is not None and self.sample_size < n:
-            rows = _engine.sample_rows(n, int(self.sample_size), self.random_state)
-            sample = np.ascontiguousarray(X[rows])
         if self.power_iteration_normalizer not in ("auto", "QR", "LU", "none"):
             raise ValueError("power_iteration_normalizer must be 'auto', 'QR', 'LU' or 'none', "
                              f"got {self.power_iteration_normalizer!r}")
         power = self.iterated_power
         if not (power == "auto" or (isinstance(power, (int, np.integer)) and power >= 0)):
             raise ValueError(f"iterated_power must be 'auto' or an int >= 0, got {power!r}")
+        n, d = X.shape
+        moments = _core.moments_partial(X)
+        sample = X
+        if self.sample_size is not None and self.sample_size < n:
+            rows = _engine.sample_rows(n, int(self.sample_size), self.random_state)
+            sample = np.ascontiguousarray(X[rows])
         pca = _core.pca_randomized(
             sample, moments, k, n_oversamples=int(self.n_oversamples),
             n_iter=None if power == "auto" else int(power),
@@ -314,22 +312,30 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         mean = np.asarray(pca["mean"], dtype=np.float64)
         comps = np.asarray(pca["components"], dtype=np.float64)
         for s in range(0, n, 65536):
-            part = _engine.projection_ss_partial(X[s:s + 65536], mean, comps)
+            part = _engine.projection_ss_partial(X[s:s + 65536], mean, comps, self.n_threads)
             st = part if st is None else _engine.projection_ss_merge(st, part)
         pca = _measured_variance(pca, st["ss"], n)
         self._finish(pca, n, X.dtype, k)
 
     def partial_fit(self, X: Data, y: Any = None) -> PCA:
         """Add a block of rows to the covariance (exact fit) and refresh the components."""
+        X = self._merge_block(X)
+        if self._state[0] >= 2:
+            self._finish_exact(self._state[0], X.shape[1], X.dtype)
+        return self
+
+    def _merge_block(self, X):
+        """Merges the covariance state of the block X (validated; returned)."""
         first = not hasattr(self, "_state")
         X = _validate(self, X, reset=first)
         state = _core.cov_partial(X, self.n_threads)
         self._state = state if first else _core.cov_merge(self._state, state)
-        n, d = self._state[0], X.shape[1]
-        if n >= 2:
-            k = self._check_n_components(n, d, "covariance_eigh")
-            self._finish(_core.cov_finish(*self._state, min(n, d)), n, X.dtype, k)
-        return self
+        return X
+
+    def _finish_exact(self, n, d, dtype):
+        """The fitted attributes from the merged covariance state (one eigendecomposition)."""
+        k = self._check_n_components(n, d, "covariance_eigh")
+        self._finish(_core.cov_finish(*self._state, min(n, d)), n, dtype, k)
 
     def _fitted(self):
         """``(mean, components, explained_variance)`` in float64: the fit's own values, or

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from numpy.typing import ArrayLike, NDArray
-
-from ._typing import Data
-
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import check_random_state
 
 from . import _core
 from ._io import is_vector_table, to_numpy
+from ._typing import Data
 
 
 def _codes(labels, name):

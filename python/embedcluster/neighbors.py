@@ -13,16 +13,14 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, overload
 
-from numpy.typing import ArrayLike, NDArray
-
-from ._typing import Data, Floats
-
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
 from ._io import is_vector_table, to_numpy
+from ._typing import Data, Floats
 
 _FLOATS = [np.float64, np.float32]
 

@@ -11,16 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
-from numpy.typing import ArrayLike, NDArray
-
-from ._typing import Floats, Labels, PathArg
-
 import json
 import os
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.exceptions import ConvergenceWarning
 
 from . import _core
@@ -28,6 +25,7 @@ from ._io import is_arrow, is_one_shot, num_rows, to_numpy
 from ._persist import save_model
 from .cluster import KMeans
 from .decomposition import PCA, projection
+from ._typing import Floats, Labels, PathArg
 
 __all__ = ["ClusterModel", "ClusterResult", "cluster_embeddings", "load"]
 

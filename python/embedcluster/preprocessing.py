@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from numpy.typing import ArrayLike, NDArray
-
-from ._typing import Data, Floats
-
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from scipy.sparse import issparse
 from sklearn.utils import check_array
@@ -19,6 +16,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from . import _core, _engine
 from ._io import is_vector_table, iter_batches
 from ._utils import _validate
+from ._typing import Data, Floats
 
 __all__ = ["StandardScaler", "normalize"]
 
@@ -98,7 +96,7 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return tags
 
     def _reset(self):
-        for a in ("_moments", "_range", "mean_", "var_", "scale_", "n_samples_seen_"):
+        for a in ("_moments", "mean_", "var_", "scale_", "n_samples_seen_"):
             if hasattr(self, a):
                 delattr(self, a)
 
@@ -130,17 +128,11 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         native = X.dtype in (np.float32, np.float64) and not issparse(X)
         if sample_weight is None and native:
             m = _core.moments_partial(X)
-            lo, hi = (X.min(axis=0), X.max(axis=0)) if len(X) else (None, None)
         else:
-            m, lo, hi = _weighted_moments(X, sample_weight)
+            m = _weighted_moments(X, sample_weight)
         if not first:
             m = _merge_moments(self._moments, m)
-            if lo is not None:
-                lo, hi = np.minimum(self._range[0], lo), np.maximum(self._range[1], hi)
-            else:
-                lo, hi = self._range
         self._weighted = (not first and self._weighted) or sample_weight is not None
-        self._range = (lo, hi)
         return self._set_moments(m)
 
     def _set_moments(self, moments):
@@ -150,10 +142,7 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         n, mean, m2 = moments
         weighted = getattr(self, "_weighted", False)
         self.n_samples_seen_ = float(n) if weighted else int(n)
-        var = m2 / n if n > 0 else np.zeros_like(m2)
-        rng = getattr(self, "_range", (None, None))
-        if rng[0] is not None:
-            var = np.where(rng[0] == rng[1], 0.0, var)  # all values equal: exactly 0
+        var = m2 / n if n > 0 else np.zeros_like(m2)  # exactly 0 for a constant column
         # scikit-learn's _is_constant_feature: constant up to rounding -> scale 1
         eps = np.finfo(np.float64).eps
         constant = var <= n * eps * var + (n * mean * eps) ** 2
@@ -218,25 +207,25 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
 
 def _weighted_moments(X, w, rows=1024):
-    """``((weight sum, mean, m2), min, max)`` of X (dense or sparse) with row weights ``w``
-    (None: 1), in float64, ``rows`` rows at a time (blocks merged as in
-    :func:`_merge_moments`)."""
+    """``(weight sum, mean, m2)`` of X (dense or sparse) with row weights ``w`` (None: 1),
+    in float64, ``rows`` rows at a time (blocks merged as in :func:`_merge_moments`); as the
+    core's, each block's mean is taken of the values shifted by its first row, so a constant
+    column has exactly its value for mean and 0 for m2."""
     from .decomposition import _dense_blocks
 
-    m, lo, hi = None, None, None
+    m = None
     for s, block in zip(range(0, X.shape[0], rows), _dense_blocks(X, rows)):
         b = block.astype(np.float64)
         wb = np.ones(len(b)) if w is None else w[s:s + len(b)]
         sw = len(b) if w is None else float(wb.sum())
-        mean = (wb @ b) / sw if sw > 0 else np.zeros(b.shape[1])
-        m2 = wb @ (b - mean) ** 2
-        part = (sw, mean, m2)
+        b0 = b[0].copy()
+        b -= b0
+        shift = (wb @ b) / sw if sw > 0 else np.zeros(b.shape[1])
+        part = (sw, b0 + shift, wb @ (b - shift) ** 2)
         m = part if m is None else _merge_moments(m, part)
-        lo = b.min(axis=0) if lo is None else np.minimum(lo, b.min(axis=0))
-        hi = b.max(axis=0) if hi is None else np.maximum(hi, b.max(axis=0))
     if m is None:
         raise ValueError("Found array with 0 sample(s)")
-    return m, lo, hi
+    return m
 
 
 def _merge_moments(a, b):

@@ -52,7 +52,10 @@ impl Moments {
         }
     }
 
-    /// Moments of one block (`rows x d`), two passes over the block (mean, then M2).
+    /// Moments of one block (`rows x d`), two passes over the block (mean, then M2). The
+    /// mean is taken of the values shifted by the block's first row, so a column whose
+    /// values are all equal has exactly that mean and `m2 = 0` (and keeps them through
+    /// [`Moments::merge`]): scikit-learn's `var_ == 0` for constant features.
     pub fn partial<T: Real>(block: &[T], d: usize) -> Self {
         let rows = block.len() / d;
         let mut m = Moments::new(d);
@@ -60,18 +63,21 @@ impl Moments {
             return m;
         }
         m.n = rows as u64;
+        let first: Vec<f64> = block[..d].iter().map(|v| v.to_f64()).collect();
         // a spilled matrix's pages are let go as they are read (no-op in memory)
         let mut release = crate::memory::PageReleaser::new(block);
         for (i, row) in block.chunks_exact(d).enumerate() {
-            for (s, &x) in m.mean.iter_mut().zip(row) {
-                *s += x.to_f64();
+            for ((s, &x), x0) in m.mean.iter_mut().zip(row).zip(&first) {
+                *s += x.to_f64() - x0;
             }
             if i % 1024 == 1023 {
                 release.consumed::<T>((i + 1) * d);
             }
         }
         release.consumed::<T>(block.len());
-        m.mean.iter_mut().for_each(|s| *s /= rows as f64);
+        for (s, x0) in m.mean.iter_mut().zip(&first) {
+            *s = x0 + *s / rows as f64;
+        }
         let mut release = crate::memory::PageReleaser::new(block);
         for (i, row) in block.chunks_exact(d).enumerate() {
             for ((q, &x), mu) in m.m2.iter_mut().zip(row).zip(&m.mean) {

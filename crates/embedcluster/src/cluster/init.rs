@@ -13,17 +13,16 @@ use rayon::prelude::*;
 
 /// Greedy k-means++ (Arthur and Vassilvitskii 2007; scikit-learn's variant with
 /// `2 + floor(ln k)` local trials per step, keeping the candidate that lowers the potential
-/// most). Distances are squared Euclidean (on unit vectors for the cosine metric). With
-/// `weights` (one per row, k-means||'s reclustering) rows are drawn with probability
-/// proportional to `w_i d_i^2` and the potential is `sum_i w_i d_i^2`.
+/// most). Distances are squared Euclidean (on unit vectors for the cosine metric). Where
+/// the data has weights (`sample_weight`, or k-means||'s candidates) rows are drawn with
+/// probability proportional to `w_i d_i^2` and the potential is `sum_i w_i d_i^2`.
 pub(crate) fn kmeans_plusplus<T: Real>(
     data: &Data<'_, T>,
     k: usize,
-    weights: Option<&[f64]>,
     rng: &mut rand::rngs::StdRng,
     cancel: Cancel<'_>,
 ) -> Result<Vec<T>> {
-    let (n, d) = (data.n, data.d);
+    let (n, d, weights) = (data.n, data.d, data.weights);
     let trials = 2 + (k as f64).ln().floor() as usize;
     let mut centers: Vec<T> = Vec::with_capacity(k * d);
     let wt = |i: usize| weights.map_or(1.0, |w| w[i]);

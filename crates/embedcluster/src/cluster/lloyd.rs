@@ -466,7 +466,7 @@ fn seed_once<T: Real>(
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     match &params.init {
         Init::Centroids(c) => Ok(c.iter().map(|&v| T::from_f64(v)).collect()),
-        Init::KMeansPlusPlus => kmeans_plusplus(data, k, data.weights, &mut rng, cancel),
+        Init::KMeansPlusPlus => kmeans_plusplus(data, k, &mut rng, cancel),
         Init::Random => Ok(random_rows(data, k, &mut rng)),
         Init::KMeansParallel(p) => kmeans_parallel_drive(
             &mut InMemoryParallel::new(data),

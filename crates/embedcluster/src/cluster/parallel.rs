@@ -504,9 +504,9 @@ fn recluster<T: Real>(
     seed: u64,
     cancel: Cancel<'_>,
 ) -> Result<Vec<T>> {
-    let data = Data::new(cands, d);
+    let data = Data::weighted(cands, d, Some(w));
     let mut rng = rand::rngs::StdRng::seed_from_u64(restart_seed(seed, 0x7C7C));
-    let mut centers = kmeans_plusplus(&data, k, Some(w), &mut rng, cancel)?;
+    let mut centers = kmeans_plusplus(&data, k, &mut rng, cancel)?;
     let m = data.n;
     let mut labels = vec![-1i32; m];
     let mut prev = vec![-2i32; m];
