@@ -77,6 +77,9 @@ pub struct EvaluateArgs {
     /// min / median / max across them.
     #[arg(long)]
     pub seeds: Option<String>,
+    /// Also write a self-contained HTML report of the scores and stages.
+    #[arg(long, value_name = "FILE", conflicts_with = "seeds")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -127,6 +130,9 @@ pub struct SweepArgs {
     /// Output prefix: writes PREFIX.csv, PREFIX.json and PREFIX.svg.
     #[arg(long, default_value = "sweep")]
     pub output: PathBuf,
+    /// Also write a self-contained HTML report (table, elbow and silhouette curves, stages).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -319,6 +325,27 @@ pub struct RunArgs {
     /// row; `skip` leaves them out of the fit, writes them with cluster -1 and counts them.
     #[arg(long, default_value = "error")]
     pub on_invalid: String,
+    /// Write cluster summaries (size, score mean and quantiles, representatives, c-TF-IDF
+    /// keywords) here: FILE.json (a list of objects) or FILE.parquet (one row per cluster).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// The text column of the summaries (default: the only string column other than
+    /// --labels, if there is exactly one).
+    #[arg(long, value_name = "COL")]
+    pub text_column: Option<String>,
+    /// Representatives per cluster in the summaries: the rows closest to the centroid.
+    #[arg(long, default_value_t = 5)]
+    pub representatives: usize,
+    /// Keywords per cluster in the summaries.
+    #[arg(long, default_value_t = 10)]
+    pub keywords: usize,
+    /// Cap of the keyword count table, in (term, cluster) entries (about 140 bytes each at most).
+    #[arg(long, default_value_t = 1 << 19)]
+    pub keyword_entries: usize,
+    /// Write a self-contained HTML report (stages and memory, cluster sizes, centroid map,
+    /// summaries) into this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]

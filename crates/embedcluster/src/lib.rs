@@ -49,8 +49,10 @@ pub mod neighbors;
 pub mod persist;
 pub mod pipeline;
 pub mod preprocessing;
+pub mod summary;
 
 pub mod jobs;
+pub mod report;
 
 /// Helpers for the fuzz targets (feature `fuzzing`; not public API).
 #[cfg(feature = "fuzzing")]

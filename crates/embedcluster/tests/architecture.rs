@@ -17,11 +17,12 @@ const FLOORS: &[&[&str]] = &[
     &["runtime"],
     &["io"],
     &["linalg"],
-    &["preprocessing", "metrics"],
+    &["preprocessing", "metrics", "summary"],
     &["decomposition", "cluster", "neighbors"],
     &["pipeline"],
     &["persist"],
     &["jobs"],
+    &["report"],
     &["fuzzing"],
 ];
 

@@ -20,7 +20,7 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         seed: a.seed,
         batch_rows: a.batch_rows,
     };
-    if let Some(p) = &a.output {
+    for p in [&a.output, &a.html].into_iter().flatten() {
         drop(AtomicFile::create(p)?);
     }
     if let Some(seeds) = &a.seeds {
@@ -44,6 +44,9 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     }
     let r = embedcluster::jobs::evaluate::evaluate(&cfg, &rt)?;
     write_json(&a.output, &r)?;
+    if let Some(p) = &a.html {
+        crate::plots::save(p, &embedcluster::report::evaluate_html(&r))?;
+    }
     writeln!(out, "rows {}  clusters {}", r.n_samples, r.n_clusters)?;
     if let Some(e) = &r.external {
         writeln!(

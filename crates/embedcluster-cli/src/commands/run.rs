@@ -4,8 +4,9 @@ use crate::args::RunArgs;
 use crate::plots;
 use crate::render::{print_table, runtime, Bars};
 use embedcluster::io::AtomicFile;
-use embedcluster::jobs::run::{run as run_job, PcaFit, Reduce, RunConfig, Spill};
+use embedcluster::jobs::run::{run_full, PcaFit, Reduce, RunConfig, Spill};
 use embedcluster::linalg::Distance;
+use embedcluster::summary::SummaryParams;
 use std::io::Write;
 
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
@@ -45,18 +46,32 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
             (None, false) => Spill::Auto,
         },
         calibrate: false,
+        summary: a.summary,
+        // the HTML page shows the summaries too
+        summarize: a.html.is_some(),
+        text_column: a.text_column,
+        summary_params: SummaryParams {
+            n_representatives: a.representatives,
+            n_keywords: a.keywords,
+            max_entries: a.keyword_entries,
+            ..SummaryParams::default()
+        },
     };
     if let Some(p) = &a.report {
         // Fail before the work if the report cannot be written.
         drop(AtomicFile::create(p)?);
     }
-    if let Some(p) = &a.plot {
+    for p in [&a.plot, &a.html].into_iter().flatten() {
         drop(AtomicFile::create(p)?);
     }
-    let report = run_job(&cfg, &rt)?;
+    let out = run_full(&cfg, &rt)?;
     if let Some(p) = &a.plot {
-        plots::run_svg(p, &report)?;
+        plots::run_svg(p, &out)?;
     }
+    if let Some(p) = &a.html {
+        plots::run_html(p, &out)?;
+    }
+    let report = out.report;
     if let Some(p) = &a.report {
         let mut f = AtomicFile::create(p)?;
         serde_json::to_writer_pretty(f.file(), &report)?;

@@ -42,7 +42,10 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         with_ext(&a.output, "json"),
         with_ext(&a.output, "svg"),
     );
-    for p in [&csv, &json, &svg] {
+    for p in [Some(&csv), Some(&json), Some(&svg), a.html.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         drop(AtomicFile::create(p)?);
     }
     let r = embedcluster::jobs::sweep::sweep(&cfg, &rt)?;
@@ -52,6 +55,9 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     f.commit()?;
     write_json(&Some(json.clone()), &r)?;
     plots::sweep_svg(&svg, &r)?;
+    if let Some(p) = &a.html {
+        plots::save(p, &embedcluster::report::sweep_html(&r)?)?;
+    }
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
     writeln!(
         out,

@@ -29,7 +29,7 @@ pub use arrow_stream::{import_batch, ForeignStream};
 pub use in_memory::{BatchSource, MatrixRef, ARRAY_ORIGIN, ARROW_ORIGIN};
 pub use npy::{write_npy_header, NpyHeader};
 pub(crate) use output::RowGroupEncoder;
-pub use output::{AtomicFile, DirLock, OutputTarget, OutputWriter, StagedDir};
+pub use output::{write_batch, AtomicFile, DirLock, OutputTarget, OutputWriter, StagedDir};
 pub use scratch::ScratchMatrix;
 
 use crate::dtype::{DType, Real};

@@ -328,6 +328,21 @@ impl Drop for StagedDir {
     }
 }
 
+/// Writes one batch as a Parquet file at `path`, atomically (a temporary file, then a
+/// rename); zstd, as the main output.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be written.
+pub fn write_batch(path: &Path, batch: &RecordBatch) -> Result<()> {
+    let atomic = AtomicFile::create(path)?;
+    let file = atomic.try_clone()?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(output_props()))
+        .map_err(|e| Error::write(path, e))?;
+    w.write(batch).map_err(|e| Error::write(path, e))?;
+    w.close().map_err(|e| Error::write(path, e))?;
+    atomic.commit()
+}
+
 fn output_props() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))

@@ -24,7 +24,7 @@
 //! | `pca_solve` (sample) | `r + g + N d s + 3 N l s + 3 d l 8` (sample, range basis and its QR factor, the small SVD) |
 //! | `transform` | `r + g + b d s + dec + n D s + d D s` |
 //! | `kmeans` | `r + g + n D s + n (8 + 3 s) + seeding + 16 k D 8`; seeding: screened `m (D s + t s + 4 s + 16)`, one k-means++ `n (t s + s + 8)`, k-means\|\| `n (s + 12) + 2 (1 + rounds l) D s` |
-//! | `write` | `r + g + 8 n + 8 n (with labels) + writer` |
+//! | `write` | `r + g + 8 n + 8 n (with labels) + writer + summaries (140 max_entries + 1100 m k + 4 n)` |
 //! | `save_model` | `r + g + 8 n + 2 (8 d D + k D s)` |
 //!
 //! `g`, the GEMM scratch, is 2 MiB (stacks) plus the largest packing any GEMM so far
@@ -503,7 +503,7 @@ fn stages(
             ("centroid sums 16 k D x 8 B".into(), 16 * k * dim * 8),
         ],
     );
-    if cfg.output.is_some() || cfg.labels_column.is_some() {
+    if cfg.output.is_some() || cfg.labels_column.is_some() || cfg.wants_summary() {
         let mut terms = vec![
             base.clone(),
             scratch(0),
@@ -518,6 +518,22 @@ fn stages(
                 "Parquet writer (row group, compressor)".into(),
                 n.min(65536) * (o + 8) + 8 * MIB,
             ));
+        }
+        if cfg.wants_summary() {
+            let p = &cfg.summary_params;
+            terms.push((
+                "summaries: keyword table 140 max_entries + representatives, scores grouped 4 n"
+                    .into(),
+                crate::summary::memory_bound_bytes(p.max_entries, p.n_representatives * k as usize)
+                    + 4 * n,
+            ));
+            if cfg.output.is_none() {
+                // the other columns are read, one batch at a time
+                terms.push((
+                    "one batch of the other columns".into(),
+                    n.min(65536) * input.other_bytes_per_row,
+                ));
+            }
         }
         push("write", terms);
     }

@@ -34,6 +34,7 @@ use crate::pipeline::{calibrate, steps_for, ClusterCalibration, FittedPipeline};
 pub use crate::pipeline::{PcaFit, Reduce};
 use crate::preprocessing::{l2_normalize_rows, MomentsAccumulator};
 use crate::runtime::{Cancel, Progress, Runtime};
+use crate::summary::{ClusterSummary, SummaryBuilder, SummaryInfo, SummaryParams};
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, RecordBatch};
@@ -104,6 +105,17 @@ pub struct RunConfig {
     /// without `model`: one more assignment pass over the reduced rows. Python sets it so
     /// that a `ClusterModel` it returns saves the same manifest as the CLI.
     pub calibrate: bool,
+    /// Write the cluster summaries ([`crate::summary`]) here: `.json` (a list of objects)
+    /// or `.parquet` (one row per cluster).
+    pub summary: Option<PathBuf>,
+    /// Compute the summaries even without `summary` ([`RunOutput::summary`]).
+    pub summarize: bool,
+    /// The text column of the summaries; `None`: the only string column other than the
+    /// labels column, if there is exactly one (else no texts: no keywords).
+    pub text_column: Option<String>,
+    /// Representatives, keywords and the keyword table's cap (`higher_is_closer` is set
+    /// from the metric).
+    pub summary_params: SummaryParams,
 }
 
 impl RunConfig {
@@ -131,7 +143,16 @@ impl RunConfig {
             on_invalid: OnInvalid::Error,
             spill: Spill::Auto,
             calibrate: false,
+            summary: None,
+            summarize: false,
+            text_column: None,
+            summary_params: SummaryParams::default(),
         }
+    }
+
+    /// Whether the run computes cluster summaries.
+    pub fn wants_summary(&self) -> bool {
+        self.summary.is_some() || self.summarize
     }
 
     /// The k-means parameters of this run.
@@ -206,6 +227,12 @@ pub struct RunReport {
     pub peak_rss_bytes: u64,
     /// How the stage peaks were measured, and what they mean ([`crate::memory::StagePeaksInfo`]).
     pub stage_peaks: crate::memory::StagePeaksInfo,
+    /// The text column the summaries read, when they were computed with texts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_column: Option<String>,
+    /// The keyword counts of the summaries, when computed ([`SummaryInfo`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_info: Option<SummaryInfo>,
 }
 
 /// Everything a run produces, for callers that keep the results in memory (Python).
@@ -226,6 +253,8 @@ pub struct RunOutput {
     pub n_samples_seen: u64,
     /// The fit's parameters, as a saved model records them.
     pub fit_params: FitParams,
+    /// One summary per cluster (with `summary` or `summarize`).
+    pub summary: Option<Vec<ClusterSummary>>,
 }
 
 /// Runs the job described by `cfg`. See the module docs for stages and memory.
@@ -305,6 +334,9 @@ fn run_opened(
     // Fail before the work, not after it, when an output cannot be written.
     if let Some(out) = &cfg.output {
         crate::io::OutputTarget::for_source(out, source)?.check()?;
+    }
+    if let Some(p) = &cfg.summary {
+        drop(crate::io::AtomicFile::create(p)?);
     }
     if let Spill::Always(dir) = &cfg.spill {
         if !dir.is_dir() {
@@ -673,6 +705,10 @@ fn run_typed<T: Real>(
     cancel: Cancel<'_>,
 ) -> Result<RunOutput> {
     let (n, d) = (source.n_samples(), source.n_features());
+    let text_column = match cfg.wants_summary() {
+        true => resolve_text_column(cfg, source)?,
+        false => None,
+    };
     let Reduced {
         pca,
         data: reduced,
@@ -736,13 +772,40 @@ fn run_typed<T: Real>(
         }
         (labels, scores)
     };
-    // 4. Write the output and score against true labels.
+    // 4. Write the output, summarize, and score against true labels.
     let mut truth: Option<Vec<i64>> = None;
-    if cfg.output.is_some() || cfg.labels_column.is_some() {
-        truth = rec.stage("write", || {
-            let t = write_output(cfg, source, &labels, &scores, progress, cancel)?;
-            Ok::<_, Error>((t, n as u64))
+    let mut summary: Option<(Vec<ClusterSummary>, SummaryInfo)> = None;
+    if cfg.output.is_some() || cfg.labels_column.is_some() || cfg.wants_summary() {
+        let (t, s) = rec.stage("write", || {
+            let mut builder = match cfg.wants_summary() {
+                true => Some(SummaryBuilder::new(
+                    &labels,
+                    &scores,
+                    cfg.n_clusters,
+                    SummaryParams {
+                        higher_is_closer: cfg.metric == Metric::Cosine,
+                        ..cfg.summary_params
+                    },
+                )?),
+                false => None,
+            };
+            let t = write_output(
+                cfg,
+                source,
+                &labels,
+                &scores,
+                builder.as_mut().map(|b| (b, text_column.as_deref())),
+                progress,
+                cancel,
+            )?;
+            let s = builder.map(SummaryBuilder::finish);
+            if let (Some(path), Some((s, _))) = (&cfg.summary, &s) {
+                write_summary(path, s)?;
+            }
+            Ok::<_, Error>(((t, s), n as u64))
         })?;
+        truth = t;
+        summary = s;
     }
     if let Some(dir) = &cfg.model {
         rec.stage("save_model", || {
@@ -822,6 +885,8 @@ fn run_typed<T: Real>(
         },
         memory_plan: plan,
         spill,
+        text_column: text_column.clone(),
+        summary_info: summary.as_ref().map(|s| s.1.clone()),
     };
     Ok(RunOutput {
         report,
@@ -832,7 +897,55 @@ fn run_typed<T: Real>(
         labels,
         scores,
         pca,
+        summary: summary.map(|s| s.0),
     })
+}
+
+/// The text column of the summaries: `cfg.text_column` (an error if the input has no such
+/// string column), else the only string column other than the labels column, if exactly
+/// one (else none).
+pub(crate) fn resolve_text_column(
+    cfg: &RunConfig,
+    source: &EmbeddingSource,
+) -> Result<Option<String>> {
+    let schema = source.other_columns(1)?.map(|o| o.schema());
+    let is_text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    match &cfg.text_column {
+        Some(col) => {
+            let field = schema
+                .as_ref()
+                .and_then(|s| s.field_with_name(col).ok().cloned());
+            match field {
+                Some(f) if is_text(f.data_type()) => Ok(Some(col.clone())),
+                Some(f) => Err(Error::Column {
+                    path: source.path().to_path_buf(),
+                    column: col.clone(),
+                    message: format!("the text column must hold strings, found {}", f.data_type()),
+                }),
+                None => Err(Error::param(
+                    "text_column",
+                    format!("`{col}`"),
+                    format!("is not a column of {}", source.path().display()),
+                )),
+            }
+        }
+        None => {
+            let Some(schema) = schema else {
+                return Ok(None);
+            };
+            let texts: Vec<&str> = schema
+                .fields()
+                .iter()
+                .filter(|f| is_text(f.data_type()) && Some(f.name()) != cfg.labels_column.as_ref())
+                .map(|f| f.name().as_str())
+                .collect();
+            Ok(match texts.as_slice() {
+                [one] => Some(one.to_string()),
+                _ => None,
+            })
+        }
+    }
 }
 
 /// Pass 3: streams the other columns into the output and collects the true labels.
@@ -841,6 +954,7 @@ pub(crate) fn write_output(
     source: &EmbeddingSource,
     labels: &[i32],
     scores: &[f32],
+    mut summary: Option<(&mut SummaryBuilder, Option<&str>)>,
     progress: &dyn Progress,
     cancel: Cancel<'_>,
 ) -> Result<Option<Vec<i64>>> {
@@ -887,6 +1001,9 @@ pub(crate) fn write_output(
                 if let (Some(t), Some(col)) = (truth.as_mut(), &cfg.labels_column) {
                     collect_labels(source.path(), &batch, col, at, t, &mut ids)?;
                 }
+                if let Some((b, Some(col))) = summary.as_mut() {
+                    push_texts(source.path(), &batch, col, b)?;
+                }
                 if let Some(w) = writer.as_mut() {
                     w.write(Some(&batch), &labels[at..at + rows], &scores[at..at + rows])?;
                 }
@@ -914,6 +1031,49 @@ pub(crate) fn write_output(
         w.finish()?;
     }
     Ok(truth)
+}
+
+/// Writes the summaries to `path`: Parquet for `.parquet`, else a JSON list of objects;
+/// atomically (a temporary file, then a rename).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be written.
+pub fn write_summary(path: &Path, summaries: &[ClusterSummary]) -> Result<()> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        return crate::io::write_batch(path, &crate::summary::to_record_batch(summaries)?);
+    }
+    let mut f = crate::io::AtomicFile::create(path)?;
+    let json = serde_json::to_vec_pretty(summaries)
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+    use std::io::Write;
+    f.file().write_all(&json).map_err(|e| Error::io(path, e))?;
+    f.file().write_all(b"\n").map_err(|e| Error::io(path, e))?;
+    f.commit()
+}
+
+/// Hands the text column `col` of `batch` to the summaries.
+fn push_texts(path: &Path, batch: &RecordBatch, col: &str, b: &mut SummaryBuilder) -> Result<()> {
+    let Ok(i) = batch.schema().index_of(col) else {
+        return Err(Error::Column {
+            path: path.to_path_buf(),
+            column: col.to_string(),
+            message: "the text column is missing from a part".into(),
+        });
+    };
+    let a = batch.column(i);
+    match a.data_type() {
+        DataType::Utf8 => b.push_texts(a.as_string::<i32>().iter()),
+        DataType::LargeUtf8 => b.push_texts(a.as_string::<i64>().iter()),
+        DataType::Utf8View => b.push_texts(a.as_string_view().iter()),
+        other => Err(Error::Column {
+            path: path.to_path_buf(),
+            column: col.to_string(),
+            message: format!("the text column must hold strings, found {other}"),
+        }),
+    }
 }
 
 /// Appends the label column of `batch` as integer ids (strings get dense ids by first

@@ -208,6 +208,7 @@ fn sweep_typed<T: Real>(
                 source,
                 &vec![0; n],
                 &vec![0.0; n],
+                None,
                 progress,
                 cancel,
             )?
