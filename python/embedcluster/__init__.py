@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from .neighbors import IndexFlatIP, IndexFlatL2, NearestNeighbors
     from .pipeline import ClusterModel, ClusterResult, cluster_embeddings, load
     from .preprocessing import StandardScaler, normalize
+    from ._summary import summarize
 
 # The estimators (and scikit-learn under them, about 3 s to import on a small machine) load
 # on first use, so that a Spark or Dask worker importing embedcluster.spark / .dask to run a
@@ -47,6 +48,7 @@ _LAZY = {
     "load": "pipeline",
     "StandardScaler": "preprocessing",
     "normalize": "preprocessing",
+    "summarize": "_summary",
 }
 _SUBMODULES = {"cluster", "decomposition", "metrics", "neighbors", "pipeline", "preprocessing"}
 
@@ -89,6 +91,7 @@ __all__ = [
     "normalize",
     "set_stage_peaks",
     "stage_peaks",
+    "summarize",
     "to_numpy",
 ]
 __version__ = "0.1.0"

@@ -54,6 +54,9 @@ __all__ = [
     "ArrowVectorReader",
     "RssSampler",
     "StageRecorder",
+    "SummaryBuilder",
+    "render_run_html",
+    "render_stages_html",
     "cli_main",
 ]
 
@@ -82,6 +85,25 @@ class StageRecorder:
     def __new__(cls) -> StageRecorder: ...
     def start(self, name: str) -> None: ...
     def finish(self, rows: int) -> str: ...
+
+@final
+class SummaryBuilder:
+    def __new__(
+        cls,
+        labels: NDArray[np.int32],
+        scores: NDArray[np.float32],
+        n_clusters: int,
+        higher_is_closer: bool = True,
+        n_representatives: int = 5,
+        n_keywords: int = 10,
+        max_entries: int = 524288,
+    ) -> SummaryBuilder: ...
+    def push_texts(self, texts: Sequence[Optional[str]]) -> None: ...
+    def finish(self) -> tuple[str, str]: ...
+
+# reports
+def render_run_html(report: str, summary: Optional[str], cluster_centers: _F64) -> str: ...
+def render_stages_html(title: str, stages: str, peak_rss_bytes: int) -> str: ...
 
 # memory and runtime
 def peak_rss_bytes() -> int: ...
@@ -241,6 +263,13 @@ def run_pipeline(
     oversampling_factor: float = 2.0,
     init_rounds: int = 5,
     spill: Any = None,
+    summary: Optional[_PathArg] = None,
+    summarize: bool = False,
+    text_column: Optional[str] = None,
+    n_representatives: int = 5,
+    n_keywords: int = 10,
+    keyword_entries: int = 524288,
+    progress: Optional[Callable[..., Any]] = None,
 ) -> dict[str, Any]: ...
 def save_model(
     path: _PathArg,

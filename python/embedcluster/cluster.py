@@ -20,7 +20,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _core
 from ._persist import save_model
-from ._utils import _Stage, _seed, _validate
+from ._utils import Report, _Stage, _seed, _validate
 from .preprocessing import _unit_rows
 from ._typing import Data, Floats, Labels, PathArg
 
@@ -231,7 +231,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         equal give exactly the unweighted fit (its objective scaled).
         """
         self._check_params()
-        report = {}
+        report = Report()
         X = _validate(self, X, reset=True)
         if X.shape[0] < self.n_clusters:
             raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}.")

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _core, _engine
 from ._io import is_vector_table, iter_batches
-from ._utils import _Stage, _seed, _validate
+from ._utils import Report, _Stage, _seed, _validate
 from ._typing import Data, Floats
 
 __all__ = ["PCA"]
@@ -256,7 +256,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Fit on X (n_samples, n_features) or an Arrow stream of vectors (streamed, exact
         only); returns self."""
         self._reset()
-        report = {}
+        report = Report()
         if is_vector_table(X) and self._solver()[0] == "exact":
             self._fit_svd_solver = self._solver()[1]
             with _Stage(report, "fit") as st:

@@ -25,7 +25,9 @@ from ._io import is_arrow, is_one_shot, num_rows, to_numpy
 from ._persist import save_model
 from .cluster import KMeans
 from .decomposition import PCA, projection
+from ._summary import Progress, summarize_scores, summary_table
 from ._typing import Floats, Labels, PathArg
+from ._utils import Report
 
 __all__ = ["ClusterModel", "ClusterResult", "cluster_embeddings", "load"]
 
@@ -176,10 +178,37 @@ class ClusterResult:
     report: dict[str, Any] = field(default_factory=dict)
     """The core's run report: per-stage seconds, CPU seconds, rows, peak RSS bytes and their
     predictions (``stages``, ``memory_plan``), and the fit's figures."""
+    summary: Any = None
+    """The cluster summaries (with ``text_column`` or ``summary``), a pyarrow Table with one
+    row per cluster: ``cluster``, ``size``, ``score_mean``, ``score_quantiles`` (p5, p25,
+    p50, p75, p95), ``representatives`` (list of ``{id, text, score}``: the rows closest to
+    the centroid), ``keywords`` and ``keyword_weights`` (class-based TF-IDF); else None."""
+    _summary_json: Optional[str] = field(default=None, repr=False)
 
     @property
     def fit_report_(self) -> dict[str, Any]:
         return self.report
+
+    def to_html(self, path: Optional[PathArg] = None) -> str:
+        """The self-contained HTML report of this run (the page ``embedcluster run --html``
+        writes: overview, stages with measured and predicted memory as bars, cluster sizes,
+        the centroid map, the summaries, warnings; inline SVG and CSS, no JavaScript, no
+        network). Written to ``path`` too when given (a temporary file, then a rename)."""
+        centers = np.ascontiguousarray(self.model.kmeans.cluster_centers_, dtype=np.float64)
+        html = _core.render_run_html(json.dumps(dict(self.report)), self._summary_json, centers)
+        if path is not None:
+            path = os.fspath(path)
+            tmp = f"{path}.tmp-{os.getpid()}"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(html)
+            os.replace(tmp, path)
+        return html
+
+    def _repr_html_(self) -> str:
+        r = self.report
+        title = (f"cluster_embeddings: {r.get('n_samples')} rows, k = {r.get('n_clusters')}, "
+                 f"objective {float(r.get('objective', float('nan'))):.6g}")
+        return Report(r, title=title)._repr_html_()
 
 
 def _seed(random_state):
@@ -220,6 +249,11 @@ def cluster_embeddings(
     labels_column: Optional[str] = None,
     n_threads: Optional[int] = None,
     spill: Union[bool, PathArg, None] = None,
+    text_column: Optional[str] = None,
+    summary: Optional[PathArg] = None,
+    n_representatives: int = 5,
+    n_keywords: int = 10,
+    verbose: int = 0,
 ) -> ClusterResult:
     """Reduce and cluster embeddings in one call: the core's ``embedcluster run`` job.
 
@@ -265,6 +299,16 @@ def cluster_embeddings(
         ``False``: always in memory. Spilled or not, the labels are the same, bit for bit.
         The scratch file is unlinked as soon as it is mapped (never left behind);
         ``report["spill"]`` says where it was and its size.
+    text_column, summary, n_representatives, n_keywords
+        Cluster summaries (``result.summary``, a pyarrow Table; see
+        :class:`ClusterResult`): computed when ``text_column`` or ``summary`` is given. A
+        path source streams the text column in the output pass (``text_column=None`` with
+        ``summary``: the only string column other than ``labels_column``); ``summary`` also
+        writes them (``.json`` or ``.parquet``). A pyarrow Table or polars DataFrame source
+        reads ``text_column`` from the table. Memory: see :func:`embedcluster.summarize`.
+    verbose : int, default=0
+        With ``verbose > 0``, progress of each stage: a tqdm bar if tqdm is installed,
+        else plain lines on stderr.
     on_invalid : "error" or "skip"
         Rows with NaN, infinity, nulls or (cosine) all zeros raise
         :class:`EmbedclusterError` naming file (or ``<array>``), row and column ("error"),
@@ -288,6 +332,7 @@ def cluster_embeddings(
     block, plus for an array or Arrow table the caller's data itself.
     """
     n_samples = None
+    table = None
     if isinstance(source, (str, os.PathLike)):
         src = os.fspath(source)
     elif isinstance(source, (list, tuple)) and source and all(
@@ -295,10 +340,11 @@ def cluster_embeddings(
     ):
         src = [os.fspath(p) for p in source]
     elif is_arrow(source):
+        table = source
         n_samples = num_rows(source)
         src = source
         if is_one_shot(source) or n_samples is None:
-            src, n_samples = to_numpy(source, column), None
+            src, n_samples, table = to_numpy(source, column), None, None
     else:
         src = source
     if not isinstance(src, (str, os.PathLike, list)) and not is_arrow(src):
@@ -306,6 +352,10 @@ def cluster_embeddings(
         if src.dtype not in (np.float32, np.float64):
             src = src.astype(np.float64)
         src = np.ascontiguousarray(src)
+    path_source = isinstance(src, (str, os.PathLike, list))
+    if not path_source and (text_column is not None or summary is not None) and table is None:
+        raise ValueError("text_column and summary need a path or a table source; for arrays "
+                         "use embedcluster.summarize(texts, labels, embeddings)")
     r = _core.run_pipeline(
         src,
         int(n_clusters),
@@ -328,6 +378,12 @@ def cluster_embeddings(
         init_trials=int(init_trials),
         init_size=int(init_size or 0),
         spill=_spill(spill),
+        summary=None if summary is None or not path_source else os.fspath(summary),
+        summarize=path_source and text_column is not None,
+        text_column=text_column if path_source else None,
+        n_representatives=int(n_representatives),
+        n_keywords=int(n_keywords),
+        progress=Progress() if verbose else None,
     )
     report = json.loads(r["report"])
     for w in report.get("warnings", []):
@@ -348,4 +404,39 @@ def cluster_embeddings(
     km.n_iter_ = int(report["n_iter"])
     km.n_features_in_ = int(km.cluster_centers_.shape[1])
     model = ClusterModel(km, pca, r["steps"], n_features=int(report["n_features"]), fit=r["fit"])
-    return ClusterResult(r["labels"], r["scores"], model, report)
+    summary_json = r["summary"]
+    if not path_source and (text_column is not None or summary is not None):
+        texts = None
+        if text_column is not None:
+            texts = _column(table, text_column)
+        summary_json, report["summary_info"] = summarize_scores(
+            texts, r["labels"], r["scores"], int(n_clusters), higher_is_closer=metric == "cosine",
+            n_representatives=n_representatives, n_keywords=n_keywords)
+        report["text_column"] = text_column
+        if summary is not None:
+            _write_summary(os.fspath(summary), summary_json)
+    report = Report(report)
+    table_out = None if summary_json is None else summary_table(summary_json)
+    return ClusterResult(r["labels"], r["scores"], model, report, table_out, summary_json)
+
+
+def _column(table: Any, name: str) -> Any:
+    """Column ``name`` of a pyarrow Table or polars DataFrame (a ValueError if missing)."""
+    try:
+        if hasattr(table, "column") and hasattr(table, "schema") and hasattr(table, "num_rows"):
+            return table.column(name)
+        return table[name]
+    except (KeyError, Exception) as e:
+        raise ValueError(f"text_column {name!r} is not a column of the table") from e
+
+
+def _write_summary(path: str, summary_json: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    if path.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pq.write_table(summary_table(summary_json), tmp)
+    else:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(summary_json)
+    os.replace(tmp, path)

@@ -31,7 +31,9 @@ mod metrics;
 mod neighbors;
 mod pipeline;
 mod preprocessing;
+mod report;
 mod runtime;
+mod summary;
 
 use pyo3::prelude::*;
 
@@ -66,6 +68,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(preprocessing::moments_merge, m)?)?;
     m.add_function(wrap_pyfunction!(preprocessing::normalize_rows, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::run_pipeline, m)?)?;
+    m.add_function(wrap_pyfunction!(report::render_run_html, m)?)?;
+    m.add_function(wrap_pyfunction!(report::render_stages_html, m)?)?;
+    m.add_class::<summary::SummaryBuilder>()?;
     m.add_function(wrap_pyfunction!(pipeline::save_model, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::load_model, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::model_predict, m)?)?;

@@ -55,7 +55,7 @@ fn memory_limit(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
 /// preprocessing, as the manifest spells it) and `fit` (JSON text: calibration,
 /// n_samples_seen, params, for `save_model`).
 #[pyfunction]
-#[pyo3(signature = (source, n_clusters, column="embedding", reduce="pca:128", pca_fit="exact", metric_name="cosine", n_init=1, max_iter=300, tol=1e-4, seed=0, batch_rows=None, memory_limit=None, output=None, model=None, labels_column=None, on_invalid="error", n_threads=None, n_samples=None, init_name="k-means++", init_trials=embedcluster::cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5, spill=None))]
+#[pyo3(signature = (source, n_clusters, column="embedding", reduce="pca:128", pca_fit="exact", metric_name="cosine", n_init=1, max_iter=300, tol=1e-4, seed=0, batch_rows=None, memory_limit=None, output=None, model=None, labels_column=None, on_invalid="error", n_threads=None, n_samples=None, init_name="k-means++", init_trials=embedcluster::cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5, spill=None, summary=None, summarize=false, text_column=None, n_representatives=5, n_keywords=10, keyword_entries=524288, progress=None))]
 pub fn run_pipeline<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
@@ -82,7 +82,19 @@ pub fn run_pipeline<'py>(
     oversampling_factor: f64,
     init_rounds: usize,
     spill: Option<&Bound<'py, PyAny>>,
+    summary: Option<PathBuf>,
+    summarize: bool,
+    text_column: Option<String>,
+    n_representatives: usize,
+    n_keywords: usize,
+    keyword_entries: usize,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let sink = progress.map(|callback| crate::runtime::PyProgress { callback });
+    let progress: &dyn embedcluster::runtime::Progress = match &sink {
+        Some(p) => p,
+        None => &NoProgress,
+    };
     let spill = match spill {
         None => embedcluster::jobs::run::Spill::Auto,
         Some(v) if v.is_instance_of::<pyo3::types::PyBool>() => match v.extract::<bool>()? {
@@ -122,11 +134,24 @@ pub fn run_pipeline<'py>(
         spill,
         // a ClusterModel returned to Python saves the same manifest as the CLI's
         calibrate: true,
+        summary,
+        summarize,
+        text_column,
+        summary_params: embedcluster::summary::SummaryParams {
+            n_representatives,
+            n_keywords,
+            max_entries: keyword_entries,
+            ..Default::default()
+        },
     };
     let in_memory = |cfg: &RunConfig| {
-        if cfg.output.is_some() || cfg.labels_column.is_some() || cfg.model.is_some() {
+        if cfg.output.is_some()
+            || cfg.labels_column.is_some()
+            || cfg.model.is_some()
+            || cfg.wants_summary()
+        {
             Err(value_error(
-                "output, labels_column and model need a path source (the other columns live in the file)",
+                "output, labels_column, model and summaries need a path source here (the other columns live in the file)",
             ))
         } else {
             Ok(())
@@ -153,7 +178,7 @@ pub fn run_pipeline<'py>(
                 &Runtime {
                     threads: None,
                     cancel,
-                    progress: &NoProgress,
+                    progress,
                 },
             )
         })?
@@ -170,7 +195,7 @@ pub fn run_pipeline<'py>(
                     &Runtime {
                         threads: None,
                         cancel,
-                        progress: &NoProgress,
+                        progress,
                     },
                 )
             })
@@ -200,7 +225,7 @@ pub fn run_pipeline<'py>(
                 &Runtime {
                     threads: None,
                     cancel,
-                    progress: &NoProgress,
+                    progress,
                 },
             )
         })?
@@ -227,6 +252,10 @@ pub fn run_pipeline<'py>(
             params: o.fit_params,
         })?,
     )?;
+    match &o.summary {
+        Some(s) => out.set_item("summary", json(s)?)?,
+        None => out.set_item("summary", py.None())?,
+    }
     out.set_item("labels", vec1(py, o.labels))?;
     out.set_item("scores", vec1(py, o.scores))?;
     out.set_item("cluster_centers", vec2(py, o.cluster_centers, k, dim)?)?;

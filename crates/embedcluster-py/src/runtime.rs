@@ -99,3 +99,37 @@ pub fn compute<R: Send>(
 pub fn settings_from_env() {
     embedcluster::runtime::apply_settings(|name| std::env::var_os(name));
 }
+
+/// A progress sink that calls a Python callable: `callback("begin", stage, total)` (total
+/// rows or None), `callback("advance", rows)`, `callback("end")`. Called from the worker
+/// thread, taking the GIL for the call; an exception in the callback is printed and
+/// otherwise ignored (progress never stops a fit).
+pub struct PyProgress {
+    pub callback: Py<PyAny>,
+}
+
+impl PyProgress {
+    fn call(
+        &self,
+        args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>>,
+    ) {
+        Python::attach(|py| {
+            let r = args(py).and_then(|a| self.callback.call1(py, a));
+            if let Err(e) = r {
+                e.print(py);
+            }
+        });
+    }
+}
+
+impl embedcluster::runtime::Progress for PyProgress {
+    fn begin(&self, stage: &str, total: Option<u64>) {
+        self.call(|py| ("begin", stage, total).into_pyobject(py));
+    }
+    fn advance(&self, rows: u64) {
+        self.call(|py| ("advance", rows).into_pyobject(py));
+    }
+    fn end(&self) {
+        self.call(|py| ("end",).into_pyobject(py));
+    }
+}

@@ -567,9 +567,11 @@ pub struct Representative {
 pub struct ClusterSummary {
     pub cluster: u32,
     pub size: u64,
-    /// Mean score of the cluster's rows (NaN for an empty cluster).
+    /// Mean score of the cluster's rows (NaN for an empty cluster; `null` in JSON).
+    #[serde(deserialize_with = "nan_or_f64")]
     pub score_mean: f64,
     /// Score quantiles at [`QUANTILE_LEVELS`].
+    #[serde(deserialize_with = "nan_or_f64s")]
     pub score_quantiles: Vec<f64>,
     /// The rows closest to the centroid, closest first.
     pub representatives: Vec<Representative>,
@@ -577,6 +579,20 @@ pub struct ClusterSummary {
     pub keywords: Vec<String>,
     /// Their weights.
     pub keyword_weights: Vec<f64>,
+}
+
+/// JSON writes NaN as `null`: read it back as NaN.
+fn nan_or_f64<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn nan_or_f64s<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f64>, D::Error> {
+    use serde::Deserialize;
+    Ok(Vec::<Option<f64>>::deserialize(d)?
+        .into_iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
 }
 
 /// What to summarize.
@@ -973,5 +989,16 @@ mod tests {
         let batch = to_record_batch(&s).unwrap();
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.num_columns(), 7);
+    }
+
+    #[test]
+    fn an_empty_cluster_survives_json() {
+        let (s, _) = SummaryBuilder::new(&[0, 0], &[0.5, 0.7], 2, SummaryParams::default())
+            .unwrap()
+            .finish();
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Vec<ClusterSummary> = serde_json::from_str(&json).unwrap();
+        assert!(back[1].score_mean.is_nan() && back[1].score_quantiles.iter().all(|q| q.is_nan()));
+        assert_eq!(back[0], s[0]);
     }
 }
