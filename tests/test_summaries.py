@@ -4,7 +4,6 @@ notebooks (part 3) and DuckDB / pandas inputs (part 6)."""
 import collections
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -129,6 +128,12 @@ def test_notebook_html_and_verbose_progress(capsys, monkeypatch):
     km = ec.KMeans(3, random_state=0).fit(np.random.default_rng(0).normal(size=(200, 4)))
     assert "<table class=\"stages\"" in km.fit_report_._repr_html_()
     assert isinstance(km.fit_report_, dict)
+    # a Dask or Spark fit report (stages with tasks, no CPU seconds) renders too
+    from embedcluster._engine import Report
+
+    dist = Report({"stages": [{"name": "lloyd", "seconds": 1.5, "tasks": 4, "rows": 10,
+                               "peak_rss_bytes": 3 << 20}], "peak_rss_bytes": 3 << 20})
+    assert "lloyd" in dist._repr_html_() and "3.0 MiB" in dist._repr_html_()
     # plain lines without tqdm
     import embedcluster._summary as summ
     import embedcluster.pipeline as pl

@@ -21,6 +21,7 @@ when called: the engines' own modules are leaves that nothing in the package imp
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -236,6 +237,24 @@ class TaskMeter:
         return False
 
 
+class Report(dict):
+    """A fit report (``fit_report_``, ``ClusterResult.report``): a plain ``dict`` of the
+    core's figures that Jupyter renders as the stage table with measured and predicted
+    peak memory as bars (``_repr_html_``, drawn by the core's ``report`` module)."""
+
+    def _repr_html_(self) -> str:
+        stages = [
+            {"name": s.get("name", ""), "seconds": float(s.get("seconds", 0.0)),
+             "cpu_seconds": float(s.get("cpu_seconds", 0.0)), "rows": int(s.get("rows", 0)),
+             "peak_rss_bytes": int(s.get("peak_rss_bytes", 0)),
+             "predicted_peak_rss_bytes": s.get("predicted_peak_rss_bytes")}
+            for s in self.get("stages", [])
+        ]
+        title = self.get("title") or "embedcluster fit report"
+        return _core.render_stages_html(str(title), json.dumps(stages),
+                                        int(self.get("peak_rss_bytes", 0)))
+
+
 class FitReport:
     """``fit_report_`` of a distributed fit: one stage per pass (name, seconds, tasks, rows,
     the largest task peak), one row per task (a ``pandas.DataFrame``: key, stage, index,
@@ -259,10 +278,11 @@ class FitReport:
         import pandas as pd
 
         cols = ["key", "stage", "index", "rows", "seconds", "peak_rss_bytes", "worker", "pid"]
-        return {"stages": self.stages,
-                "tasks": pd.DataFrame(self.tasks, columns=cols),
-                "peak_rss_bytes": int(max((s["peak_rss_bytes"] for s in self.stages), default=0)),
-                "client_peak_rss_bytes": int(_core.peak_rss_bytes())}
+        return Report({"stages": self.stages,
+                       "tasks": pd.DataFrame(self.tasks, columns=cols),
+                       "peak_rss_bytes": int(max((s["peak_rss_bytes"] for s in self.stages),
+                                                 default=0)),
+                       "client_peak_rss_bytes": int(_core.peak_rss_bytes())})
 
 
 def _worker():

@@ -149,11 +149,9 @@ class Progress:
 
     def __init__(self, use_tqdm: Optional[bool] = None, file: Any = None):
         if use_tqdm is None:
-            try:
-                import tqdm  # noqa: F401
-                use_tqdm = True
-            except ImportError:
-                use_tqdm = False
+            import importlib.util
+
+            use_tqdm = importlib.util.find_spec("tqdm") is not None
         self.use_tqdm, self.file = use_tqdm, file
         self.bar: Any = None
         self.stage, self.total, self.done, self.next_line = "", None, 0, 0

@@ -14,24 +14,6 @@ from ._io import is_vector_table, to_numpy
 _FLOATS = [np.float64, np.float32]
 
 
-class Report(dict):
-    """A fit report (``fit_report_``, ``ClusterResult.report``): a plain ``dict`` of the
-    core's figures that Jupyter renders as the stage table with measured and predicted
-    peak memory as bars (``_repr_html_``, drawn by the core's ``report`` module)."""
-
-    def _repr_html_(self) -> str:
-        stages = [
-            {"name": s.get("name", ""), "seconds": float(s.get("seconds", 0.0)),
-             "cpu_seconds": float(s.get("cpu_seconds", 0.0)), "rows": int(s.get("rows", 0)),
-             "peak_rss_bytes": int(s.get("peak_rss_bytes", 0)),
-             "predicted_peak_rss_bytes": s.get("predicted_peak_rss_bytes")}
-            for s in self.get("stages", [])
-        ]
-        title = self.get("title") or "embedcluster fit report"
-        return _core.render_stages_html(str(title), json.dumps(stages),
-                                        int(self.get("peak_rss_bytes", 0)))
-
-
 class _Stage:
     """Measures one stage with the core's stage recorder (``_core.StageRecorder``, the CLI's
     own): wall and CPU seconds, and the process's peak RSS during it, sampled every

@@ -20,7 +20,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _core
 from ._persist import save_model
-from ._utils import Report, _Stage, _seed, _validate
+from ._engine import Report
+from ._utils import _Stage, _seed, _validate
 from .preprocessing import _unit_rows
 from ._typing import Data, Floats, Labels, PathArg
 

@@ -13,7 +13,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _core, _engine
 from ._io import is_vector_table, iter_batches
-from ._utils import Report, _Stage, _seed, _validate
+from ._engine import Report
+from ._utils import _Stage, _seed, _validate
 from ._typing import Data, Floats
 
 __all__ = ["PCA"]

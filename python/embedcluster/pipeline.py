@@ -27,7 +27,7 @@ from .cluster import KMeans
 from .decomposition import PCA, projection
 from ._summary import Progress, summarize_scores, summary_table
 from ._typing import Floats, Labels, PathArg
-from ._utils import Report
+from ._engine import Report
 
 __all__ = ["ClusterModel", "ClusterResult", "cluster_embeddings", "load"]
 

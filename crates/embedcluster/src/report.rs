@@ -231,6 +231,45 @@ pub fn stages_fragment(title: &str, stages: &[StageReport], peak_rss_bytes: u64)
     )
 }
 
+/// The cluster-size bars (`sizes` sorted, largest first) into an area.
+fn draw_sizes(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    sizes: &[u64],
+) -> std::result::Result<(), DynErr> {
+    let max = *sizes.first().unwrap_or(&1) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!(
+                "cluster sizes, largest first (min {}, median {}, max {})",
+                sizes.last().unwrap_or(&0),
+                sizes.get(sizes.len() / 2).unwrap_or(&0),
+                sizes.first().unwrap_or(&0)
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..sizes.len().max(1) as f64, 0f64..max.max(1.0) * 1.08)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("cluster rank")
+        .y_desc("rows")
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 15))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
+    chart.draw_series(sizes.iter().enumerate().map(|(i, &s)| {
+        Rectangle::new(
+            [(i as f64 + 0.1, 0.0), (i as f64 + 0.9, s as f64)],
+            BLUE.mix(0.7).filled(),
+        )
+    }))?;
+    Ok(())
+}
+
 /// Cluster sizes, largest first, as an SVG bar chart (`width x height` pixels).
 pub fn sizes_svg(sizes: &[u64], width: u32, height: u32) -> Result<String> {
     let mut sizes = sizes.to_vec();
@@ -239,37 +278,7 @@ pub fn sizes_svg(sizes: &[u64], width: u32, height: u32) -> Result<String> {
     (|| -> std::result::Result<(), DynErr> {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE)?;
-        let max = *sizes.first().unwrap_or(&1) as f64;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!(
-                    "cluster sizes, largest first (min {}, median {}, max {})",
-                    sizes.last().unwrap_or(&0),
-                    sizes.get(sizes.len() / 2).unwrap_or(&0),
-                    sizes.first().unwrap_or(&0)
-                ),
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..sizes.len().max(1) as f64, 0f64..max.max(1.0) * 1.08)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_desc("cluster rank")
-            .y_desc("rows")
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 15))
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .draw()?;
-        chart.draw_series(sizes.iter().enumerate().map(|(i, &s)| {
-            Rectangle::new(
-                [(i as f64 + 0.1, 0.0), (i as f64 + 0.9, s as f64)],
-                BLUE.mix(0.7).filled(),
-            )
-        }))?;
+        draw_sizes(&root, &sizes)?;
         root.present()?;
         Ok(())
     })()
@@ -661,37 +670,7 @@ pub fn run_svg(r: &RunView) -> Result<String> {
         let (top, bottom) = root.split_vertically(450);
         let mut sizes = r.cluster_sizes.clone();
         sizes.sort_unstable_by(|a, b| b.cmp(a));
-        let max = *sizes.first().unwrap_or(&1) as f64;
-        let mut chart = ChartBuilder::on(&top)
-            .caption(
-                format!(
-                    "cluster sizes, largest first (min {}, median {}, max {})",
-                    sizes.last().unwrap_or(&0),
-                    sizes.get(sizes.len() / 2).unwrap_or(&0),
-                    sizes.first().unwrap_or(&0)
-                ),
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..sizes.len().max(1) as f64, 0f64..max.max(1.0) * 1.08)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_desc("cluster rank")
-            .y_desc("rows")
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 15))
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .draw()?;
-        chart.draw_series(sizes.iter().enumerate().map(|(i, &s)| {
-            Rectangle::new(
-                [(i as f64 + 0.1, 0.0), (i as f64 + 0.9, s as f64)],
-                BLUE.mix(0.7).filled(),
-            )
-        }))?;
+        draw_sizes(&top, &sizes)?;
         let (left, right) = bottom.split_horizontally(500);
         let stages: Vec<(String, f64, f64)> = r
             .stages
