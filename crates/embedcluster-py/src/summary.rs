@@ -12,6 +12,8 @@ use pyo3::prelude::*;
 #[pyclass(module = "embedcluster._core")]
 pub struct SummaryBuilder {
     inner: Option<Core>,
+    /// The labels (the core's builder borrows them per push).
+    labels: Vec<i32>,
 }
 
 #[pymethods]
@@ -36,9 +38,12 @@ impl SummaryBuilder {
             max_entries,
             higher_is_closer,
         };
-        let b =
-            Core::new(labels.as_slice()?, scores.as_slice()?, n_clusters, params).map_err(to_py)?;
-        Ok(SummaryBuilder { inner: Some(b) })
+        let labels = labels.as_slice()?.to_vec();
+        let b = Core::new(&labels, scores.as_slice()?, n_clusters, params).map_err(to_py)?;
+        Ok(SummaryBuilder {
+            inner: Some(b),
+            labels,
+        })
     }
 
     /// The texts of the next rows (None: a null or no text).
@@ -47,7 +52,14 @@ impl SummaryBuilder {
             .inner
             .as_mut()
             .ok_or_else(|| value_error("the summaries are finished"))?;
-        b.push_texts(texts.iter().map(|t| t.as_deref()))
+        let at = b.rows_pushed() as usize;
+        let Some(labels) = self.labels.get(at..at + texts.len()) else {
+            return Err(value_error(format!(
+                "more texts than the {} rows of labels",
+                self.labels.len()
+            )));
+        };
+        b.push_texts(labels, texts.iter().map(|t| t.as_deref()))
             .map_err(to_py)
     }
 

@@ -630,7 +630,7 @@ pub struct SummaryBuilder {
     wanted: HashMap<u64, (u32, u32)>,
     texts: Vec<Vec<Option<String>>>,
     tfidf: ClassTfidf,
-    labels: Vec<i32>,
+    n_rows: u64,
     next_row: u64,
 }
 
@@ -681,31 +681,37 @@ impl SummaryBuilder {
             wanted,
             texts,
             tfidf: ClassTfidf::new(n_clusters, params.max_entries),
-            labels: labels.to_vec(),
+            n_rows: labels.len() as u64,
             next_row: 0,
         })
     }
 
-    /// The texts of the next rows, in row order (None: a null).
+    /// The texts of the next rows, in row order (None: a null), with those rows' labels (a
+    /// slice of the labels given to [`SummaryBuilder::new`]: the builder keeps no copy of
+    /// them).
     ///
     /// # Errors
     /// [`Error::Param`] when more texts than rows are pushed.
     pub fn push_texts<'a>(
         &mut self,
+        labels: &[i32],
         texts: impl IntoIterator<Item = Option<&'a str>>,
     ) -> Result<()> {
-        for t in texts {
+        let mut texts = texts.into_iter();
+        for &l in labels {
             let row = self.next_row;
-            let Some(&l) = self.labels.get(row as usize) else {
+            if row >= self.n_rows {
                 return Err(Error::param(
                     "texts",
                     row + 1,
-                    format!("or more, but there are {} rows", self.labels.len()),
+                    format!("or more, but there are {} rows", self.n_rows),
                 ));
-            };
+            }
             self.next_row += 1;
-            let Some(t) = t else { continue };
-            if l >= 0 {
+            let Some(Some(t)) = texts.next() else {
+                continue;
+            };
+            if l >= 0 && (l as usize) < self.tfidf.n_clusters {
                 self.tfidf.add(l as usize, t);
             }
             if let Some(&(c, slot)) = self.wanted.get(&row) {
@@ -970,10 +976,14 @@ mod tests {
             ..Default::default()
         };
         let mut b = SummaryBuilder::new(&labels, &scores, 2, params).unwrap();
-        b.push_texts([Some("red apple"), Some("blue sky")]).unwrap();
-        b.push_texts([Some("green apple"), Some("skipped words"), None])
+        b.push_texts(&labels[..2], [Some("red apple"), Some("blue sky")])
             .unwrap();
-        assert!(b.push_texts([Some("one too many")]).is_err());
+        b.push_texts(
+            &labels[2..],
+            [Some("green apple"), Some("skipped words"), None],
+        )
+        .unwrap();
+        assert!(b.push_texts(&[0], [Some("one too many")]).is_err());
         let (s, info) = b.finish();
         assert_eq!(
             s[0].representatives,

@@ -1002,7 +1002,7 @@ pub(crate) fn write_output(
                     collect_labels(source.path(), &batch, col, at, t, &mut ids)?;
                 }
                 if let Some((b, Some(col))) = summary.as_mut() {
-                    push_texts(source.path(), &batch, col, b)?;
+                    push_texts(source.path(), &batch, col, &labels[at..at + rows], b)?;
                 }
                 if let Some(w) = writer.as_mut() {
                     w.write(Some(&batch), &labels[at..at + rows], &scores[at..at + rows])?;
@@ -1055,7 +1055,13 @@ pub fn write_summary(path: &Path, summaries: &[ClusterSummary]) -> Result<()> {
 }
 
 /// Hands the text column `col` of `batch` to the summaries.
-fn push_texts(path: &Path, batch: &RecordBatch, col: &str, b: &mut SummaryBuilder) -> Result<()> {
+fn push_texts(
+    path: &Path,
+    batch: &RecordBatch,
+    col: &str,
+    labels: &[i32],
+    b: &mut SummaryBuilder,
+) -> Result<()> {
     let Ok(i) = batch.schema().index_of(col) else {
         return Err(Error::Column {
             path: path.to_path_buf(),
@@ -1065,9 +1071,9 @@ fn push_texts(path: &Path, batch: &RecordBatch, col: &str, b: &mut SummaryBuilde
     };
     let a = batch.column(i);
     match a.data_type() {
-        DataType::Utf8 => b.push_texts(a.as_string::<i32>().iter()),
-        DataType::LargeUtf8 => b.push_texts(a.as_string::<i64>().iter()),
-        DataType::Utf8View => b.push_texts(a.as_string_view().iter()),
+        DataType::Utf8 => b.push_texts(labels, a.as_string::<i32>().iter()),
+        DataType::LargeUtf8 => b.push_texts(labels, a.as_string::<i64>().iter()),
+        DataType::Utf8View => b.push_texts(labels, a.as_string_view().iter()),
         other => Err(Error::Column {
             path: path.to_path_buf(),
             column: col.to_string(),
