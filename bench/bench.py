@@ -12,6 +12,9 @@ Workloads (issue 5):
   W2  Lloyd throughput: n x d x k grid, 20 iterations from the same initial centres
   W3  exact top-100: base 100,000 x 1536, 1,000 queries, L2 and inner product
   W4  streaming standardization: 1,000,000 x 128 Parquet to a new Parquet
+  W6  large k (issue 20): 200,000 x 768 unit-norm rows, k = 1,024 and 4,096, 20 iterations
+      from the same initial centres, 2 threads, all rows: ours pruned and unpruned, FAISS,
+      scikit-learn, FAISS's SuperKMeans (its own seeding)
 """
 
 import argparse
@@ -233,6 +236,65 @@ def w2_line(r, peaks):
     return f"n={r['n']:>8} d={r['d']:>4} k={r['k']:>4} t={r['threads']}: " + ", ".join(parts)
 
 
+# --- W6 --------------------------------------------------------------------------------------
+
+
+def w6(args, results):
+    n, d = args.w6_n, 768
+    data = gen(args.data_dir / f"w6_{n}x{d}.npy", n, d, 32, 6)
+    t = max(args.threads)
+    systems = [("embedcluster", {"pruning": "auto"}), ("embedcluster", {"pruning": "off"}),
+               ("faiss", {}), ("sklearn", {}), ("superkmeans", {})]
+    wanted = set(args.systems.split(",")) | {"superkmeans"}
+    rows = []
+    for k in [int(v) for v in args.w6_k.split(",")]:
+        init = args.data_dir / f"w6_{n}x{d}_init{k}.npy"
+        if not init.exists():
+            worker({"workload": "pick_rows", "data": str(data), "k": k, "seed": k,
+                    "output": str(init)}, 1)
+        cell = {"n": n, "d": d, "k": k, "threads": t, "systems": {}}
+        for s, extra in systems:
+            if s not in wanted:
+                continue
+            name = s + (f" pruning={extra['pruning']}" if "pruning" in extra else "")
+            runs = [worker({"workload": "lloyd", "system": s, "data": str(data), "init": str(init),
+                            "iters": 20, "threads": t, "final_objective": True, **extra}, t)
+                    for _ in range(args.w6_repeats)]
+            cell["systems"][name] = {
+                "seconds": stats([r["seconds"] for r in runs]),
+                "final_objective": runs[0]["final_objective"],
+                "peak_rss_bytes": stats([r["peak_rss_bytes"] for r in runs]),
+                "details": {k2: v for k2, v in runs[0].items()
+                            if k2 in ("pruning", "gemm_pruning_rates", "assignments")},
+            }
+            r = cell["systems"][name]
+            print(f"  W6 k={k} {name}: {fmt_s(r['seconds'])} s, objective "
+                  f"{r['final_objective']:.2f}, peak {r['peak_rss_bytes']['median'] / MiB:.0f} MiB",
+                  flush=True)
+        rows.append(cell)
+    results["W6"] = rows
+    print(f"\nW6: {n:,} x {d} unit-norm rows (embedcluster generate, 32 topics), 20 iterations "
+          f"from the same initial centres, {t} threads, all rows; seconds median (min-max) of "
+          f"{args.w6_repeats}; objective = sum of squared distances of all rows to the returned "
+          f"centroids, one evaluator for all")
+    print("| k | system | seconds | x FAISS | objective | vs ours unpruned | peak RSS |")
+    print("|---|---|---|---|---|---|---|")
+    for cell in rows:
+        sy = cell["systems"]
+        fa = sy.get("faiss", {}).get("seconds", {}).get("median")
+        base = sy.get("embedcluster pruning=off", {}).get("final_objective")
+        for name, r in sy.items():
+            sec = r["seconds"]["median"]
+            ratio = f"{sec / fa:.2f}" if fa else "-"
+            rel = f"{(r['final_objective'] / base - 1) * 100:+.3f} %" if base else "-"
+            print(f"| {cell['k']:,} | {name} | {fmt_s(r['seconds'])} | {ratio} | "
+                  f"{r['final_objective']:.2f} | {rel} | {r['peak_rss_bytes']['median'] / MiB:,.0f} MiB |")
+        pr = sy.get("embedcluster pruning=auto", {}).get("details", {}).get("pruning")
+        if pr:
+            print(f"|   | (pruning: prefix {pr['prefix_dims']} dims, {pr['keys_per_row']:.1f} exact "
+                  f"distances per row and pass of {cell['k']:,}, {pr['fallback_rows']} fallback rows) |||||||")
+
+
 # --- W3 --------------------------------------------------------------------------------------
 
 
@@ -327,6 +389,9 @@ def main():
     ap.add_argument("--w2-n", help="W2 sizes to run (comma-separated; default 10000,100000,1000000)")
     ap.add_argument("--w2-d", help="W2 dimensions to run (default 2,32,128)")
     ap.add_argument("--w2-k", help="W2 cluster counts to run (default 8,64,256)")
+    ap.add_argument("--w6-n", type=int, default=200_000, help="W6 rows")
+    ap.add_argument("--w6-k", default="1024,4096", help="W6 cluster counts")
+    ap.add_argument("--w6-repeats", type=int, default=1, help="W6 runs per system")
     ap.add_argument("--systems", default="embedcluster,faiss,sklearn,rustcluster",
                     help="W2 systems to run")
     args = ap.parse_args()
@@ -350,6 +415,8 @@ def main():
         w1(args, results)
     if "W2" in wl:
         w2(args, results, peaks)
+    if "W6" in wl:
+        w6(args, results)
     if "W3" in wl:
         w3(args, results)
     if "W4" in wl:

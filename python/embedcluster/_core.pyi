@@ -152,6 +152,7 @@ def kmeans_fit(
     oversampling_factor: float = 2.0,
     init_rounds: int = 5,
     sample_weight: Optional[_F64] = None,
+    pruning: str = "auto",
 ) -> dict[str, Any]: ...
 def kmeans_init(
     x: _Float,

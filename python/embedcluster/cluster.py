@@ -81,6 +81,15 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         k-means||: expected candidates per round, as a multiple of ``n_clusters``.
     init_rounds : int, default=5
         k-means||: sampling rounds.
+    pruning : "auto", "off" or int, default="auto"
+        Lloyd's assignment by a lower bound on a prefix subspace (dimension pruning, as
+        SuperKMeans): every row gets partial distances to all centroids on the top ``p``
+        principal directions (one GEMM of depth ``p``), then exact distances only to the
+        centroids that can still win, with the fused kernel's arithmetic, so labels,
+        centroids and ``inertia_`` are bit for bit those of ``"off"``; only the time
+        differs. ``"auto"``: float32 data with ``n_clusters >= 256`` and ``n_features >=
+        32``, ``p = n_features // 8`` (16 to 128); an int forces that ``p``. Memory:
+        ``n_samples * (p + 2) * 4`` bytes for the projected rows.
 
     Attributes
     ----------
@@ -95,6 +104,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         pyarrow table of numeric columns)
     fit_report_ : dict
         ``stages`` (name, seconds, cpu_seconds, rows, peak_rss_bytes) and ``peak_rss_bytes``.
+    pruning_ : dict or None
+        What the pruned assignment did in the final Lloyd run (``prefix_dims``, ``passes``,
+        ``keys_per_row``: exact distances per row and pass, against ``n_clusters`` without
+        it, ``fallback_rows``, ``bytes``), or None when it did not run.
 
     Memory: ``X`` (not copied when C-contiguous float32/float64) + ``n_samples * (4 + 2 *
     itemsize)`` bytes (labels, distances, norms) + ``16 * n_clusters * n_features * 8`` +
@@ -135,6 +148,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         init_size: Optional[int] = None,
         oversampling_factor: float = 2.0,
         init_rounds: int = 5,
+        pruning: Union[str, int] = "auto",
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -151,6 +165,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         self.init_size = init_size
         self.oversampling_factor = oversampling_factor
         self.init_rounds = init_rounds
+        self.pruning = pruning
 
     def _check_params(self):
         if self.metric not in ("euclidean", "cosine"):
@@ -170,6 +185,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
             not isinstance(self.init_size, (int, np.integer)) or self.init_size < 1
         ):
             raise ValueError(f"init_size must be None or an integer >= 1, got {self.init_size!r}")
+        pr = self.pruning
+        if not (pr in ("auto", "off") or (isinstance(pr, (int, np.integer))
+                                          and not isinstance(pr, bool) and pr >= 1)):
+            raise ValueError(f"pruning must be 'auto', 'off' or an integer >= 1, got {pr!r}")
         f = self.oversampling_factor
         if not (isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0):
             raise ValueError(f"oversampling_factor must be a float > 0, got {f!r}")
@@ -217,6 +236,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
             init_size=int(self.init_size or 0),
             oversampling_factor=float(self.oversampling_factor),
             init_rounds=int(self.init_rounds),
+            pruning=str(self.pruning),
         )
 
     def _prepare(self, X):
@@ -266,6 +286,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         self.inertia_ = float(r["inertia"])
         self.n_iter_ = int(r["n_iter"])
         self.objective_history_ = list(r["objective_history"])
+        self.pruning_ = r.get("pruning")
         self._n_features_out = self.cluster_centers_.shape[0]
         self.fit_report_ = report
         if self.verbose:

@@ -394,6 +394,10 @@ pub struct InitArgs {
     /// k-means||: sampling rounds (passes over the data).
     #[arg(long, default_value_t = 5)]
     pub init_rounds: usize,
+    /// Lloyd's assignment by a bound on a prefix subspace: auto (k >= 256), off, or the
+    /// prefix's dimensions. The labels are the same either way; only the time differs.
+    #[arg(long, default_value = "auto")]
+    pub pruning: String,
 }
 
 impl InitArgs {

@@ -51,6 +51,7 @@ pub fn flag(name: &str) -> String {
         | "init_size"
         | "oversampling_factor"
         | "init_rounds"
+        | "pruning"
         | "seeds" => return format!("--{}", name.replace('_', "-")),
         other => return other.to_string(),
     };

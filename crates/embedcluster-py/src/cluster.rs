@@ -39,7 +39,7 @@ pub fn init_of(name: &str, oversampling_factor: f64, rounds: usize) -> PyResult<
 /// Returns a dict: `cluster_centers` (k, d) same dtype, `labels` int32 (n,), `scores`
 /// float32 (n,), `inertia`, `n_iter`, `objective_history`, `converged`, `counts`.
 #[pyfunction]
-#[pyo3(signature = (x, n_clusters, metric_name, init=None, n_init=1, max_iter=300, tol=1e-4, seed=0, n_threads=None, init_name="k-means++", init_trials=cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5, sample_weight=None))]
+#[pyo3(signature = (x, n_clusters, metric_name, init=None, n_init=1, max_iter=300, tol=1e-4, seed=0, n_threads=None, init_name="k-means++", init_trials=cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5, sample_weight=None, pruning="auto"))]
 #[allow(clippy::too_many_arguments)]
 pub fn kmeans_fit<'py>(
     py: Python<'py>,
@@ -58,6 +58,7 @@ pub fn kmeans_fit<'py>(
     oversampling_factor: f64,
     init_rounds: usize,
     sample_weight: Option<PyReadonlyArray1<'py, f64>>,
+    pruning: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let weights = match &sample_weight {
         Some(w) => Some(
@@ -79,6 +80,7 @@ pub fn kmeans_fit<'py>(
         seed,
         init_trials,
         init_size,
+        pruning: cluster::Pruning::from_name(pruning).map_err(to_py)?,
     };
     match arr(x, "X")? {
         Arr::F32(a) => kmeans_out(py, &a, &params, weights, n_threads),
@@ -111,6 +113,17 @@ fn kmeans_out<'py, T: Real + Element>(
     out.set_item("objective_history", m.objective_history().to_vec())?;
     out.set_item("converged", m.converged())?;
     out.set_item("counts", m.counts().to_vec())?;
+    if let Some(s) = m.pruning() {
+        let p = PyDict::new(py);
+        p.set_item("prefix_dims", s.prefix_dims)?;
+        p.set_item("passes", s.passes)?;
+        p.set_item("keys_per_row", s.keys_per_row(m.n_clusters()))?;
+        p.set_item("fallback_rows", s.counts.fallback_rows)?;
+        p.set_item("bytes", s.bytes)?;
+        out.set_item("pruning", p)?;
+    } else {
+        out.set_item("pruning", py.None())?;
+    }
     Ok(out)
 }
 

@@ -23,6 +23,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         n_init: a.n_init,
         init_trials: a.init.init_trials,
         init_size: a.init.init_size,
+        pruning: embedcluster::cluster::Pruning::from_name(&a.init.pruning)?,
         max_iter: a.max_iter,
         tol: a.tol,
         seed: a.seed,

@@ -23,6 +23,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     run.init = a.init.to_init()?;
     run.init_trials = a.init.init_trials;
     run.init_size = a.init.init_size;
+    run.pruning = embedcluster::cluster::Pruning::from_name(&a.init.pruning)?;
     run.max_iter = a.max_iter;
     run.tol = a.tol;
     run.seed = a.seed;

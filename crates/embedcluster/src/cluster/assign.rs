@@ -2,6 +2,7 @@
 //! float32 kernel of [`crate::linalg::kernels`], or tiled GEMM + argmin), with the Lloyd
 //! update fused into the same pass.
 
+use super::prune::{Prefix, PruneCounts, PruneScratch, PrunedCenters, Pruning};
 use super::Metric;
 use crate::dtype::Real;
 use crate::linalg::gemm_nt;
@@ -27,6 +28,8 @@ pub(crate) struct Data<'a, T> {
     pub(crate) chunk_rows: usize,
     /// Per-row weights (`sample_weight`, `n` values), or `None` for unit weights.
     pub(crate) weights: Option<&'a [f64]>,
+    /// Projected rows for the pruned assignment ([`super::prune`]), or `None`.
+    pub(crate) prefix: Option<Prefix>,
 }
 
 impl<'a, T: Real> Data<'a, T> {
@@ -41,7 +44,22 @@ impl<'a, T: Real> Data<'a, T> {
             norms,
             chunk_rows: chunk_rows(n),
             weights: None,
+            prefix: None,
         }
+    }
+
+    /// Prepares the pruned assignment as `pruning` says for `k` clusters (float32 data on
+    /// a CPU with the fused kernel only; a no-op otherwise). Returns the bytes it holds.
+    pub(crate) fn with_pruning(&mut self, pruning: Pruning, k: usize) -> usize {
+        self.prefix = None;
+        if !crate::runtime::kernels().fused {
+            return 0;
+        }
+        let (Some(x), Some(p)) = (as_f32(self.x), pruning.prefix_dims(self.n, self.d, k)) else {
+            return 0;
+        };
+        self.prefix = Prefix::new(x, self.d, p);
+        self.prefix.as_ref().map_or(0, |pf| pf.bytes())
     }
 
     /// [`Data::new`] with per-row weights (`weights.len()` must be the row count).
@@ -220,6 +238,7 @@ struct ChunkStats {
     objective: f64,
     changed: u64,
     fingerprint: u64,
+    pruned: PruneCounts,
 }
 
 /// Order-free hash of one row's assignment: the wrapping sum of it over rows is the
@@ -250,6 +269,8 @@ pub(crate) struct StepStats {
     pub(crate) changed: u64,
     /// The labelling's fingerprint (0 without `first_id`).
     pub(crate) fingerprint: u64,
+    /// What the pruned assignment did (zeros without it).
+    pub(crate) pruned: PruneCounts,
 }
 
 /// One assignment step over all rows with the chunk-parallel kernel; labels and dists are
@@ -268,115 +289,153 @@ pub(crate) fn lloyd_step<T: Real>(
 ) -> StepStats {
     let d = data.d;
     let prepared = Prepared::new(centers, k, d, metric);
-    let cr = data.chunk_rows;
-    let stats: Vec<ChunkStats> = labels
-        .par_chunks_mut(cr)
-        .zip(dists.par_chunks_mut(cr))
-        .enumerate()
-        .map(|(ci, (lab, dis))| {
-            let start = ci * cr;
-            let rows = lab.len();
-            let x = &data.x[start * d..(start + rows) * d];
-            // a spilled matrix's pages are let go as the chunk is read (no-op in memory)
-            let mut release = crate::memory::PageReleaser::new(x);
-            let mut tile = Vec::new();
-            let mut sums = vec![0.0f64; k * d];
-            let mut counts = vec![0u64; k];
-            let mut mass = data.weights.map(|_| vec![0.0f64; k]);
-            let mut objective = 0.0;
-            let mut changed = 0;
-            let mut fingerprint = 0u64;
-            let mut old = [0i32; UPDATE_ROWS];
-            // Assign a few rows, then add them to the sums while they are still in cache
-            // (one pass over the data per iteration, not two); sums stay in row order.
-            let mut b = 0;
-            while b < rows {
-                let m = UPDATE_ROWS.min(rows - b);
-                old[..m].copy_from_slice(&lab[b..b + m]);
-                prepared.assign(
-                    &x[b * d..(b + m) * d],
-                    &data.norms[start + b..start + b + m],
-                    k,
-                    d,
-                    metric,
-                    &mut lab[b..b + m],
-                    &mut dis[b..b + m],
-                    None,
-                    &mut tile,
-                );
-                for r in b..b + m {
-                    let j = lab[r] as usize;
-                    counts[j] += 1;
-                    changed += (lab[r] != old[r - b]) as u64;
-                    if let Some(id0) = first_id {
-                        fingerprint =
-                            fingerprint.wrapping_add(label_hash(id0 + (start + r) as u64, lab[r]));
-                    }
-                    let s = &mut sums[j * d..(j + 1) * d];
-                    let row = &x[r * d..(r + 1) * d];
-                    match data.weights {
-                        None => {
-                            objective += dis[r].to_f64();
-                            for (acc, &v) in s.iter_mut().zip(row) {
-                                *acc += v.to_f64();
-                            }
-                        }
-                        Some(w) => {
-                            let w = w[start + r];
-                            objective += dis[r].to_f64() * w;
-                            if let Some(ms) = mass.as_mut() {
-                                ms[j] += w;
-                            }
-                            for (acc, &v) in s.iter_mut().zip(row) {
-                                *acc += v.to_f64() * w;
-                            }
-                        }
-                    }
-                }
-                b += m;
-                release.consumed::<T>(b * d);
-            }
-            ChunkStats {
-                sums,
-                counts,
-                mass,
-                objective,
-                changed,
-                fingerprint,
-            }
-        })
-        .collect();
-    let mut it = stats.into_iter();
-    let mut out = match it.next() {
-        Some(f) => StepStats {
-            sums: f.sums,
-            counts: f.counts,
-            mass: f.mass,
-            objective: f.objective,
-            changed: f.changed,
-            fingerprint: f.fingerprint,
-        },
-        None => StepStats {
-            sums: vec![0.0; k * d],
-            counts: vec![0; k],
-            mass: data.weights.map(|_| vec![0.0; k]),
-            objective: 0.0,
-            changed: 0,
-            fingerprint: 0,
-        },
-    };
-    for s in it {
-        out.sums.iter_mut().zip(&s.sums).for_each(|(a, b)| *a += b);
-        out.counts
-            .iter_mut()
-            .zip(&s.counts)
-            .for_each(|(a, b)| *a += b);
-        if let (Some(a), Some(b)) = (out.mass.as_mut(), s.mass.as_ref()) {
-            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+    let pruned = match (&data.prefix, &prepared, as_f32(centers)) {
+        (Some(pf), Prepared::Fused(packed), Some(c)) => {
+            Some((pf, PrunedCenters::new(pf, c, k, metric, packed)))
         }
-        out.objective += s.objective;
-        out.changed += s.changed;
-        out.fingerprint = out.fingerprint.wrapping_add(s.fingerprint);
+        _ => None,
+    };
+    let cr = data.chunk_rows;
+    // Chunks run in waves of one chunk per thread, and each wave's results are added in
+    // chunk order before the next wave starts: the same sums as reducing all chunks in
+    // order, with `threads` (not `MAX_CHUNKS`) accumulators of `k d 8` bytes alive.
+    let mut parts: Vec<(usize, &mut [i32], &mut [T])> = labels
+        .chunks_mut(cr)
+        .zip(dists.chunks_mut(cr))
+        .enumerate()
+        .map(|(ci, (l, d))| (ci, l, d))
+        .collect();
+    let wave = rayon::current_num_threads().max(1);
+    let mut out: Option<StepStats> = None;
+    for group in parts.chunks_mut(wave) {
+        let stats: Vec<ChunkStats> = group
+            .par_iter_mut()
+            .map(|(ci, lab, dis)| {
+                let (ci, lab, dis) = (*ci, &mut **lab, &mut **dis);
+                let start = ci * cr;
+                let rows = lab.len();
+                let x = &data.x[start * d..(start + rows) * d];
+                // a spilled matrix's pages are let go as the chunk is read (no-op in memory)
+                let mut release = crate::memory::PageReleaser::new(x);
+                let mut tile = Vec::new();
+                let mut sums = vec![0.0f64; k * d];
+                let mut counts = vec![0u64; k];
+                let mut mass = data.weights.map(|_| vec![0.0f64; k]);
+                let mut objective = 0.0;
+                let mut changed = 0;
+                let mut fingerprint = 0u64;
+                let mut pcounts = PruneCounts::default();
+                let mut pscratch = PruneScratch::default();
+                let mut old = [0i32; UPDATE_ROWS];
+                // Assign a few rows, then add them to the sums while they are still in cache
+                // (one pass over the data per iteration, not two); sums stay in row order.
+                let mut b = 0;
+                while b < rows {
+                    let m = UPDATE_ROWS.min(rows - b);
+                    old[..m].copy_from_slice(&lab[b..b + m]);
+                    match &pruned {
+                        Some((pf, pc)) => pf.assign(
+                            pc,
+                            start + b,
+                            as_f32(&x[b * d..(b + m) * d]).expect("f32"),
+                            as_f32(&data.norms[start + b..start + b + m]).expect("f32"),
+                            &mut lab[b..b + m],
+                            as_f32_mut(&mut dis[b..b + m]).expect("f32"),
+                            &mut pscratch,
+                            &mut pcounts,
+                        ),
+                        None => prepared.assign(
+                            &x[b * d..(b + m) * d],
+                            &data.norms[start + b..start + b + m],
+                            k,
+                            d,
+                            metric,
+                            &mut lab[b..b + m],
+                            &mut dis[b..b + m],
+                            None,
+                            &mut tile,
+                        ),
+                    }
+                    for r in b..b + m {
+                        let j = lab[r] as usize;
+                        counts[j] += 1;
+                        changed += (lab[r] != old[r - b]) as u64;
+                        if let Some(id0) = first_id {
+                            fingerprint = fingerprint
+                                .wrapping_add(label_hash(id0 + (start + r) as u64, lab[r]));
+                        }
+                        let s = &mut sums[j * d..(j + 1) * d];
+                        let row = &x[r * d..(r + 1) * d];
+                        match data.weights {
+                            None => {
+                                objective += dis[r].to_f64();
+                                for (acc, &v) in s.iter_mut().zip(row) {
+                                    *acc += v.to_f64();
+                                }
+                            }
+                            Some(w) => {
+                                let w = w[start + r];
+                                objective += dis[r].to_f64() * w;
+                                if let Some(ms) = mass.as_mut() {
+                                    ms[j] += w;
+                                }
+                                for (acc, &v) in s.iter_mut().zip(row) {
+                                    *acc += v.to_f64() * w;
+                                }
+                            }
+                        }
+                    }
+                    b += m;
+                    release.consumed::<T>(b * d);
+                }
+                ChunkStats {
+                    sums,
+                    counts,
+                    mass,
+                    objective,
+                    changed,
+                    fingerprint,
+                    pruned: pcounts,
+                }
+            })
+            .collect();
+        for f in stats {
+            match out.as_mut() {
+                None => {
+                    out = Some(StepStats {
+                        sums: f.sums,
+                        counts: f.counts,
+                        mass: f.mass,
+                        objective: f.objective,
+                        changed: f.changed,
+                        fingerprint: f.fingerprint,
+                        pruned: f.pruned,
+                    })
+                }
+                Some(o) => {
+                    o.sums.iter_mut().zip(&f.sums).for_each(|(a, b)| *a += b);
+                    o.counts
+                        .iter_mut()
+                        .zip(&f.counts)
+                        .for_each(|(a, b)| *a += b);
+                    if let (Some(a), Some(b)) = (o.mass.as_mut(), f.mass.as_ref()) {
+                        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                    }
+                    o.objective += f.objective;
+                    o.changed += f.changed;
+                    o.fingerprint = o.fingerprint.wrapping_add(f.fingerprint);
+                    o.pruned.add(&f.pruned);
+                }
+            }
+        }
     }
-    out
+    out.unwrap_or_else(|| StepStats {
+        sums: vec![0.0; k * d],
+        counts: vec![0; k],
+        mass: data.weights.map(|_| vec![0.0; k]),
+        objective: 0.0,
+        changed: 0,
+        fingerprint: 0,
+        pruned: PruneCounts::default(),
+    })
 }

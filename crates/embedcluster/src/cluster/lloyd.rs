@@ -29,6 +29,7 @@ use super::init::{kmeans_plusplus, random_rows, sample_rows};
 use super::model::{scores_from_distances, KMeans};
 use super::parallel::{kmeans_parallel_drive, InMemoryParallel};
 use super::params::{Init, KMeansParams};
+use super::prune::{PruneCounts, PruningSummary};
 use super::Metric;
 use crate::dtype::Real;
 use crate::error::{Error, Result};
@@ -258,6 +259,8 @@ struct InMemory<'a, 'b, T> {
     metric: Metric,
     labels: Vec<i32>,
     dists: Vec<T>,
+    pruned: PruneCounts,
+    pruned_passes: u64,
 }
 
 impl<T: Real> LloydData<T> for InMemory<'_, '_, T> {
@@ -271,6 +274,10 @@ impl<T: Real> LloydData<T> for InMemory<'_, '_, T> {
             &mut self.dists,
             None,
         );
+        if self.data.prefix.is_some() {
+            self.pruned.add(&st.pruned);
+            self.pruned_passes += 1;
+        }
         Ok(LloydState {
             n_clusters: self.k,
             n_features: self.data.d,
@@ -366,7 +373,8 @@ pub fn fit_weighted<T: Real>(
             return Ok(m);
         }
     }
-    let data = Data::weighted(x, n_features, weights);
+    let mut data = Data::weighted(x, n_features, weights);
+    data.with_pruning(params.pruning, params.n_clusters);
     let tol_abs = tol_of(&data, params.tol);
     let n_init = match params.init {
         Init::Centroids(_) => 1,
@@ -496,7 +504,8 @@ fn initial_centers<T: Real>(
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let s = params.init_sample_size(data.n);
     let (xs, ws) = sample_rows(data, s, &mut rng);
-    let sample = Data::weighted(&xs, data.d, ws.as_deref());
+    let mut sample = Data::weighted(&xs, data.d, ws.as_deref());
+    sample.with_pruning(params.pruning, params.n_clusters);
     let mut best: Option<KMeans<T>> = None;
     for t in 0..params.init_trials {
         let c = seed_once(&sample, params, restart_seed(seed ^ 0x5C12_EE17, t), cancel)?;
@@ -523,6 +532,8 @@ fn lloyd<T: Real>(
         metric: p.metric,
         labels: vec![-1i32; n],
         dists: vec![T::ZERO; n],
+        pruned: PruneCounts::default(),
+        pruned_passes: 0,
     };
     let out = lloyd_drive(&mut mem, centers, p.metric, p.max_iter, tol_abs, cancel)?;
     let inertia = out.objective_history.last().copied().unwrap_or(0.0);
@@ -539,6 +550,12 @@ fn lloyd<T: Real>(
         objective_history: out.objective_history,
         converged: out.converged,
         counts: out.counts,
+        pruning: data.prefix.as_ref().map(|pf| PruningSummary {
+            prefix_dims: pf.p,
+            passes: mem.pruned_passes,
+            counts: mem.pruned,
+            bytes: pf.bytes(),
+        }),
     })
 }
 
@@ -581,6 +598,8 @@ pub fn farthest_rows<T: Real>(
         metric,
         labels: vec![-1i32; data.n],
         dists: vec![T::ZERO; data.n],
+        pruned: PruneCounts::default(),
+        pruned_passes: 0,
     };
     if data.n == 0 {
         return Ok(Vec::new());

@@ -68,6 +68,7 @@ mod lloyd;
 mod model;
 mod parallel;
 mod params;
+mod prune;
 
 pub use crate::linalg::Distance as Metric;
 pub use assign::{MAX_CHUNKS, TILE_ROWS};
@@ -83,3 +84,4 @@ pub use parallel::{
 pub use params::{
     Init, KMeansParams, ParallelInit, DEFAULT_INIT_TRIALS, INIT_SIZE_PER_CLUSTER, MIN_INIT_SIZE,
 };
+pub use prune::{PruneCounts, Pruning, PruningSummary, AUTO_MIN_CLUSTERS, BASIS_SAMPLE_ROWS};

@@ -34,9 +34,17 @@ pub struct KMeans<T> {
     pub(crate) converged: bool,
     /// Rows per cluster.
     pub(crate) counts: Vec<u64>,
+    /// What the pruned assignment did in the best restart's Lloyd passes (`None`: it did
+    /// not run).
+    pub(crate) pruning: Option<super::PruningSummary>,
 }
 
 impl<T> KMeans<T> {
+    /// What the pruned assignment did (see [`super::Pruning`]), if it ran.
+    pub fn pruning(&self) -> Option<&super::PruningSummary> {
+        self.pruning.as_ref()
+    }
+
     /// Number of clusters `k`.
     pub fn n_clusters(&self) -> usize {
         self.n_clusters
@@ -101,6 +109,7 @@ impl<T> KMeans<T> {
             objective_history: self.objective_history.clone(),
             converged: self.converged,
             counts: self.counts.clone(),
+            pruning: self.pruning,
         }
     }
 
@@ -211,6 +220,7 @@ impl<T: Real> KMeans<T> {
             objective_history: vec![],
             converged: true,
             counts: vec![],
+            pruning: None,
         })
     }
 

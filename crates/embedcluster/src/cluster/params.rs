@@ -96,6 +96,9 @@ pub struct KMeansParams {
     pub init_trials: usize,
     /// Rows of that sample; `0`: `max(10_000, 400 * n_clusters)`, at most `n_samples`.
     pub init_size: usize,
+    /// Whether Lloyd's assignment prunes centroids by a bound ([`super::Pruning`]); the
+    /// labels and centroids are the same either way.
+    pub pruning: super::Pruning,
 }
 
 impl KMeansParams {
@@ -122,6 +125,7 @@ impl Default for KMeansParams {
             seed: 0,
             init_trials: DEFAULT_INIT_TRIALS,
             init_size: 0,
+            pruning: super::Pruning::Auto,
         }
     }
 }

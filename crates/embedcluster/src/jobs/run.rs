@@ -83,6 +83,8 @@ pub struct RunConfig {
     pub init_trials: usize,
     /// Rows of that sample; 0: automatic (see [`KMeansParams::init_size`]).
     pub init_size: usize,
+    /// Lloyd's pruned assignment ([`cluster::Pruning`]; same labels either way).
+    pub pruning: cluster::Pruning,
     pub max_iter: usize,
     pub tol: f64,
     pub seed: u64,
@@ -132,6 +134,7 @@ impl RunConfig {
             n_init: 1,
             init_trials: cluster::DEFAULT_INIT_TRIALS,
             init_size: 0,
+            pruning: cluster::Pruning::Auto,
             max_iter: 300,
             tol: 1e-4,
             seed: 0,
@@ -167,6 +170,7 @@ impl RunConfig {
             seed: self.seed,
             init_trials: self.init_trials,
             init_size: self.init_size,
+            pruning: self.pruning,
         }
     }
 

@@ -1,0 +1,530 @@
+//! Exact pruned assignment for large `k`: partial distances on a prefix subspace, then
+//! exact keys only for the centroids that can still win.
+//!
+//! # Idea (dimension pruning; as SuperKMeans, Kuffo et al., and ADSampling/PDX)
+//! For an orthonormal `d x p` basis `V` of the data's top principal subspace (found once per
+//! fit: a randomized range finder on a sample, Halko, Martinsson and Tropp 2011) every
+//! squared distance has the lower bound
+//! `|x - c|^2 >= |V^T x - V^T c|^2 + (|x_T| - |c_T|)^2`, where `x_T` is the part of `x`
+//! outside the subspace (`|x_T|^2 = |x|^2 - |V^T x|^2`). The projected rows `V^T x`
+//! (`n x p`) are computed once; each iteration projects the `k` centroids (`k d p` flops)
+//! and, for every row, computes the bound to all `k` centroids with one GEMM of depth `p`
+//! (`2 n k p` flops instead of `2 n k d`). A threshold is the exact distance to one or two
+//! likely winners (the previous label and the centroid of smallest bound); only centroids
+//! whose bound is below it get an exact key, and the row's label is the best of those.
+//!
+//! # Same result as the full kernel, bit for bit
+//! Exact keys are computed with the fused kernel's own arithmetic ([`super::assign`]'s
+//! `Prepared::Fused`: an FMA chain over the features in order from 0, then
+//! `key = fma(-2, acc, |c|^2)`, ties to the smaller index), and the bound's test carries a
+//! slack that covers every rounding error of the float32 bound and key (a multiple of
+//! `(d + p) * eps * (|x|^2 + max |c|^2)`, see [`Prefix::assign`]). So a pruned centroid can
+//! never be the kernel's argmin: labels, distances, sums, centroids and objectives equal
+//! those of the unpruned Lloyd step exactly (`tests/kmeans.rs` compares them for
+//! equality). A row with more than [`MAX_CANDIDATES_FRACTION`] of `k` candidates goes to the
+//! full kernel, so the worst case costs the full GEMM plus the bound.
+//!
+//! # When it helps
+//! When the data's variance is concentrated in a few directions (embeddings: after a PCA
+//! rotation, the first `d / 8` directions of real and generated embeddings carry most of
+//! the variance) and `k` is large. With few clusters the bound GEMM and the per-row scans
+//! cost about what they save; [`Pruning::Auto`] prunes from [`AUTO_MIN_CLUSTERS`] clusters.
+//!
+//! # Peak memory
+//! `n p 4 + 8 n` bytes for the projected rows and their norms (`p = d / 8` by default, so
+//! an eighth of the float32 data), `k p 4 + 12 k` per iteration for the projected
+//! centroids, and per thread a bound tile of at most [`TILE_VALUES`] floats.
+
+use super::Metric;
+use crate::linalg::kernels::Packed;
+use crate::linalg::{gemm_nn_rows, gemm_nt, orthonormalize};
+use faer::Par;
+use rand::{Rng, SeedableRng};
+
+/// Whether and how Lloyd's assignment prunes (see the module docs). Results are the same
+/// in every case; only the time differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pruning {
+    /// Prune float32 data with at least [`AUTO_MIN_CLUSTERS`] clusters and 32 features,
+    /// on a prefix of `d / 8` dimensions (16 to 128).
+    #[default]
+    Auto,
+    /// Never: every row against every centroid (the fused GEMM + argmin).
+    Off,
+    /// Always (float32 on a CPU with AVX2/AVX-512), on a prefix of this many dimensions.
+    Prefix(usize),
+}
+
+impl Pruning {
+    /// `auto`, `off` or a number of prefix dimensions.
+    ///
+    /// # Errors
+    /// [`crate::Error::Parameter`] for anything else, or 0 dimensions.
+    pub fn from_name(s: &str) -> crate::error::Result<Self> {
+        match s {
+            "auto" => Ok(Pruning::Auto),
+            "off" | "none" => Ok(Pruning::Off),
+            _ => match s.parse::<usize>() {
+                Ok(p) if p > 0 => Ok(Pruning::Prefix(p)),
+                _ => Err(crate::error::Error::param(
+                    "pruning",
+                    s,
+                    "must be 'auto', 'off' or a positive number of dimensions",
+                )),
+            },
+        }
+    }
+
+    /// The name [`Pruning::from_name`] reads.
+    pub fn name(&self) -> String {
+        match self {
+            Pruning::Auto => "auto".into(),
+            Pruning::Off => "off".into(),
+            Pruning::Prefix(p) => p.to_string(),
+        }
+    }
+
+    /// Prefix dimensions for `n` rows of `d` features and `k` clusters, or `None` for the
+    /// full kernel.
+    pub fn prefix_dims(&self, n: usize, d: usize, k: usize) -> Option<usize> {
+        match *self {
+            Pruning::Off => None,
+            Pruning::Prefix(p) => (p < d && k > 1).then_some(p),
+            Pruning::Auto => {
+                (k >= AUTO_MIN_CLUSTERS && d >= 32 && n >= 4 * k).then(|| (d / 8).clamp(16, 128))
+            }
+        }
+    }
+}
+
+/// Fewest clusters [`Pruning::Auto`] prunes for.
+pub const AUTO_MIN_CLUSTERS: usize = 256;
+/// Rows sampled to find the prefix subspace.
+pub const BASIS_SAMPLE_ROWS: usize = 4096;
+/// A row with more candidates than this fraction of `k` (and more than 64) is assigned by
+/// the full kernel.
+pub const MAX_CANDIDATES_FRACTION: f64 = 0.125;
+/// Most floats of one bound tile (rows x k).
+pub const TILE_VALUES: usize = 1 << 16;
+
+/// The projected rows of one data set: its prefix basis, `V^T x` and the norms.
+pub(crate) struct Prefix {
+    pub(crate) p: usize,
+    d: usize,
+    /// `d x p`, orthonormal columns.
+    basis: Vec<f32>,
+    /// `n x p`.
+    xp: Vec<f32>,
+    /// `|V^T x|^2`, `n`.
+    xp_norms: Vec<f32>,
+    /// `|x_T|` (tail norms), `n`.
+    xt: Vec<f32>,
+}
+
+impl Prefix {
+    /// Finds a `p`-dimensional basis of `x`'s top principal subspace (`x`: `n x d`, a
+    /// strided sample of [`BASIS_SAMPLE_ROWS`] rows, centred, two power iterations from a
+    /// seeded Gaussian start) and projects every row. Deterministic: depends only on `x`.
+    pub(crate) fn new(x: &[f32], d: usize, p: usize) -> Option<Self> {
+        let n = x.len() / d;
+        if p == 0 || p >= d || n == 0 {
+            return None;
+        }
+        let s = n.min(BASIS_SAMPLE_ROWS.max(2 * p));
+        // centred sample, f64
+        let mut sample = vec![0.0f64; s * d];
+        for i in 0..s {
+            let r = i * n / s;
+            for (o, &v) in sample[i * d..(i + 1) * d]
+                .iter_mut()
+                .zip(&x[r * d..(r + 1) * d])
+            {
+                *o = v as f64;
+            }
+        }
+        let mut mean = vec![0.0f64; d];
+        for row in sample.chunks(d) {
+            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+        }
+        mean.iter_mut().for_each(|m| *m /= s as f64);
+        for row in sample.chunks_mut(d) {
+            row.iter_mut().zip(&mean).for_each(|(v, m)| *v -= m);
+        }
+        // range finder: Q = orth(S^T S ... Omega), Omega d x p Gaussian
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EED_0F_BA515);
+        let mut q: Vec<f64> = (0..d * p)
+            .map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal))
+            .collect();
+        let mut y = vec![0.0f64; s * p];
+        for _ in 0..3 {
+            orthonormalize(&mut q, d, p);
+            gemm_nn_rows(&mut y, &sample, &q, s, p, d); // y = S q
+            crate::linalg::gemm_tn(&mut q, &sample, &y, d, p, s, 1.0, false, Par::Seq);
+            // q = S^T y
+        }
+        orthonormalize(&mut q, d, p);
+        let basis: Vec<f32> = q.iter().map(|&v| v as f32).collect();
+        let mut xp = vec![0.0f32; n * p];
+        gemm_nn_rows(&mut xp, x, &basis, n, p, d);
+        let mut xp_norms = Vec::with_capacity(n);
+        let mut xt = Vec::with_capacity(n);
+        for i in 0..n {
+            let a: f64 = xp[i * p..(i + 1) * p]
+                .iter()
+                .map(|&v| (v as f64).powi(2))
+                .sum();
+            let b: f64 = x[i * d..(i + 1) * d]
+                .iter()
+                .map(|&v| (v as f64).powi(2))
+                .sum();
+            xp_norms.push(a as f32);
+            xt.push((b - a).max(0.0).sqrt() as f32);
+        }
+        Some(Prefix {
+            p,
+            d,
+            basis,
+            xp,
+            xp_norms,
+            xt,
+        })
+    }
+
+    /// Bytes held: `n p 4 + 8 n` plus the basis.
+    pub(crate) fn bytes(&self) -> usize {
+        (self.xp.len() + self.xp_norms.len() + self.xt.len() + self.basis.len()) * 4
+    }
+}
+
+/// The centroids of one iteration prepared for [`Prefix::assign`].
+pub(crate) struct PrunedCenters<'a> {
+    k: usize,
+    metric: Metric,
+    centers: &'a [f32],
+    /// `k x p`
+    cp: Vec<f32>,
+    cp_norms: Vec<f32>,
+    ct: Vec<f32>,
+    /// the kernel's bias: `|c|^2` in float32 summed in order (Euclidean), 0 (cosine)
+    bias: Vec<f32>,
+    /// tail-norm error allowance per centroid
+    ct_tol: Vec<f32>,
+    cmax2: f32,
+    slack_rel: f32,
+    fallback: &'a Packed,
+}
+
+/// Counts of one pass (for the fit's report).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PruneCounts {
+    /// Rows assigned through the bound.
+    pub rows: u64,
+    /// Exact keys computed for them (candidates, thresholds included).
+    pub keys: u64,
+    /// Rows sent to the full kernel (too many candidates).
+    pub fallback_rows: u64,
+}
+
+impl PruneCounts {
+    pub(crate) fn add(&mut self, o: &PruneCounts) {
+        self.rows += o.rows;
+        self.keys += o.keys;
+        self.fallback_rows += o.fallback_rows;
+    }
+}
+
+/// What the pruned assignment did over a fit's Lloyd passes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PruningSummary {
+    /// Dimensions of the prefix subspace.
+    pub prefix_dims: usize,
+    /// Assignment passes that pruned.
+    pub passes: u64,
+    /// Totals over those passes.
+    pub counts: PruneCounts,
+    /// Bytes of the projected rows.
+    pub bytes: usize,
+}
+
+impl PruningSummary {
+    /// Mean exact keys per row and pass (the full kernel computes `k`); fallback rows
+    /// count `k`.
+    pub fn keys_per_row(&self, k: usize) -> f64 {
+        let rows = self.counts.rows + self.counts.fallback_rows;
+        if rows == 0 {
+            return 0.0;
+        }
+        (self.counts.keys as f64 + self.counts.fallback_rows as f64 * k as f64) / rows as f64
+    }
+}
+
+/// Scratch of one task.
+#[derive(Default)]
+pub(crate) struct PruneScratch {
+    tile: Vec<f32>,
+    lb: Vec<f32>,
+    cands: Vec<u32>,
+    fb_rows: Vec<f32>,
+    fb_norms: Vec<f32>,
+    fb_idx: Vec<usize>,
+    fb_labels: Vec<i32>,
+    fb_dists: Vec<f32>,
+}
+
+impl<'a> PrunedCenters<'a> {
+    pub(crate) fn new(
+        pf: &Prefix,
+        centers: &'a [f32],
+        k: usize,
+        metric: Metric,
+        fallback: &'a Packed,
+    ) -> Self {
+        let (d, p) = (pf.d, pf.p);
+        let mut cp = vec![0.0f32; k * p];
+        gemm_nn_rows(&mut cp, centers, &pf.basis, k, p, d);
+        let eps = f32::EPSILON as f64;
+        let mut cp_norms = Vec::with_capacity(k);
+        let mut ct = Vec::with_capacity(k);
+        let mut ct_tol = Vec::with_capacity(k);
+        let mut bias = Vec::with_capacity(k);
+        let mut cmax2 = 0.0f64;
+        for j in 0..k {
+            let row = &centers[j * d..(j + 1) * d];
+            let a: f64 = cp[j * p..(j + 1) * p]
+                .iter()
+                .map(|&v| (v as f64).powi(2))
+                .sum();
+            let b: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum();
+            cp_norms.push(a as f32);
+            ct.push((b - a).max(0.0).sqrt() as f32);
+            // |sqrt(a) - sqrt(b)| <= sqrt(|a - b|): the tail norm's error from the
+            // projection's rounding, (d + p) eps |c|^2, bounded generously
+            ct_tol.push((4.0 * (d + p) as f64 * eps * b).sqrt() as f32);
+            cmax2 = cmax2.max(b);
+            bias.push(match metric {
+                Metric::Cosine => 0.0,
+                _ => row.iter().map(|&v| v * v).sum(),
+            });
+        }
+        PrunedCenters {
+            k,
+            metric,
+            centers,
+            cp,
+            cp_norms,
+            ct,
+            bias,
+            ct_tol,
+            cmax2: cmax2 as f32,
+            slack_rel: (4.0 * (d + p) as f64 * eps) as f32,
+            fallback,
+        }
+    }
+}
+
+impl Prefix {
+    /// Assigns rows `row0 .. row0 + rows` (`x`: their values, `x_norms`: the kernel's
+    /// squared norms): `labels` holds a hint on entry (the previous label, or anything out
+    /// of range), the label on exit; `dists` the kernel's distance. Equal, bit for bit, to
+    /// the full kernel's labels and distances (see the module docs).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assign(
+        &self,
+        pc: &PrunedCenters<'_>,
+        row0: usize,
+        x: &[f32],
+        x_norms: &[f32],
+        labels: &mut [i32],
+        dists: &mut [f32],
+        sc: &mut PruneScratch,
+        counts: &mut PruneCounts,
+    ) {
+        let (d, p, k) = (self.d, self.p, pc.k);
+        let rows = labels.len();
+        let rt = (TILE_VALUES / k).clamp(1, rows.max(1));
+        let max_cands = ((k as f64 * MAX_CANDIDATES_FRACTION) as usize).max(64);
+        sc.tile.resize(rt * k, 0.0);
+        sc.lb.resize(k, 0.0);
+        sc.fb_rows.clear();
+        sc.fb_norms.clear();
+        sc.fb_idx.clear();
+        let eps = f32::EPSILON as f64;
+        let x_tol_rel = (4.0 * (d + p) as f64 * eps).sqrt() as f32;
+        let mut s = 0;
+        while s < rows {
+            let m = rt.min(rows - s);
+            let g0 = row0 + s;
+            gemm_nt(
+                &mut sc.tile[..m * k],
+                &self.xp[g0 * p..(g0 + m) * p],
+                &pc.cp,
+                m,
+                k,
+                p,
+                1.0,
+                false,
+                Par::Seq,
+            );
+            for r in 0..m {
+                let (li, g) = (s + r, g0 + r);
+                let t = &sc.tile[r * k..(r + 1) * k];
+                let xpn = self.xp_norms[g];
+                let xt = self.xt[g];
+                let xtol = x_tol_rel * x_norms[li].max(0.0).sqrt();
+                // lower bounds, and the centroid of smallest bound
+                let mut amin = 0usize;
+                let mut lmin = f32::INFINITY;
+                for j in 0..k {
+                    let pd = (xpn + pc.cp_norms[j] - 2.0 * t[j]).max(0.0);
+                    let tg = ((xt - pc.ct[j]).abs() - xtol - pc.ct_tol[j]).max(0.0);
+                    let l = pd + tg * tg;
+                    sc.lb[j] = l;
+                    if l < lmin {
+                        lmin = l;
+                        amin = j;
+                    }
+                }
+                let xrow = &x[li * d..(li + 1) * d];
+                let hint = labels[li];
+                // the thresholds' exact keys: the smallest bound's centroid and the hint,
+                // two chains at once (one chain is latency-bound; two cost the same)
+                let h = if hint >= 0 && (hint as usize) < k && hint as usize != amin {
+                    hint as usize
+                } else {
+                    amin
+                };
+                let mut acc = [0.0f32; 2];
+                chains::<2>(
+                    xrow,
+                    [
+                        &pc.centers[amin * d..(amin + 1) * d],
+                        &pc.centers[h * d..(h + 1) * d],
+                    ],
+                    &mut acc,
+                );
+                let mut best_j = amin;
+                let mut best_key = (-2.0f32).mul_add(acc[0], pc.bias[amin]);
+                let mut n_keys = 1u64;
+                if h != amin {
+                    let kh = (-2.0f32).mul_add(acc[1], pc.bias[h]);
+                    n_keys += 1;
+                    if kh < best_key || (kh == best_key && h < best_j) {
+                        best_key = kh;
+                        best_j = h;
+                    }
+                }
+                let xn = x_norms[li];
+                let extra = match pc.metric {
+                    Metric::Cosine => pc.cmax2,
+                    _ => 0.0,
+                };
+                let thr = xn + best_key + extra + pc.slack_rel * (xn.max(0.0) + pc.cmax2);
+                sc.cands.clear();
+                let skip = (amin, h);
+                for j in 0..k {
+                    if sc.lb[j] <= thr && j != skip.0 && j != skip.1 {
+                        sc.cands.push(j as u32);
+                    }
+                }
+                if sc.cands.len() > max_cands {
+                    sc.fb_idx.push(li);
+                    sc.fb_rows.extend_from_slice(xrow);
+                    sc.fb_norms.push(xn);
+                    counts.fallback_rows += 1;
+                    continue;
+                }
+                n_keys += sc.cands.len() as u64;
+                best_of(xrow, pc, &sc.cands, d, &mut best_j, &mut best_key);
+                labels[li] = best_j as i32;
+                dists[li] = to_dist(pc.metric, xn, best_key);
+                counts.rows += 1;
+                counts.keys += n_keys;
+            }
+            s += m;
+        }
+        if !sc.fb_idx.is_empty() {
+            let f = sc.fb_idx.len();
+            sc.fb_labels.resize(f, 0);
+            sc.fb_dists.resize(f, 0.0);
+            pc.fallback.assign(
+                &sc.fb_rows,
+                &sc.fb_norms,
+                &mut sc.fb_labels,
+                &mut sc.fb_dists,
+                None,
+            );
+            for (q, &li) in sc.fb_idx.iter().enumerate() {
+                labels[li] = sc.fb_labels[q];
+                dists[li] = sc.fb_dists[q];
+            }
+        }
+    }
+}
+
+/// The fused kernel's distance from its key.
+fn to_dist(metric: Metric, x_norm: f32, key: f32) -> f32 {
+    match metric {
+        Metric::Cosine => 1.0 + 0.5 * key,
+        _ => (x_norm + key).max(0.0),
+    }
+}
+
+/// The best (smallest key, then smallest index) of `cands` and the current best.
+fn best_of(
+    x: &[f32],
+    pc: &PrunedCenters<'_>,
+    cands: &[u32],
+    d: usize,
+    best_j: &mut usize,
+    best_key: &mut f32,
+) {
+    let mut consider = |j: usize, key: f32| {
+        if key < *best_key || (key == *best_key && j < *best_j) {
+            *best_key = key;
+            *best_j = j;
+        }
+    };
+    for g in cands.chunks(8) {
+        // a short last group is padded with its first candidate: eight chains cost what
+        // one does (the FMA latency, not the throughput, bounds a lone chain)
+        let idx: [usize; 8] = std::array::from_fn(|l| g[l.min(g.len() - 1)] as usize);
+        let cs: [&[f32]; 8] = std::array::from_fn(|l| &pc.centers[idx[l] * d..(idx[l] + 1) * d]);
+        let mut acc = [0.0f32; 8];
+        chains::<8>(x, cs, &mut acc);
+        for l in 0..g.len() {
+            let j = idx[l];
+            consider(j, (-2.0f32).mul_add(acc[l], pc.bias[j]));
+        }
+    }
+}
+
+/// `L` independent FMA chains `acc[l] = sum_f fma(x[f], c[l][f], .)` over the features in
+/// order (the fused kernel's arithmetic, lane by lane).
+#[inline]
+fn chains<const L: usize>(x: &[f32], c: [&[f32]; L], acc: &mut [f32; L]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: FMA was detected.
+        unsafe { chains_fma::<L>(x, c, acc) };
+        return;
+    }
+    chains_plain::<L>(x, c, acc);
+}
+
+#[inline(always)]
+fn chains_plain<const L: usize>(x: &[f32], c: [&[f32]; L], acc: &mut [f32; L]) {
+    let d = x.len();
+    let c: [&[f32]; L] = std::array::from_fn(|l| &c[l][..d]);
+    for f in 0..d {
+        let xv = x[f];
+        for l in 0..L {
+            acc[l] = xv.mul_add(c[l][f], acc[l]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn chains_fma<const L: usize>(x: &[f32], c: [&[f32]; L], acc: &mut [f32; L]) {
+    chains_plain::<L>(x, c, acc)
+}
