@@ -271,6 +271,7 @@ def run_pipeline(
     n_keywords: int = 10,
     keyword_entries: int = 524288,
     progress: Optional[Callable[..., Any]] = None,
+    pruning: str = "auto",
 ) -> dict[str, Any]: ...
 def save_model(
     path: _PathArg,

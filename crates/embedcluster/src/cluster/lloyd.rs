@@ -429,10 +429,20 @@ fn check_shape(len: usize, n_features: usize) -> Result<()> {
 }
 
 fn tol_of<T: Real>(data: &Data<'_, T>, tol: f64) -> f64 {
+    use rayon::prelude::*;
+    if tol == 0.0 {
+        return 0.0;
+    }
     let d = data.d;
     let mut m = Moments::new(d);
-    for chunk in data.x.chunks(data.chunk_rows * d) {
-        m.merge(&Moments::partial(chunk, d));
+    // chunk states in parallel, merged in chunk order: the same bits for any thread count
+    let parts: Vec<Moments> = data
+        .x
+        .par_chunks(data.chunk_rows * d)
+        .map(|chunk| Moments::partial(chunk, d))
+        .collect();
+    for part in &parts {
+        m.merge(part);
     }
     tol * m.var().iter().sum::<f64>() / d as f64
 }

@@ -37,7 +37,7 @@
 
 use super::Metric;
 use crate::linalg::kernels::Packed;
-use crate::linalg::{gemm_nn_rows, gemm_nt, orthonormalize};
+use crate::linalg::{gemm_nn_rows, gemm_nt, gemm_tn_rows, orthonormalize};
 use faer::Par;
 use rand::{Rng, SeedableRng};
 
@@ -99,6 +99,8 @@ impl Pruning {
 
 /// Fewest clusters [`Pruning::Auto`] prunes for.
 pub const AUTO_MIN_CLUSTERS: usize = 256;
+/// Power iterations of the range finder that finds the prefix subspace.
+const POWER_ITERATIONS: usize = 2;
 /// Rows sampled to find the prefix subspace.
 pub const BASIS_SAMPLE_ROWS: usize = 4096;
 /// A row with more candidates than this fraction of `k` (and more than 64) is assigned by
@@ -156,29 +158,39 @@ impl Prefix {
             .map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal))
             .collect();
         let mut y = vec![0.0f64; s * p];
-        for _ in 0..3 {
+        for _ in 0..POWER_ITERATIONS {
             orthonormalize(&mut q, d, p);
             gemm_nn_rows(&mut y, &sample, &q, s, p, d); // y = S q
-            crate::linalg::gemm_tn(&mut q, &sample, &y, d, p, s, 1.0, false, Par::Seq);
-            // q = S^T y
+            gemm_tn_rows(&mut q, &sample, &y, d, p, s); // q = S^T y
         }
         orthonormalize(&mut q, d, p);
         let basis: Vec<f32> = q.iter().map(|&v| v as f32).collect();
         let mut xp = vec![0.0f32; n * p];
         gemm_nn_rows(&mut xp, x, &basis, n, p, d);
-        let mut xp_norms = Vec::with_capacity(n);
-        let mut xt = Vec::with_capacity(n);
-        for i in 0..n {
-            let a: f64 = xp[i * p..(i + 1) * p]
-                .iter()
-                .map(|&v| (v as f64).powi(2))
-                .sum();
-            let b: f64 = x[i * d..(i + 1) * d]
-                .iter()
-                .map(|&v| (v as f64).powi(2))
-                .sum();
-            xp_norms.push(a as f32);
-            xt.push((b - a).max(0.0).sqrt() as f32);
+        let mut xp_norms = vec![0.0f32; n];
+        let mut xt = vec![0.0f32; n];
+        {
+            use rayon::prelude::*;
+            const R: usize = 1024;
+            xp_norms
+                .par_chunks_mut(R)
+                .zip(xt.par_chunks_mut(R))
+                .enumerate()
+                .for_each(|(c, (pn, tn))| {
+                    for (o, (a_out, t_out)) in pn.iter_mut().zip(tn.iter_mut()).enumerate() {
+                        let i = c * R + o;
+                        let a: f64 = xp[i * p..(i + 1) * p]
+                            .iter()
+                            .map(|&v| (v as f64) * (v as f64))
+                            .sum();
+                        let b: f64 = x[i * d..(i + 1) * d]
+                            .iter()
+                            .map(|&v| (v as f64) * (v as f64))
+                            .sum();
+                        *a_out = a as f32;
+                        *t_out = (b - a).max(0.0).sqrt() as f32;
+                    }
+                });
         }
         Some(Prefix {
             p,
@@ -262,7 +274,9 @@ impl PruningSummary {
 #[derive(Default)]
 pub(crate) struct PruneScratch {
     tile: Vec<f32>,
-    lb: Vec<f32>,
+    amin: Vec<usize>,
+    hint: Vec<usize>,
+    best: Vec<(usize, f32)>,
     cands: Vec<u32>,
     fb_rows: Vec<f32>,
     fb_norms: Vec<f32>,
@@ -344,12 +358,14 @@ impl Prefix {
         let rt = (TILE_VALUES / k).clamp(1, rows.max(1));
         let max_cands = ((k as f64 * MAX_CANDIDATES_FRACTION) as usize).max(64);
         sc.tile.resize(rt * k, 0.0);
-        sc.lb.resize(k, 0.0);
         sc.fb_rows.clear();
         sc.fb_norms.clear();
         sc.fb_idx.clear();
         let eps = f32::EPSILON as f64;
         let x_tol_rel = (4.0 * (d + p) as f64 * eps).sqrt() as f32;
+        sc.amin.resize(rt, 0);
+        sc.hint.resize(rt, 0);
+        sc.best.resize(rt, (0, 0.0));
         let mut s = 0;
         while s < rows {
             let m = rt.min(rows - s);
@@ -365,54 +381,63 @@ impl Prefix {
                 false,
                 Par::Seq,
             );
+            // the lower bounds, in place of the dot products, and each row's centroid of
+            // smallest bound (a branch-free pass the compiler vectorizes, then a scan)
             for r in 0..m {
-                let (li, g) = (s + r, g0 + r);
-                let t = &sc.tile[r * k..(r + 1) * k];
+                let g = g0 + r;
                 let xpn = self.xp_norms[g];
                 let xt = self.xt[g];
-                let xtol = x_tol_rel * x_norms[li].max(0.0).sqrt();
-                // lower bounds, and the centroid of smallest bound
-                let mut amin = 0usize;
-                let mut lmin = f32::INFINITY;
-                for j in 0..k {
-                    let pd = (xpn + pc.cp_norms[j] - 2.0 * t[j]).max(0.0);
-                    let tg = ((xt - pc.ct[j]).abs() - xtol - pc.ct_tol[j]).max(0.0);
-                    let l = pd + tg * tg;
-                    sc.lb[j] = l;
-                    if l < lmin {
-                        lmin = l;
-                        amin = j;
-                    }
-                }
-                let xrow = &x[li * d..(li + 1) * d];
-                let hint = labels[li];
-                // the thresholds' exact keys: the smallest bound's centroid and the hint,
-                // two chains at once (one chain is latency-bound; two cost the same)
-                let h = if hint >= 0 && (hint as usize) < k && hint as usize != amin {
+                let xtol = x_tol_rel * x_norms[s + r].max(0.0).sqrt();
+                let t = &mut sc.tile[r * k..(r + 1) * k];
+                lower_bounds(t, xpn, xt, xtol, &pc.cp_norms, &pc.ct, &pc.ct_tol);
+                let a = argmin(t);
+                let hint = labels[s + r];
+                sc.amin[r] = a;
+                sc.hint[r] = if hint >= 0 && (hint as usize) < k && hint as usize != a {
                     hint as usize
                 } else {
-                    amin
+                    a
                 };
-                let mut acc = [0.0f32; 2];
-                chains::<2>(
-                    xrow,
+            }
+            // the thresholds' exact keys (the smallest bound's centroid and the hint), for
+            // four rows at once: eight independent FMA chains, where one row's two chains
+            // would wait on the FMA latency
+            let mut r = 0;
+            while r < m {
+                let q = (m - r).min(4);
+                let lane = |i: usize| r + i.min(q - 1);
+                let xs: [&[f32]; 4] = std::array::from_fn(|i| {
+                    let li = s + lane(i);
+                    &x[li * d..(li + 1) * d]
+                });
+                let cs: [[&[f32]; 2]; 4] = std::array::from_fn(|i| {
+                    let (a, h) = (sc.amin[lane(i)], sc.hint[lane(i)]);
                     [
-                        &pc.centers[amin * d..(amin + 1) * d],
+                        &pc.centers[a * d..(a + 1) * d],
                         &pc.centers[h * d..(h + 1) * d],
-                    ],
-                    &mut acc,
-                );
-                let mut best_j = amin;
-                let mut best_key = (-2.0f32).mul_add(acc[0], pc.bias[amin]);
-                let mut n_keys = 1u64;
-                if h != amin {
-                    let kh = (-2.0f32).mul_add(acc[1], pc.bias[h]);
-                    n_keys += 1;
-                    if kh < best_key || (kh == best_key && h < best_j) {
-                        best_key = kh;
-                        best_j = h;
+                    ]
+                });
+                let mut acc = [[0.0f32; 2]; 4];
+                pair_chains(xs, cs, &mut acc);
+                for (i, acc) in acc.iter().enumerate().take(q) {
+                    let (a, h) = (sc.amin[r + i], sc.hint[r + i]);
+                    let mut best = (a, (-2.0f32).mul_add(acc[0], pc.bias[a]));
+                    if h != a {
+                        let kh = (-2.0f32).mul_add(acc[1], pc.bias[h]);
+                        if kh < best.1 || (kh == best.1 && h < best.0) {
+                            best = (h, kh);
+                        }
                     }
+                    sc.best[r + i] = best;
                 }
+                r += q;
+            }
+            for r in 0..m {
+                let li = s + r;
+                let lb = &sc.tile[r * k..(r + 1) * k];
+                let (a, h) = (sc.amin[r], sc.hint[r]);
+                let (mut best_j, mut best_key) = sc.best[r];
+                let mut n_keys = 1 + u64::from(h != a);
                 let xn = x_norms[li];
                 let extra = match pc.metric {
                     Metric::Cosine => pc.cmax2,
@@ -420,12 +445,12 @@ impl Prefix {
                 };
                 let thr = xn + best_key + extra + pc.slack_rel * (xn.max(0.0) + pc.cmax2);
                 sc.cands.clear();
-                let skip = (amin, h);
-                for j in 0..k {
-                    if sc.lb[j] <= thr && j != skip.0 && j != skip.1 {
+                for (j, &l) in lb.iter().enumerate() {
+                    if l <= thr && j != a && j != h {
                         sc.cands.push(j as u32);
                     }
                 }
+                let xrow = &x[li * d..(li + 1) * d];
                 if sc.cands.len() > max_cands {
                     sc.fb_idx.push(li);
                     sc.fb_rows.extend_from_slice(xrow);
@@ -527,4 +552,73 @@ fn chains_plain<const L: usize>(x: &[f32], c: [&[f32]; L], acc: &mut [f32; L]) {
 #[target_feature(enable = "fma")]
 unsafe fn chains_fma<const L: usize>(x: &[f32], c: [&[f32]; L], acc: &mut [f32; L]) {
     chains_plain::<L>(x, c, acc)
+}
+
+/// `t[j] <- max(0, xpn + cp_norms[j] - 2 t[j]) + max(0, |xt - ct[j]| - xtol - ct_tol[j])^2`:
+/// the lower bound of every centroid from its prefix dot product `t[j]`.
+#[inline]
+fn lower_bounds(t: &mut [f32], xpn: f32, xt: f32, xtol: f32, cpn: &[f32], ct: &[f32], ctt: &[f32]) {
+    let k = t.len();
+    let (cpn, ct, ctt) = (&cpn[..k], &ct[..k], &ctt[..k]);
+    for j in 0..k {
+        let pd = (xpn + cpn[j] - 2.0 * t[j]).max(0.0);
+        let tg = ((xt - ct[j]).abs() - xtol - ctt[j]).max(0.0);
+        t[j] = pd + tg * tg;
+    }
+}
+
+/// The first index of the smallest value (values are finite and non-negative).
+#[inline]
+fn argmin(v: &[f32]) -> usize {
+    // lane-wise minima over chunks of 8 (vectorized), then the first index that equals it
+    let mut m = [f32::INFINITY; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            m[l] = if c[l] < m[l] { c[l] } else { m[l] };
+        }
+    }
+    let mut lmin = m
+        .iter()
+        .copied()
+        .fold(f32::INFINITY, |a, b| if b < a { b } else { a });
+    for &x in chunks.remainder() {
+        if x < lmin {
+            lmin = x;
+        }
+    }
+    v.iter().position(|&x| x == lmin).unwrap_or(0)
+}
+
+/// Two FMA chains for each of four rows (`acc[i][l] = sum_f fma(x[i][f], c[i][l][f], .)`,
+/// the features in order: the fused kernel's arithmetic).
+#[inline]
+fn pair_chains(x: [&[f32]; 4], c: [[&[f32]; 2]; 4], acc: &mut [[f32; 2]; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: FMA was detected.
+        unsafe { pair_chains_fma(x, c, acc) };
+        return;
+    }
+    pair_chains_plain(x, c, acc);
+}
+
+#[inline(always)]
+fn pair_chains_plain(x: [&[f32]; 4], c: [[&[f32]; 2]; 4], acc: &mut [[f32; 2]; 4]) {
+    let d = x[0].len();
+    let x: [&[f32]; 4] = std::array::from_fn(|i| &x[i][..d]);
+    let c: [[&[f32]; 2]; 4] = std::array::from_fn(|i| [&c[i][0][..d], &c[i][1][..d]]);
+    for f in 0..d {
+        for i in 0..4 {
+            let xv = x[i][f];
+            acc[i][0] = xv.mul_add(c[i][0][f], acc[i][0]);
+            acc[i][1] = xv.mul_add(c[i][1][f], acc[i][1]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn pair_chains_fma(x: [&[f32]; 4], c: [[&[f32]; 2]; 4], acc: &mut [[f32; 2]; 4]) {
+    pair_chains_plain(x, c, acc)
 }

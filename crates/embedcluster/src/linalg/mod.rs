@@ -109,14 +109,31 @@ pub fn syrk_lower_tn<T: Real>(c: &mut [T], a: &[T], m: usize, k: usize, alpha: T
     );
 }
 
-/// Squared L2 norm of each row of `a` (`rows x d`), accumulated in f64.
+/// `sum v^2` in float64 with eight partial sums over the values in a fixed order (the
+/// same bits on every machine and thread count; eight chains, where one would wait on the
+/// add latency).
+pub fn sq_norm_f64<T: Real>(v: &[T]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            let x = c[l].to_f64();
+            acc[l] += x * x;
+        }
+    }
+    let mut t = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for &x in chunks.remainder() {
+        t += x.to_f64() * x.to_f64();
+    }
+    t
+}
+
+/// Squared L2 norm of each row of `a` (`rows x d`), accumulated in f64 ([`sq_norm_f64`]).
 pub fn row_sq_norms<T: Real>(a: &[T], d: usize, out: &mut Vec<T>) {
     out.clear();
     let mut release = crate::memory::PageReleaser::new(a);
     for (i, r) in a.chunks_exact(d).enumerate() {
-        out.push(T::from_f64(
-            r.iter().map(|&x| x.to_f64() * x.to_f64()).sum::<f64>(),
-        ));
+        out.push(T::from_f64(sq_norm_f64(r)));
         if i % 1024 == 1023 {
             release.consumed::<T>((i + 1) * d);
         }
