@@ -85,7 +85,8 @@ pub struct EvaluateArgs {
 #[derive(clap::Args)]
 pub struct SweepArgs {
     /// Inputs: .parquet files, directories of Parquet part files (Spark/pyarrow datasets,
-    /// key=value partition folders become columns), globs ('data/*.parquet'); several are
+    /// key=value partition folders become columns), globs ('data/*.parquet'), and the same on object storage (s3://, gs://, az://, http(s)://;
+    /// credentials and endpoint from the AWS_*/GOOGLE_*/AZURE_* environment); several are
     /// read as one table in the order given. A single .npy or .csv file also works.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -138,7 +139,8 @@ pub struct SweepArgs {
 #[derive(clap::Args)]
 pub struct ScaleArgs {
     /// Inputs: .parquet files, directories of Parquet part files (Spark/pyarrow datasets,
-    /// key=value partition folders become columns), globs ('data/*.parquet'); several are
+    /// key=value partition folders become columns), globs ('data/*.parquet'), and the same on object storage (s3://, gs://, az://, http(s)://;
+    /// credentials and endpoint from the AWS_*/GOOGLE_*/AZURE_* environment); several are
     /// read as one table in the order given. A single .npy or .csv file also works.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -196,7 +198,8 @@ pub struct NeighborsArgs {
 #[derive(clap::Args)]
 pub struct PredictArgs {
     /// Inputs: .parquet files, directories of Parquet part files (Spark/pyarrow datasets,
-    /// key=value partition folders become columns), globs ('data/*.parquet'); several are
+    /// key=value partition folders become columns), globs ('data/*.parquet'), and the same on object storage (s3://, gs://, az://, http(s)://;
+    /// credentials and endpoint from the AWS_*/GOOGLE_*/AZURE_* environment); several are
     /// read as one table in the order given. A single .npy or .csv file also works.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -227,7 +230,8 @@ pub struct PredictArgs {
 #[derive(clap::Args)]
 pub struct DriftArgs {
     /// Inputs: .parquet files, directories of Parquet part files (Spark/pyarrow datasets,
-    /// key=value partition folders become columns), globs ('data/*.parquet'); several are
+    /// key=value partition folders become columns), globs ('data/*.parquet'), and the same on object storage (s3://, gs://, az://, http(s)://;
+    /// credentials and endpoint from the AWS_*/GOOGLE_*/AZURE_* environment); several are
     /// read as one table in the order given. A single .npy or .csv file also works.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -248,7 +252,8 @@ pub struct DriftArgs {
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Inputs: .parquet files, directories of Parquet part files (Spark/pyarrow datasets,
-    /// key=value partition folders become columns), globs ('data/*.parquet'); several are
+    /// key=value partition folders become columns), globs ('data/*.parquet'), and the same on object storage (s3://, gs://, az://, http(s)://;
+    /// credentials and endpoint from the AWS_*/GOOGLE_*/AZURE_* environment); several are
     /// read as one table in the order given. A single .npy or .csv file also works.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -303,7 +308,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_spill: bool,
     /// Output Parquet: the input's other columns plus `cluster` (int32) and `score` (float32).
-    /// A path ending in / writes one part per input part, with the same names.
+    /// A path ending in / writes one part per input part, with the same names. An s3://,
+    /// gs:// or az:// URL is uploaded when the run succeeds (nothing appears otherwise).
     #[arg(long, default_value = "clusters.parquet")]
     pub output: PathBuf,
     /// Do not write the output Parquet.

@@ -99,6 +99,7 @@ fn plan_input(n: usize, d: usize) -> PlanInput {
         base_bytes: 10 << 20,
         threads: 2,
         decoder_threads: 1,
+        remote: false,
     }
 }
 

@@ -149,7 +149,19 @@ pub fn resolve(inputs: &[PathBuf]) -> Result<Resolved> {
     let mut single_file = inputs.len() == 1;
     for input in inputs {
         let s = input.to_string_lossy();
-        if input.is_dir() {
+        if super::remote::is_url(input) {
+            let before = found.len();
+            let objects = resolve_url(input, &mut found)?;
+            if objects > 1 || found.len() != before + 1 || found[before].path != *input {
+                single_file = false;
+            }
+            if found.len() == before {
+                return Err(Error::format(
+                    input,
+                    "no Parquet objects under this prefix (*.parquet, *.pq; hidden, `_` and .crc objects are ignored)",
+                ));
+            }
+        } else if input.is_dir() {
             single_file = false;
             let before = found.len();
             walk(input, input, &[], &mut found)?;
@@ -240,6 +252,84 @@ pub fn resolve(inputs: &[PathBuf]) -> Result<Resolved> {
         keys,
         single_file,
     })
+}
+
+/// The parts named by an object-store URL, appended to `found`: the object itself, the
+/// objects below the prefix `url/` with the rules of a directory (folders are the key's
+/// `/`-separated segments), or, when the key holds glob characters, the objects that match
+/// it (`*` within a segment, `**` across segments). Returns how many objects were listed.
+fn resolve_url(url: &Path, found: &mut Vec<Found>) -> Result<usize> {
+    let s = url.to_string_lossy().into_owned();
+    let scheme_end = s.find("://").map(|i| i + 3).unwrap_or(0);
+    let glob_at = s[scheme_end..]
+        .find(['*', '?', '['])
+        .map(|i| i + scheme_end);
+    let (listed_url, pattern) = match glob_at {
+        None => (s.clone(), None),
+        Some(i) => {
+            let cut = s[..i]
+                .rfind('/')
+                .filter(|&c| c >= scheme_end)
+                .unwrap_or(s.len());
+            let pattern = glob::Pattern::new(&s).map_err(|e| {
+                Error::param_msg("input", format!("{s:?} is not a valid glob pattern: {e}"))
+            })?;
+            (s[..cut].to_string(), Some(pattern))
+        }
+    };
+    let objects = match super::remote::lookup(Path::new(&listed_url))? {
+        super::remote::Listing::Object => {
+            let name = s.rsplit('/').next().unwrap_or(&s).to_string();
+            found.push(Found {
+                path: url.to_path_buf(),
+                name: PathBuf::from(name),
+                keys: Vec::new(),
+            });
+            return Ok(1);
+        }
+        super::remote::Listing::Prefix(objects) => objects,
+    };
+    let n = objects.len();
+    let mut parts: Vec<(Vec<String>, String)> = Vec::new();
+    for (rel, full) in objects {
+        let segments: Vec<String> = rel.split('/').map(str::to_string).collect();
+        if segments.iter().any(|seg| seg.is_empty() || ignored(seg)) {
+            continue;
+        }
+        let file = segments.last().expect("split gives one segment");
+        match &pattern {
+            Some(p) => {
+                let options = glob::MatchOptions {
+                    require_literal_separator: true,
+                    ..Default::default()
+                };
+                if !p.matches_with(&full, options) {
+                    continue;
+                }
+            }
+            None if !is_parquet_name(file) => continue,
+            None => {}
+        }
+        parts.push((segments, full));
+    }
+    // the order of a recursive walk that sorts each folder's entries by name
+    parts.sort();
+    for (segments, full) in parts {
+        let (file, folders) = segments.split_last().expect("one segment at least");
+        let keys = match pattern {
+            Some(_) => Vec::new(),
+            None => folders.iter().filter_map(|f| partition_of(f)).collect(),
+        };
+        found.push(Found {
+            path: PathBuf::from(&full),
+            name: match pattern {
+                Some(_) => PathBuf::from(file),
+                None => PathBuf::from(segments.join("/")),
+            },
+            keys,
+        });
+    }
+    Ok(n)
 }
 
 /// How inputs are named in reports: the paths joined by spaces.

@@ -22,6 +22,7 @@ mod in_memory;
 mod npy;
 mod output;
 mod parquet_source;
+mod remote;
 mod scratch;
 
 pub use arrow_column::VectorColumn;
@@ -30,6 +31,7 @@ pub use in_memory::{BatchSource, MatrixRef, ARRAY_ORIGIN, ARROW_ORIGIN};
 pub use npy::{write_npy_header, NpyHeader};
 pub(crate) use output::RowGroupEncoder;
 pub use output::{write_batch, AtomicFile, DirLock, OutputTarget, OutputWriter, StagedDir};
+pub use remote::{is_url, WINDOW_BYTES as REMOTE_WINDOW_BYTES};
 pub use scratch::ScratchMatrix;
 
 use crate::dtype::{DType, Real};
@@ -227,9 +229,19 @@ impl<'a> EmbeddingSource<'a> {
         if resolved.single_file {
             let path = resolved.parts[0].path.clone();
             let format = Format::from_path(&path)?;
-            let len = std::fs::metadata(&path)
-                .map_err(|e| Error::io(&path, e))?
-                .len();
+            let len = if remote::is_url(&path) {
+                if format != Format::Parquet {
+                    return Err(Error::format(
+                        &path,
+                        "only Parquet files are read from object storage (copy .npy and CSV files to a local disk)",
+                    ));
+                }
+                remote::size(&path)?
+            } else {
+                std::fs::metadata(&path)
+                    .map_err(|e| Error::io(&path, e))?
+                    .len()
+            };
             if len == 0 {
                 return Err(Error::format(&path, "file is empty (0 bytes)"));
             }
@@ -370,6 +382,14 @@ impl<'a> EmbeddingSource<'a> {
         match &self.inner {
             Inner::Parquet(set) => set.other_bytes_per_row,
             _ => 0,
+        }
+    }
+
+    /// True when the input is read from object storage (`s3://`, ...).
+    pub fn is_remote(&self) -> bool {
+        match &self.inner {
+            Inner::Parquet(set) => set.parts.iter().any(|p| remote::is_url(p.info_path())),
+            _ => false,
         }
     }
 

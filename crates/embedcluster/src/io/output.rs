@@ -92,7 +92,23 @@ fn name_and_parent(target: &Path, not_a_path: &str) -> Result<(String, PathBuf)>
     Ok((name, dir))
 }
 
+/// A local temporary path for an output bound for object storage (in `$TMPDIR`).
+fn local_staging(target: &Path) -> PathBuf {
+    let name = target
+        .to_string_lossy()
+        .rsplit('/')
+        .find(|s| !s.is_empty())
+        .unwrap_or("output")
+        .to_string();
+    std::env::temp_dir().join(format!(
+        ".embedcluster-upload-{}-{}-{name}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
 /// A file written under a temporary name and renamed into place by [`AtomicFile::commit`].
+/// For an object-store target, the temporary file is local and `commit` uploads it.
 #[derive(Debug)]
 pub struct AtomicFile {
     target: PathBuf,
@@ -107,6 +123,16 @@ impl AtomicFile {
     /// [`Error::Io`] naming `target` if its directory is missing or not writable.
     pub fn create(target: impl AsRef<Path>) -> Result<Self> {
         let target = target.as_ref().to_path_buf();
+        if super::remote::is_url(&target) {
+            super::remote::probe(&target)?;
+            let temp = local_staging(&target);
+            let file = File::create(&temp).map_err(|e| Error::io(&temp, e))?;
+            return Ok(AtomicFile {
+                target,
+                temp,
+                file: Some(file),
+            });
+        }
         let (name, dir) = name_and_parent(&target, "is not a file path")?;
         let temp = dir.join(format!(
             ".{name}.tmp-{}-{}",
@@ -145,6 +171,10 @@ impl AtomicFile {
         let file = self.file.take().expect("commit once");
         file.sync_all().map_err(|e| Error::io(&self.target, e))?;
         drop(file);
+        if super::remote::is_url(&self.target) {
+            // the object appears when its upload completes; the local copy goes (Drop)
+            return super::remote::upload(&self.temp, &self.target);
+        }
         std::fs::rename(&self.temp, &self.target).map_err(|e| Error::io(&self.target, e))?;
         if let Some(dir) = self.target.parent() {
             if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
@@ -266,6 +296,16 @@ impl StagedDir {
         } else {
             target
         };
+        if super::remote::is_url(&target) {
+            super::remote::probe(&target)?;
+            let staging = local_staging(&target);
+            std::fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
+            return Ok(StagedDir {
+                target,
+                staging,
+                existed: false,
+            });
+        }
         let existed = target.is_dir();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let staging = if existed {
@@ -298,6 +338,18 @@ impl StagedDir {
 
     /// Moves the parts `names` into place (files already fsynced by their writers).
     pub fn commit(mut self, names: &[PathBuf]) -> Result<()> {
+        if super::remote::is_url(&self.target) {
+            // each part appears when its upload completes, in order; the staging goes (Drop)
+            for name in names {
+                let to = PathBuf::from(format!(
+                    "{}/{}",
+                    self.target.display(),
+                    name.to_string_lossy()
+                ));
+                super::remote::upload(&self.staging.join(name), &to)?;
+            }
+            return Ok(());
+        }
         let staging = std::mem::take(&mut self.staging);
         // one committer at a time moves its parts in: no mix of two runs' parts
         let _lock = self.existed.then(|| DirLock::exclusive(&self.target));

@@ -11,6 +11,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
+use parquet::file::reader::{ChunkReader, Length};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -35,8 +36,70 @@ pub(crate) struct ParquetInfo {
     row_groups: usize,
 }
 
-fn open_file(path: &Path) -> Result<(File, ArrowReaderMetadata)> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+/// A Parquet file to read: local, or an object in object storage ([`super::remote`]).
+#[derive(Debug)]
+pub(crate) enum Source {
+    Local(File),
+    Remote(super::remote::RemoteFile),
+}
+
+impl Source {
+    /// Opens `path` (a local path or an object-store URL).
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        if super::remote::is_url(path) {
+            super::remote::RemoteFile::open(path).map(Source::Remote)
+        } else {
+            File::open(path)
+                .map(Source::Local)
+                .map_err(|e| Error::io(path, e))
+        }
+    }
+}
+
+impl Length for Source {
+    fn len(&self) -> u64 {
+        match self {
+            Source::Local(f) => f.len(),
+            Source::Remote(r) => r.len(),
+        }
+    }
+}
+
+/// The [`Read`](std::io::Read) of a [`Source`] from an offset.
+pub(crate) enum SourceRead {
+    Local(<File as ChunkReader>::T),
+    Remote(super::remote::RemoteRead),
+}
+
+impl std::io::Read for SourceRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            SourceRead::Local(r) => r.read(buf),
+            SourceRead::Remote(r) => r.read(buf),
+        }
+    }
+}
+
+impl ChunkReader for Source {
+    type T = SourceRead;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<SourceRead> {
+        match self {
+            Source::Local(f) => f.get_read(start).map(SourceRead::Local),
+            Source::Remote(r) => r.get_read(start).map(SourceRead::Remote),
+        }
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        match self {
+            Source::Local(f) => f.get_bytes(start, length),
+            Source::Remote(r) => r.get_bytes(start, length),
+        }
+    }
+}
+
+fn open_file(path: &Path) -> Result<(Source, ArrowReaderMetadata)> {
+    let file = Source::open(path)?;
     let meta = guard(path, || {
         ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| Error::format(path, e))
     })?;
@@ -45,7 +108,7 @@ fn open_file(path: &Path) -> Result<(File, ArrowReaderMetadata)> {
 
 /// A reader of column `column` alone, `batch_size` rows per batch, over one row group or all.
 fn column_reader(
-    builder: ParquetRecordBatchReaderBuilder<File>,
+    builder: ParquetRecordBatchReaderBuilder<Source>,
     path: &Path,
     column: usize,
     batch_size: usize,
@@ -155,7 +218,7 @@ impl ParquetInfo {
         batch_size: usize,
         group: Option<usize>,
     ) -> Result<ParquetRecordBatchReader> {
-        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let file = Source::open(&self.path)?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone());
         column_reader(builder, &self.path, self.column_index, batch_size, group)
     }
@@ -482,7 +545,7 @@ impl OtherColumns {
             return Ok(false);
         };
         let others: Vec<usize> = (0..p.n_columns).filter(|&i| i != p.column_index).collect();
-        let file = File::open(&p.path).map_err(|e| Error::io(&p.path, e))?;
+        let file = Source::open(&p.path)?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, p.meta.clone());
         let mask = ProjectionMask::roots(builder.parquet_schema(), others);
         let reader = guard(&p.path, || {
@@ -726,12 +789,10 @@ impl Drop for Prefetch {
 /// error).
 fn decode_group(u: &Unit, batch_size: usize, tx: &SyncSender<Result<Msg>>) -> bool {
     let path = &u.path;
-    let reader = File::open(path)
-        .map_err(|e| Error::io(path, e))
-        .and_then(|file| {
-            let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, u.meta.clone());
-            column_reader(builder, path, u.column, batch_size, Some(u.group))
-        });
+    let reader = Source::open(path).and_then(|file| {
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, u.meta.clone());
+        column_reader(builder, path, u.column, batch_size, Some(u.group))
+    });
     let mut reader = match reader {
         Ok(r) => r,
         Err(e) => {

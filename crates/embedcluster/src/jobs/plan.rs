@@ -32,7 +32,7 @@
 //! in the exact fit, `6 KiB * d` after its eigensolver, and for `d >= 512`
 //! `min(N * 512 s, L3)` in the sample fit's solve and `min(b * 512 s, L3)` in the projection. `dec`, the Parquet decoder's buffers, is
 //! `8 a d s + 4 MiB` for list columns (values, definition and repetition levels, pages, the
-//! batch handed over), and `W (7 a d s + 2 MiB)` when `W > 1` decoder threads read a file of several row groups ahead of the computation (each decodes one row group at a time and holds at most `PREFETCH_BATCHES` batches ready),, the block's mapped pages `b d s` for `.npy` (they are released after
+//! batch handed over), and `W (7 a d s + 2 MiB)` when `W > 1` decoder threads read a file of several row groups ahead of the computation (each decodes one row group at a time and holds at most `PREFETCH_BATCHES` batches ready); from object storage each decoder thread adds its reader's two windows, `2 * 8 MiB`),, the block's mapped pages `b d s` for `.npy` (they are released after
 //! each block) and 1 MiB for CSV (one line at a time). `writer` is the Parquet writer's open row group (up to 65,536 rows of the
 //! other columns and the two new ones) plus its compressor: `min(n, 65536) (o + 8) + 8 MiB`
 //! with `o` the other columns' uncompressed bytes per row. The exact fit touches only the
@@ -75,6 +75,9 @@ pub struct PlanInput {
     /// Threads decoding the input ahead of the computation (Parquet with several row
     /// groups; 1 otherwise).
     pub decoder_threads: usize,
+    /// True when the input is read from object storage: each decoder thread then also holds
+    /// its reader's window and the window prefetched after it (`2 * io::REMOTE_WINDOW_BYTES`).
+    pub remote: bool,
 }
 
 impl PlanInput {
@@ -89,6 +92,7 @@ impl PlanInput {
             base_bytes: crate::memory::current_rss_bytes(),
             threads: rayon::current_num_threads(),
             decoder_threads: source.decoder_threads(),
+            remote: source.is_remote(),
         }
     }
 }
@@ -315,13 +319,17 @@ fn stages(
         Format::Parquet => {
             let a = (crate::io::arrow_batch_rows((d * s) as usize).min(b) as u64).min(n);
             let w = input.decoder_threads.max(1) as u64;
-            if w == 1 {
+            (if w == 1 {
                 8 * a * d * s + 4 * MIB
             } else {
                 // each worker decodes one row group at a time and holds a few batches ready;
                 // fitted on the canonical and Debian sets (the serial reader's coefficient
                 // also covers its larger internal buffering)
                 w * (7 * a * d * s + 2 * MIB)
+            }) + if input.remote {
+                w * 2 * crate::io::REMOTE_WINDOW_BYTES
+            } else {
+                0
             }
         }
         // the mapped pages of the block being copied, released after each block
@@ -599,6 +607,7 @@ mod tests {
             base_bytes: 8 << 20,
             threads: 2,
             decoder_threads: 1,
+            remote: false,
         }
     }
 

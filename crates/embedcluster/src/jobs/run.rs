@@ -353,6 +353,13 @@ fn run_opened(
             });
         }
     }
+    if let Some(dir) = cfg.model.as_ref().filter(|d| crate::io::is_url(d)) {
+        return Err(Error::param(
+            "model",
+            dir.display(),
+            "a model is a local directory (copy it to object storage after the run)",
+        ));
+    }
     if let Some(dir) = &cfg.model {
         match dir.parent() {
             Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => {
