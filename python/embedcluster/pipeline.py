@@ -263,7 +263,10 @@ def cluster_embeddings(
         A path is a Parquet, ``.npy`` or CSV file, a directory of Parquet part files (as
         Spark, pyarrow and Dask write them; ``key=value`` partition folders become
         columns; ``_SUCCESS``, ``.crc``, hidden and ``_`` files are ignored) or a glob
-        (``"data/*.parquet"``); a list of paths is read as one table, in order. Paths are
+        (``"data/*.parquet"``); any of these may be an object-storage URL (``s3://``,
+        ``gs://``, ``az://``, ``http(s)://``; credentials from the standard ``AWS_*`` /
+        ``GOOGLE_*`` / ``AZURE_*`` environment, read by range requests, 16 MiB per
+        decoder thread); a list of paths is read as one table, in order. Paths are
         streamed by the Rust readers (never resident: peak memory is the reduced data plus
         one block). An array is read block by block in place (never copied
         whole; other dtypes than float32/float64 are first converted to float64, one
