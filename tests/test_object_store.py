@@ -118,7 +118,7 @@ def test_an_s3_dataset_gives_the_labels_of_the_same_local_dataset(s3, tmp_path, 
     args = ["--n-clusters", "6", "--reduce", "pca:8", "--seed", "2", "--labels", "lang"]
     _run(["run", str(local), *args, "--output", str(tmp_path / "local.parquet")], env)
     _run(["run", "s3://emb/ds/", *args, "--output", "s3://emb/out/labels.parquet",
-          "--report", str(tmp_path / "report.json")], env)
+          "--report", str(tmp_path / "report.json"), "--model", str(tmp_path / "model")], env)
     want = pq.read_table(tmp_path / "local.parquet")
     got = _get_table(client, "out/labels.parquet")
     assert got.num_rows == 3000
@@ -128,6 +128,11 @@ def test_an_s3_dataset_gives_the_labels_of_the_same_local_dataset(s3, tmp_path, 
     assert got.column("lang").to_pylist() == want.column("lang").to_pylist()
     # no local staging file is left behind
     assert not [p for p in os.listdir(os.environ.get("TMPDIR", "/tmp")) if p.startswith(".embedcluster-upload")]
+
+    # the other commands read the same inputs: predict assigns the rows to their clusters
+    _run(["predict", "s3://emb/ds/", "--model", str(tmp_path / "model"), "--output", "s3://emb/pred.parquet"], env)
+    pred = _get_table(client, "pred.parquet")
+    np.testing.assert_array_equal(pred.column("cluster").to_numpy(), want.column("cluster").to_numpy())
 
     # one output part per input part, with the same names (partition folders kept)
     _run(["run", "s3://emb/ds", *args, "--output", "s3://emb/parts/"], env)
