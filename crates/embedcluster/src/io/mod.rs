@@ -31,7 +31,9 @@ pub use in_memory::{BatchSource, MatrixRef, ARRAY_ORIGIN, ARROW_ORIGIN};
 pub use npy::{write_npy_header, NpyHeader};
 pub(crate) use output::RowGroupEncoder;
 pub use output::{write_batch, AtomicFile, DirLock, OutputTarget, OutputWriter, StagedDir};
-pub use remote::{is_url, WINDOW_BYTES as REMOTE_WINDOW_BYTES};
+pub use remote::{
+    is_url, set_storage_settings, StorageSettings, WINDOW_BYTES as REMOTE_WINDOW_BYTES,
+};
 pub use scratch::ScratchMatrix;
 
 use crate::dtype::{DType, Real};

@@ -10,7 +10,8 @@
 //! decoder thread.
 //!
 //! Configuration comes from the standard environment, as `object_store`'s `from_env`
-//! builders read it: for S3, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! builders read it, handed in by the front end ([`set_storage_settings`]; the core reads
+//! no environment itself): for S3, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL` (MinIO, a local server),
 //! `AWS_ALLOW_HTTP=true` for a plain-http endpoint, `AWS_SKIP_SIGNATURE=true` for a public
 //! bucket, web-identity and container credentials; when neither `AWS_ACCESS_KEY_ID` nor
@@ -131,18 +132,69 @@ fn ini_section(text: &str, section: &str) -> HashMap<String, String> {
     out
 }
 
-fn aws_builder() -> object_store::aws::AmazonS3Builder {
+/// Where the object-store settings come from: a function of the front end that returns
+/// the `AWS_*`, `GOOGLE_*` and `AZURE_*` variables and `HOME` (the core reads no
+/// environment itself; the CLI and the Python module install one that reads the process's).
+pub type StorageSettings = fn() -> Vec<(String, String)>;
+
+static SETTINGS: OnceLock<StorageSettings> = OnceLock::new();
+
+/// Installs the front end's [`StorageSettings`] (once per process; later calls are
+/// ignored). Without one, stores are configured from nothing: anonymous access only.
+pub fn set_storage_settings(f: StorageSettings) {
+    let _ = SETTINGS.set(f);
+}
+
+fn settings() -> HashMap<String, String> {
+    SETTINGS
+        .get()
+        .map(|f| f())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// The configuration keys of `settings` under `prefix`, parsed as `K` (object_store's
+/// names: `aws_endpoint_url`, `google_service_account`, `azure_storage_account_key`, ...),
+/// as its `from_env` builders would read them.
+fn keys<K: std::str::FromStr>(
+    settings: &HashMap<String, String>,
+    prefix: &str,
+) -> Vec<(K, String)> {
+    let mut out: Vec<(String, K, String)> = settings
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .filter_map(|(k, v)| {
+            Some((
+                k.clone(),
+                k.to_ascii_lowercase().parse::<K>().ok()?,
+                v.clone(),
+            ))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
+fn aws_builder(set: &HashMap<String, String>) -> object_store::aws::AmazonS3Builder {
     use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as K};
-    let mut b = AmazonS3Builder::from_env();
-    let env = |k: &str| std::env::var_os(k).is_some();
+    let mut b = AmazonS3Builder::new();
+    for (k, v) in keys::<K>(set, "AWS_") {
+        b = b.with_config(k, v);
+    }
+    let env = |k: &str| set.contains_key(k);
     let has_credentials = env("AWS_ACCESS_KEY_ID")
         || env("AWS_WEB_IDENTITY_TOKEN_FILE")
         || env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
         || env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    let home = set.get("HOME").map(std::path::PathBuf::from);
+    let profile = set
+        .get("AWS_PROFILE")
+        .cloned()
+        .unwrap_or_else(|| "default".into());
     if !has_credentials {
-        let file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        let file = set
+            .get("AWS_SHARED_CREDENTIALS_FILE")
             .map(std::path::PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(".aws/credentials")));
         if let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) {
@@ -158,7 +210,8 @@ fn aws_builder() -> object_store::aws::AmazonS3Builder {
         }
     }
     if !env("AWS_REGION") && !env("AWS_DEFAULT_REGION") {
-        let file = std::env::var_os("AWS_CONFIG_FILE")
+        let file = set
+            .get("AWS_CONFIG_FILE")
             .map(std::path::PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(".aws/config")));
         if let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) {
@@ -171,7 +224,7 @@ fn aws_builder() -> object_store::aws::AmazonS3Builder {
                 b = b.with_config(K::Region, r);
             }
         }
-    } else if let (false, Ok(r)) = (env("AWS_REGION"), std::env::var("AWS_DEFAULT_REGION")) {
+    } else if let (false, Some(r)) = (env("AWS_REGION"), set.get("AWS_DEFAULT_REGION")) {
         b = b.with_config(K::Region, r);
     }
     b
@@ -184,19 +237,32 @@ fn store(scheme: &str, base: &str) -> Result<Arc<dyn ObjectStore>> {
     if let Some(s) = stores.lock().expect("store cache").get(base) {
         return Ok(s.clone());
     }
+    let set = settings();
     let built: object_store::Result<Arc<dyn ObjectStore>> = match scheme {
-        "s3" | "s3a" => aws_builder()
+        "s3" | "s3a" => aws_builder(&set)
             .with_url(base)
             .build()
             .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
-        "gs" => object_store::gcp::GoogleCloudStorageBuilder::from_env()
+        "gs" => keys::<object_store::gcp::GoogleConfigKey>(&set, "GOOGLE_")
+            .into_iter()
+            .fold(
+                object_store::gcp::GoogleCloudStorageBuilder::new(),
+                |b, (k, v)| b.with_config(k, v),
+            )
             .with_url(base)
             .build()
             .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
-        "az" | "abfs" | "abfss" | "azure" => object_store::azure::MicrosoftAzureBuilder::from_env()
-            .with_url(base)
-            .build()
-            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
+        "az" | "abfs" | "abfss" | "azure" => {
+            keys::<object_store::azure::AzureConfigKey>(&set, "AZURE_")
+                .into_iter()
+                .fold(
+                    object_store::azure::MicrosoftAzureBuilder::new(),
+                    |b, (k, v)| b.with_config(k, v),
+                )
+                .with_url(base)
+                .build()
+                .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        }
         _ => object_store::http::HttpBuilder::new()
             .with_url(base)
             .build()
