@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from sklearn.exceptions import NotFittedError
 
     from . import metrics
-    from .cluster import KMeans
+    from .cluster import KMeans, MiniBatchKMeans
     from .decomposition import PCA
     from .neighbors import IndexFlatIP, IndexFlatL2, NearestNeighbors
     from .pipeline import ClusterModel, ClusterResult, cluster_embeddings, load
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers
 # kernel on its partition does not pay for them (PEP 562 module __getattr__).
 _LAZY = {
     "KMeans": "cluster",
+    "MiniBatchKMeans": "cluster",
     "PCA": "decomposition",
     "IndexFlatIP": "neighbors",
     "IndexFlatL2": "neighbors",
@@ -79,6 +80,7 @@ __all__ = [
     "IndexFlatIP",
     "IndexFlatL2",
     "KMeans",
+    "MiniBatchKMeans",
     "MemoryLimitError",
     "NearestNeighbors",
     "NotFittedError",

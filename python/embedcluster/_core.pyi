@@ -20,6 +20,8 @@ __all__ = [
     "EmbedclusterError",
     "MemoryLimitError",
     "kmeans_fit",
+    "minibatch_fit",
+    "minibatch_step",
     "kmeans_predict",
     "lloyd_partial",
     "lloyd_farthest",
@@ -154,6 +156,32 @@ def kmeans_fit(
     sample_weight: Optional[_F64] = None,
     pruning: str = "auto",
 ) -> dict[str, Any]: ...
+def minibatch_fit(
+    x: _Float,
+    n_clusters: int,
+    metric_name: str,
+    init: Optional[_F64] = None,
+    max_iter: int = 100,
+    batch_size: int = 1024,
+    tol: float = 0.0,
+    max_no_improvement: int = 10,
+    reassignment_ratio: float = 0.01,
+    init_size: int = 0,
+    seed: int = 0,
+    n_threads: Optional[int] = None,
+    init_name: str = "k-means++",
+    init_trials: int = ...,
+) -> dict[str, Any]: ...
+def minibatch_step(
+    x: _Float,
+    centers: _F64,
+    counts: _F64,
+    n_steps: int,
+    metric_name: str,
+    reassignment_ratio: float = 0.01,
+    sample_weight: Optional[_F64] = None,
+    n_threads: Optional[int] = None,
+) -> tuple[_F64, _F64, int, float]: ...
 def kmeans_init(
     x: _Float,
     n_clusters: int,

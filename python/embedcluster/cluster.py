@@ -25,7 +25,7 @@ from ._utils import _Stage, _seed, _validate
 from .preprocessing import _unit_rows
 from ._typing import Data, Floats, Labels, PathArg
 
-__all__ = ["KMeans"]
+__all__ = ["KMeans", "MiniBatchKMeans"]
 
 
 class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, BaseEstimator):
@@ -399,3 +399,192 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         save_model(path, self)
 
 
+
+
+class MiniBatchKMeans(KMeans):
+    """Mini-batch k-means (Sculley 2010) and its spherical variant (``metric="cosine"``).
+
+    Each step draws ``batch_size`` rows uniformly (with replacement), assigns them with the
+    fused GEMM + argmin kernel and moves each centroid towards its members' mean with a
+    per-centroid learning rate (``1 / weight received so far``); centroids with less than
+    ``reassignment_ratio`` of the largest weight are moved onto far batch rows every
+    ``10 + min count`` steps (scikit-learn's rule, the farthest rows rather than a random
+    draw). Stops after ``max_iter`` epochs, when the smoothed batch objective has not
+    improved for ``max_no_improvement`` steps, or (``tol > 0``) when a step's squared
+    centroid shift is at most ``tol * mean(var(X, axis=0))``; then ``labels_`` and
+    ``inertia_`` come from one full assignment pass. An approximation of :class:`KMeans`
+    for very large ``n_samples``; the same seed gives the same result for any thread count.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    init : {"k-means++", "k-means||", "random"} or ndarray (n_clusters, n_features), default="k-means++"
+        Seeding on a uniform sample of ``init_size`` rows.
+    max_iter : int, default=100
+        Epochs (passes' worth of steps: ``max_iter * n_samples / batch_size`` steps).
+    batch_size : int, default=1024
+    verbose : int, default=0
+        Accepted for scikit-learn compatibility (no per-step output).
+    compute_labels : bool, default=True
+        Compute ``labels_`` and ``inertia_`` on all rows after ``fit`` (always done).
+    random_state : int, RandomState or None, default=None
+    tol : float, default=0.0
+    max_no_improvement : int or None, default=10
+        ``None`` (or 0) disables this stopping rule.
+    init_size : int or None, default=None
+        Rows of the seeding sample (default ``max(3 * batch_size, 3 * n_clusters)``).
+    n_init : "auto" or int, default="auto"
+        Seedings screened on one uniform sample (each refined there by Lloyd; the one with
+        the lowest objective on the sample starts the mini-batch steps), scikit-learn's
+        ``n_init`` made robust to the seed: ``"auto"`` is 16 (KMeans's ``init_trials``); 1
+        seeds once on ``init_size`` rows. ``partial_fit`` seeds once on its first batch.
+    reassignment_ratio : float, default=0.01
+    metric : {"euclidean", "cosine"}, default="euclidean"
+    n_threads : int or None, default=None
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray (n_clusters, n_features), X's dtype (float64 after ``partial_fit``)
+    labels_ : ndarray (n_samples,) int32 (``fit`` only)
+    inertia_ : float (``fit`` only)
+    n_iter_ : int, epochs run
+    n_steps_ : int, mini-batch steps run
+
+    Peak memory: the data, ``n_samples * (4 + itemsize)`` for the final labels and
+    distances, ``batch_size * (n_features + 2) * itemsize`` for a batch and ``n_clusters *
+    n_features * 24`` bytes for the centroids and a step's sums; never an n x k matrix.
+    ``partial_fit`` holds only its batch and the state (``n_clusters * (n_features + 1)``
+    float64).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: Any = "k-means++",
+        max_iter: int = 100,
+        batch_size: int = 1024,
+        verbose: int = 0,
+        compute_labels: bool = True,
+        random_state: Any = None,
+        tol: float = 0.0,
+        max_no_improvement: Optional[int] = 10,
+        init_size: Optional[int] = None,
+        n_init: Union[int, str] = "auto",
+        reassignment_ratio: float = 0.01,
+        metric: str = "euclidean",
+        n_threads: Optional[int] = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self.compute_labels = compute_labels
+        self.random_state = random_state
+        self.tol = tol
+        self.max_no_improvement = max_no_improvement
+        self.init_size = init_size
+        self.n_init = n_init
+        self.reassignment_ratio = reassignment_ratio
+        self.metric = metric
+        self.n_threads = n_threads
+
+    def _check_params(self):
+        if self.metric not in ("euclidean", "cosine"):
+            raise ValueError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}")
+        names = ["n_clusters", "max_iter", "batch_size"] + ([] if self.n_init == "auto" else ["n_init"])
+        for name in names:
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
+            raise ValueError(f"tol must be a float >= 0, got {self.tol!r}")
+        m = self.max_no_improvement
+        if m is not None and (not isinstance(m, (int, np.integer)) or m < 0):
+            raise ValueError(f"max_no_improvement must be None or an integer >= 0, got {m!r}")
+        r = self.reassignment_ratio
+        if not (isinstance(r, (int, float)) and r >= 0):
+            raise ValueError(f"reassignment_ratio must be a float >= 0, got {r!r}")
+        if self.init_size is not None and (
+            not isinstance(self.init_size, (int, np.integer)) or self.init_size < 1
+        ):
+            raise ValueError(f"init_size must be None or an integer >= 1, got {self.init_size!r}")
+        if isinstance(self.init, str) and self.init not in ("k-means++", "k-means||", "random"):
+            raise ValueError(f"init must be 'k-means++', 'k-means||', 'random' or an array, "
+                             f"got {self.init!r}")
+        if callable(self.init):
+            raise ValueError("MiniBatchKMeans takes init as a name or an array, not a callable")
+
+    def fit(self, X: Data, y: Any = None, sample_weight: Optional[ArrayLike] = None) -> MiniBatchKMeans:
+        """Compute the clustering of X (n_samples, n_features); returns self.
+        ``sample_weight`` is not taken by ``fit`` (use :meth:`partial_fit`)."""
+        self._check_params()
+        if sample_weight is not None:
+            raise ValueError("MiniBatchKMeans.fit does not take sample_weight; use partial_fit")
+        report = Report()
+        X = _validate(self, X, reset=True)
+        if X.shape[0] < self.n_clusters:
+            raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}.")
+        with _Stage(report, "fit", rows=X.shape[0]):
+            Xp = self._prepare(X)
+            init = None if isinstance(self.init, str) else self._check_centers(self.init, X)
+            r = _core.minibatch_fit(
+                Xp, int(self.n_clusters), self.metric, init=init, max_iter=int(self.max_iter),
+                batch_size=int(self.batch_size), tol=float(self.tol),
+                max_no_improvement=int(self.max_no_improvement or 0),
+                reassignment_ratio=float(self.reassignment_ratio),
+                init_size=int(self.init_size or 0), seed=_seed(self.random_state),
+                n_threads=self.n_threads,
+                init_name=self.init if isinstance(self.init, str) else "k-means++",
+                init_trials=16 if self.n_init == "auto" else int(self.n_init))
+        if r.get("warning"):
+            warnings.warn(r["warning"], ConvergenceWarning, stacklevel=2)
+        self.cluster_centers_ = r["cluster_centers"]
+        self.labels_ = r["labels"]
+        self.inertia_ = float(r["inertia"])
+        self.n_iter_ = int(r["n_iter"])
+        self.n_steps_ = int(np.ceil(self.n_iter_ * X.shape[0] / min(self.batch_size, X.shape[0])))
+        self.objective_history_ = list(r["objective_history"])
+        self._counts = np.asarray(r["counts"], dtype=np.float64)
+        self._n_features_out = self.cluster_centers_.shape[0]
+        self.fit_report_ = report
+        return self
+
+    def partial_fit(self, X: Data, y: Any = None,
+                    sample_weight: Optional[ArrayLike] = None) -> MiniBatchKMeans:
+        """One mini-batch step on X (all its rows are the batch); returns self. The first
+        call seeds the centroids on X as ``init`` says (X must have at least ``n_clusters``
+        rows). Memory: X, and the state of ``n_clusters * (n_features + 1)`` float64."""
+        first = not hasattr(self, "cluster_centers_")
+        if first:
+            self._check_params()
+        X = _validate(self, X, reset=first)
+        sw = None
+        if sample_weight is not None:
+            sw = np.ascontiguousarray(
+                _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True))
+        Xp = self._prepare(X)
+        if first:
+            if X.shape[0] < self.n_clusters:
+                raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}.")
+            if isinstance(self.init, str):
+                centers = _core.kmeans_init(Xp, int(self.n_clusters), self.metric,
+                                            seed=_seed(self.random_state), init_name=self.init,
+                                            init_trials=1, n_threads=self.n_threads)
+            else:
+                centers = self._check_centers(self.init, X)
+            self._mb_state = (np.ascontiguousarray(centers, dtype=np.float64),
+                              np.zeros(int(self.n_clusters)), 0)
+            self.n_steps_ = 0
+        centers, counts, steps = self._mb_state
+        centers, counts, steps, _ = _core.minibatch_step(
+            Xp, centers, counts, steps, self.metric,
+            reassignment_ratio=float(self.reassignment_ratio), sample_weight=sw,
+            n_threads=self.n_threads)
+        self._mb_state = (centers, counts, steps)
+        self.cluster_centers_ = centers
+        self.n_steps_ = int(steps)
+        self._counts = counts
+        self._n_features_out = centers.shape[0]
+        return self

@@ -277,6 +277,12 @@ pub struct RunArgs {
     pub n_init: usize,
     #[command(flatten)]
     pub init: InitArgs,
+    /// k-means algorithm: lloyd (exact, all rows every iteration) or minibatch[:B]
+    /// (Sculley 2010: steps of B = 1024 sampled rows, an approximation for very large n;
+    /// --max-iter then counts epochs, and stops earlier when the smoothed batch objective
+    /// stops improving).
+    #[arg(long, default_value = "lloyd")]
+    pub algorithm: String,
     /// Maximum Lloyd iterations per restart.
     #[arg(long, default_value_t = 300)]
     pub max_iter: usize,

@@ -96,9 +96,18 @@ fn kmeans_out<'py, T: Real + Element>(
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (x, _, d) = slice(a)?;
-    let mut m = compute(py, n_threads, |cancel| {
+    let m = compute(py, n_threads, |cancel| {
         cluster::fit_weighted(params, x, d, weights, cancel)
     })?;
+    model_dict(py, m, d)
+}
+
+/// A fitted model as the dict `kmeans_fit` returns.
+fn model_dict<'py, T: Real + Element>(
+    py: Python<'py>,
+    mut m: cluster::KMeans<T>,
+    d: usize,
+) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     out.set_item("warning", m.distinct_clusters_warning())?;
     let (labels, scores) = m.take_labels_and_scores();
@@ -125,6 +134,137 @@ fn kmeans_out<'py, T: Real + Element>(
         out.set_item("pruning", py.None())?;
     }
     Ok(out)
+}
+
+/// Mini-batch k-means (Sculley 2010; `cluster::fit_minibatch`) on a C-contiguous
+/// float32/float64 array: `max_iter` epochs of `batch_size`-row steps; `init` (k, d) float64
+/// gives the centroids, else `init_name` seeds on an `init_size`-row sample (0: automatic).
+/// Returns the dict of `kmeans_fit` (`n_iter` in epochs).
+#[pyfunction]
+#[pyo3(signature = (x, n_clusters, metric_name, init=None, max_iter=100, batch_size=1024, tol=0.0, max_no_improvement=10, reassignment_ratio=0.01, init_size=0, seed=0, n_threads=None, init_name="k-means++", init_trials=cluster::DEFAULT_INIT_TRIALS))]
+#[allow(clippy::too_many_arguments)]
+pub fn minibatch_fit<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    n_clusters: usize,
+    metric_name: &str,
+    init: Option<PyReadonlyArray2<'py, f64>>,
+    max_iter: usize,
+    batch_size: usize,
+    tol: f64,
+    max_no_improvement: usize,
+    reassignment_ratio: f64,
+    init_size: usize,
+    seed: u64,
+    n_threads: Option<usize>,
+    init_name: &str,
+    init_trials: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let params = cluster::MiniBatchParams {
+        kmeans: KMeansParams {
+            n_clusters,
+            metric: metric(metric_name)?,
+            init: match &init {
+                Some(c) => Init::Centroids(c.as_array().iter().copied().collect()),
+                None => init_of(init_name, 2.0, 5)?,
+            },
+            n_init: 1,
+            max_iter,
+            tol,
+            seed,
+            init_trials,
+            init_size,
+            pruning: cluster::Pruning::Off,
+        },
+        batch_size,
+        max_no_improvement,
+        reassignment_ratio,
+    };
+    fn go<'py, T: Real + Element>(
+        py: Python<'py>,
+        a: &PyReadonlyArray2<'py, T>,
+        params: &cluster::MiniBatchParams,
+        n_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (x, _, d) = slice(a)?;
+        let m = compute(py, n_threads, |cancel| {
+            cluster::fit_minibatch(params, x, d, cancel)
+        })?;
+        model_dict(py, m, d)
+    }
+    match arr(x, "X")? {
+        Arr::F32(a) => go(py, &a, &params, n_threads),
+        Arr::F64(a) => go(py, &a, &params, n_threads),
+    }
+}
+
+/// One mini-batch step (`cluster::MiniBatchState::partial_fit`) from the state
+/// `(centers (k, d) float64, counts (k,) float64, n_steps)` on the rows `x`; returns the new
+/// `(centers, counts, n_steps, batch_objective)`. The state is the caller's (small: `k d`).
+#[pyfunction]
+#[pyo3(signature = (x, centers, counts, n_steps, metric_name, reassignment_ratio=0.01, sample_weight=None, n_threads=None))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn minibatch_step<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    centers: PyReadonlyArray2<'py, f64>,
+    counts: PyReadonlyArray1<'py, f64>,
+    n_steps: u64,
+    metric_name: &str,
+    reassignment_ratio: f64,
+    sample_weight: Option<PyReadonlyArray1<'py, f64>>,
+    n_threads: Option<usize>,
+) -> PyResult<(
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    u64,
+    f64,
+)> {
+    let (k, d) = centers.as_array().dim();
+    let mut state = cluster::MiniBatchState::from_parts(
+        centers.as_array().iter().copied().collect(),
+        counts.as_array().iter().copied().collect(),
+        n_steps,
+        k,
+        d,
+        metric(metric_name)?,
+        reassignment_ratio,
+    )
+    .map_err(to_py)?;
+    let weights = match &sample_weight {
+        Some(w) => Some(
+            w.as_slice()
+                .map_err(|_| value_error("sample_weight must be C-contiguous float64"))?,
+        ),
+        None => None,
+    };
+    let objective = match arr(x, "X")? {
+        Arr::F32(a) => {
+            let (x, _, xd) = slice(&a)?;
+            check_d(xd, d)?;
+            compute(py, n_threads, |_| state.partial_fit(x, weights))?
+        }
+        Arr::F64(a) => {
+            let (x, _, xd) = slice(&a)?;
+            check_d(xd, d)?;
+            compute(py, n_threads, |_| state.partial_fit(x, weights))?
+        }
+    };
+    Ok((
+        vec2(py, state.centers().to_vec(), k, d)?,
+        vec1(py, state.counts().to_vec()),
+        state.n_steps(),
+        objective,
+    ))
+}
+
+fn check_d(got: usize, want: usize) -> PyResult<()> {
+    if got != want {
+        return Err(value_error(format!(
+            "X has {got} features, but the model was fitted with {want}"
+        )));
+    }
+    Ok(())
 }
 
 /// Nearest centroid of each row: `(labels int32, scores float32)`.

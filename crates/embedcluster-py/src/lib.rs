@@ -49,6 +49,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<errors::MemoryLimitError>(),
     )?;
     m.add_function(wrap_pyfunction!(cluster::kmeans_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster::minibatch_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster::minibatch_step, m)?)?;
     m.add_function(wrap_pyfunction!(cluster::kmeans_predict, m)?)?;
     m.add_function(wrap_pyfunction!(cluster::lloyd_partial, m)?)?;
     m.add_function(wrap_pyfunction!(cluster::lloyd_farthest, m)?)?;

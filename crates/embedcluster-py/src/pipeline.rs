@@ -120,6 +120,7 @@ pub fn run_pipeline<'py>(
         init_trials,
         init_size,
         pruning: embedcluster::cluster::Pruning::from_name(pruning).map_err(to_py)?,
+        algorithm: Default::default(),
         max_iter,
         tol,
         seed,

@@ -24,6 +24,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         init_trials: a.init.init_trials,
         init_size: a.init.init_size,
         pruning: embedcluster::cluster::Pruning::from_name(&a.init.pruning)?,
+        algorithm: a.algorithm.parse()?,
         max_iter: a.max_iter,
         tol: a.tol,
         seed: a.seed,

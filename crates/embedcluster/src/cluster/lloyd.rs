@@ -428,7 +428,7 @@ fn check_shape(len: usize, n_features: usize) -> Result<()> {
     Ok(())
 }
 
-fn tol_of<T: Real>(data: &Data<'_, T>, tol: f64) -> f64 {
+pub(crate) fn tol_of<T: Real>(data: &Data<'_, T>, tol: f64) -> f64 {
     use rayon::prelude::*;
     if tol == 0.0 {
         return 0.0;
@@ -474,7 +474,7 @@ pub fn initial_centroids<T: Real>(
 /// One seeding by `params.init` over `data`, from `seed` (k-means|| takes it as is, so an
 /// engine that runs [`kmeans_parallel_drive`] with [`restart_seed`]`(seed, r)` gets restart
 /// `r`'s centres).
-fn seed_once<T: Real>(
+pub(crate) fn seed_once<T: Real>(
     data: &Data<'_, T>,
     params: &KMeansParams,
     seed: u64,
@@ -501,7 +501,7 @@ fn seed_once<T: Real>(
 /// seedings, each refined by Lloyd to convergence on one uniform sample of
 /// `init_sample_size(n)` rows (lowest objective there; ties: the earlier trial); else one
 /// seeding on all rows.
-fn initial_centers<T: Real>(
+pub(crate) fn initial_centers<T: Real>(
     data: &Data<'_, T>,
     params: &KMeansParams,
     seed: u64,

@@ -65,6 +65,7 @@
 mod assign;
 mod init;
 mod lloyd;
+mod minibatch;
 mod model;
 mod parallel;
 mod params;
@@ -75,6 +76,10 @@ pub use assign::{MAX_CHUNKS, TILE_ROWS};
 pub use lloyd::{
     farthest_rows, fit, fit_cancellable, fit_weighted, initial_centroids, label_hash, lloyd_drive,
     merge_farthest, restart_seed, tol_from_moments, Candidate, LloydData, LloydOutcome, LloydState,
+};
+pub use minibatch::{
+    fit_minibatch, MiniBatchParams, MiniBatchState, DEFAULT_BATCH_SIZE, DEFAULT_MAX_NO_IMPROVEMENT,
+    DEFAULT_REASSIGNMENT_RATIO,
 };
 pub use model::{confidence_from_distances, Assignment, KMeans};
 pub use parallel::{

@@ -65,6 +65,52 @@ pub enum Spill {
     Never,
 }
 
+/// The k-means algorithm of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// Lloyd's iterations on all rows (exact; the default).
+    #[default]
+    Lloyd,
+    /// Mini-batch k-means (Sculley 2010; [`cluster::fit_minibatch`]) with `batch_size` rows
+    /// per step: an approximation, for speed at very large `n`.
+    MiniBatch { batch_size: usize },
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = Error;
+    /// `lloyd` or `minibatch` (`minibatch:B` for `B` rows per step; default 1024).
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::param(
+                "algorithm",
+                s,
+                "expected lloyd, minibatch or minibatch:BATCH_SIZE",
+            )
+        };
+        match s.split_once(':') {
+            None if s == "lloyd" => Ok(Algorithm::Lloyd),
+            None if s == "minibatch" => Ok(Algorithm::MiniBatch {
+                batch_size: cluster::DEFAULT_BATCH_SIZE,
+            }),
+            Some(("minibatch", b)) => match b.parse::<usize>() {
+                Ok(b) if b > 0 => Ok(Algorithm::MiniBatch { batch_size: b }),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl Algorithm {
+    /// The name as parsed (`lloyd`, `minibatch:1024`).
+    pub fn name(&self) -> String {
+        match self {
+            Algorithm::Lloyd => "lloyd".into(),
+            Algorithm::MiniBatch { batch_size } => format!("minibatch:{batch_size}"),
+        }
+    }
+}
+
 /// Everything `embedcluster run` takes.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -85,6 +131,9 @@ pub struct RunConfig {
     pub init_size: usize,
     /// Lloyd's pruned assignment ([`cluster::Pruning`]; same labels either way).
     pub pruning: cluster::Pruning,
+    /// Lloyd (default) or mini-batch k-means; for mini-batch, `max_iter` counts epochs and
+    /// `n_init`, `init_trials` and `pruning` are not used.
+    pub algorithm: Algorithm,
     pub max_iter: usize,
     pub tol: f64,
     pub seed: u64,
@@ -135,6 +184,7 @@ impl RunConfig {
             init_trials: cluster::DEFAULT_INIT_TRIALS,
             init_size: 0,
             pruning: cluster::Pruning::Auto,
+            algorithm: Algorithm::Lloyd,
             max_iter: 300,
             tol: 1e-4,
             seed: 0,
@@ -741,10 +791,18 @@ fn run_typed<T: Real>(
     let params = cfg.kmeans_params();
     progress.begin("kmeans", None);
     let mut km = rec.stage("kmeans", || {
-        Ok::<_, Error>((
-            cluster::fit_cancellable(&params, &reduced, dim, cancel)?,
-            n_valid as u64,
-        ))
+        let km = match cfg.algorithm {
+            Algorithm::Lloyd => cluster::fit_cancellable(&params, &reduced, dim, cancel)?,
+            Algorithm::MiniBatch { batch_size } => {
+                let mb = cluster::MiniBatchParams {
+                    kmeans: params.clone(),
+                    batch_size,
+                    ..Default::default()
+                };
+                cluster::fit_minibatch(&mb, &reduced, dim, cancel)?
+            }
+        };
+        Ok::<_, Error>((km, n_valid as u64))
     })?;
     progress.end();
     // Calibration of the saved model: the training rows' scores and top-2 margins.
