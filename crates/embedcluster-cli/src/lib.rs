@@ -50,20 +50,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// reads it): SIMD kernels and how stage peaks are measured (`EMBEDCLUSTER_STAGE_PEAKS`).
 fn settings_from_env() {
     embedcluster::runtime::apply_settings(|name| std::env::var_os(name));
-    embedcluster::io::set_storage_settings(storage_settings);
-}
-
-/// Object-storage settings (credentials, endpoint, region, profile files under HOME): the
-/// AWS_*, GOOGLE_* and AZURE_* variables and HOME.
-fn storage_settings() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(k, _)| {
-            k.starts_with("AWS_")
-                || k.starts_with("GOOGLE_")
-                || k.starts_with("AZURE_")
-                || k == "HOME"
-        })
-        .collect()
+    // object-storage settings, read when a store is first built
+    embedcluster::io::set_storage_settings(
+        || embedcluster::io::storage_variables(std::env::vars()),
+    );
 }
 
 /// Runs the command line `args` (the program name first) and returns the exit code: 0,

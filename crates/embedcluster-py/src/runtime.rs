@@ -98,20 +98,10 @@ pub fn compute<R: Send>(
 /// `EMBEDCLUSTER_NO_SMALL_D`) and how stage peaks are measured (`EMBEDCLUSTER_STAGE_PEAKS=reset` opts in to resets).
 pub fn settings_from_env() {
     embedcluster::runtime::apply_settings(|name| std::env::var_os(name));
-    embedcluster::io::set_storage_settings(storage_settings);
-}
-
-/// Object-storage settings, read when a store is first built (so `os.environ` changes
-/// made before then count): the AWS_*, GOOGLE_*, AZURE_* variables and HOME.
-fn storage_settings() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(k, _)| {
-            k.starts_with("AWS_")
-                || k.starts_with("GOOGLE_")
-                || k.starts_with("AZURE_")
-                || k == "HOME"
-        })
-        .collect()
+    // object-storage settings, read when a store is first built
+    embedcluster::io::set_storage_settings(
+        || embedcluster::io::storage_variables(std::env::vars()),
+    );
 }
 
 /// A progress sink that calls a Python callable: `callback("begin", stage, total)` (total

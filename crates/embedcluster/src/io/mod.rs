@@ -32,7 +32,8 @@ pub use npy::{write_npy_header, NpyHeader};
 pub(crate) use output::RowGroupEncoder;
 pub use output::{write_batch, AtomicFile, DirLock, OutputTarget, OutputWriter, StagedDir};
 pub use remote::{
-    is_url, set_storage_settings, StorageSettings, WINDOW_BYTES as REMOTE_WINDOW_BYTES,
+    is_url, set_storage_settings, storage_variables, StorageSettings,
+    WINDOW_BYTES as REMOTE_WINDOW_BYTES,
 };
 pub use scratch::ScratchMatrix;
 

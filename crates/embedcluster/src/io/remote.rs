@@ -145,6 +145,15 @@ pub fn set_storage_settings(f: StorageSettings) {
     let _ = SETTINGS.set(f);
 }
 
+/// The variables object storage reads, out of all of a process's (which a front end
+/// reads): `AWS_*`, `GOOGLE_*`, `AZURE_*` and `HOME`.
+pub fn storage_variables(all: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    all.filter(|(k, _)| {
+        k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_") || k == "HOME"
+    })
+    .collect()
+}
+
 fn settings() -> HashMap<String, String> {
     SETTINGS
         .get()
