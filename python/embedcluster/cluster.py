@@ -544,7 +544,7 @@ class MiniBatchKMeans(KMeans):
         self.labels_ = r["labels"]
         self.inertia_ = float(r["inertia"])
         self.n_iter_ = int(r["n_iter"])
-        self.n_steps_ = int(np.ceil(self.n_iter_ * X.shape[0] / min(self.batch_size, X.shape[0])))
+        self.n_steps_ = int(r["n_steps"])
         self.objective_history_ = list(r["objective_history"])
         self._counts = np.asarray(r["counts"], dtype=np.float64)
         self._n_features_out = self.cluster_centers_.shape[0]

@@ -119,6 +119,7 @@ fn model_dict<'py, T: Real + Element>(
     out.set_item("scores", vec1(py, scores))?;
     out.set_item("inertia", m.inertia())?;
     out.set_item("n_iter", m.n_iter())?;
+    out.set_item("n_steps", m.n_steps())?;
     out.set_item("objective_history", m.objective_history().to_vec())?;
     out.set_item("converged", m.converged())?;
     out.set_item("counts", m.counts().to_vec())?;

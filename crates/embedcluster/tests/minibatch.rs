@@ -121,6 +121,12 @@ fn any_thread_count_gives_the_same_fit_and_quality_is_near_lloyd() {
         full.inertia()
     );
     assert!(a.n_iter() >= 1 && a.n_iter() <= 20);
+    // steps are counted exactly: within the epochs run, at most max_iter epochs
+    let per_epoch = 20_000u64.div_ceil(256);
+    assert!(
+        a.n_steps() > (a.n_iter() as u64 - 1) * per_epoch
+            && a.n_steps() <= a.n_iter() as u64 * per_epoch
+    );
     assert_eq!(a.counts().iter().sum::<u64>(), 20_000);
 }
 

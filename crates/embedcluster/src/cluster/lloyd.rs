@@ -418,7 +418,7 @@ fn check_weights(w: &[f64], n: usize, init: &Init) -> Result<()> {
 }
 
 /// `len` values must be whole rows of `n_features`.
-fn check_shape(len: usize, n_features: usize) -> Result<()> {
+pub(crate) fn check_shape(len: usize, n_features: usize) -> Result<()> {
     if n_features == 0 || !len.is_multiple_of(n_features) {
         return Err(Error::param_msg(
             "X",
@@ -566,6 +566,7 @@ fn lloyd<T: Real>(
             counts: mem.pruned,
             bytes: pf.bytes(),
         }),
+        n_steps: 0,
     })
 }
 

@@ -326,15 +326,7 @@ pub fn fit_minibatch<T: Real>(
 ) -> Result<KMeans<T>> {
     let p = &params.kmeans;
     let d = n_features;
-    if d == 0 || !x.len().is_multiple_of(d) {
-        return Err(Error::param_msg(
-            "X",
-            format!(
-                "data of {} values is not a multiple of n_features = {d}",
-                x.len()
-            ),
-        ));
-    }
+    super::lloyd::check_shape(x.len(), d)?;
     let n = x.len() / d;
     p.check(n, d)?;
     if params.batch_size == 0 {
@@ -383,12 +375,7 @@ pub fn fit_minibatch<T: Real>(
     let b = params.batch_size.min(n);
     let steps_per_epoch = n.div_ceil(b);
     let max_steps = p.max_iter.saturating_mul(steps_per_epoch);
-    let tol_abs = if p.tol > 0.0 {
-        let m = crate::preprocessing::Moments::partial(x, d);
-        p.tol * m.var().iter().sum::<f64>() / d as f64
-    } else {
-        0.0
-    };
+    let tol_abs = super::lloyd::tol_of(&data, p.tol);
     let alpha = (2.0 * b as f64 / (n as f64 + 1.0)).min(1.0);
     let (mut ewa, mut best) = (None::<f64>, f64::INFINITY);
     let mut no_improvement = 0usize;
@@ -461,5 +448,6 @@ pub fn fit_minibatch<T: Real>(
         converged,
         counts: stats.counts,
         pruning: None,
+        n_steps: step as u64,
     })
 }

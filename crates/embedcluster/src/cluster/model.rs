@@ -37,6 +37,8 @@ pub struct KMeans<T> {
     /// What the pruned assignment did in the best restart's Lloyd passes (`None`: it did
     /// not run).
     pub(crate) pruning: Option<super::PruningSummary>,
+    /// Mini-batch steps run ([`super::fit_minibatch`]; 0 for Lloyd).
+    pub(crate) n_steps: u64,
 }
 
 impl<T> KMeans<T> {
@@ -75,7 +77,12 @@ impl<T> KMeans<T> {
     pub fn inertia(&self) -> f64 {
         self.inertia
     }
-    /// Lloyd iterations run by the best restart.
+    /// Mini-batch steps run (0 for Lloyd's fits).
+    pub fn n_steps(&self) -> u64 {
+        self.n_steps
+    }
+
+    /// Lloyd iterations (epochs for mini-batch k-means) of the best restart.
     pub fn n_iter(&self) -> usize {
         self.n_iter
     }
@@ -110,6 +117,7 @@ impl<T> KMeans<T> {
             converged: self.converged,
             counts: self.counts.clone(),
             pruning: self.pruning,
+            n_steps: self.n_steps,
         }
     }
 
@@ -221,6 +229,7 @@ impl<T: Real> KMeans<T> {
             converged: true,
             counts: vec![],
             pruning: None,
+            n_steps: 0,
         })
     }
 
