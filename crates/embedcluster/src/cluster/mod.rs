@@ -89,4 +89,7 @@ pub use parallel::{
 pub use params::{
     Init, KMeansParams, ParallelInit, DEFAULT_INIT_TRIALS, INIT_SIZE_PER_CLUSTER, MIN_INIT_SIZE,
 };
-pub use prune::{PruneCounts, Pruning, PruningSummary, AUTO_MIN_CLUSTERS, BASIS_SAMPLE_ROWS};
+pub use prune::{
+    PruneCounts, Pruning, PruningSummary, AUTO_MIN_CLUSTERS, BASIS_SAMPLE_ROWS,
+    TILE_VALUES as PRUNE_TILE_VALUES,
+};

@@ -23,7 +23,7 @@
 //! | `pca_solve` (exact) | `r + g + 7 d^2 8` (covariance, its copy, the eigensolver's matrices) |
 //! | `pca_solve` (sample) | `r + g + N d s + 3 N l s + 3 d l 8` (sample, range basis and its QR factor, the small SVD) |
 //! | `transform` | `r + g + b d s + dec + n D s + d D s` |
-//! | `kmeans` | `r + g + n D s + n (8 + 3 s) + seeding + 16 k D 8`; seeding: screened `m (D s + t s + 4 s + 16)`, one k-means++ `n (t s + s + 8)`, k-means\|\| `n (s + 12) + 2 (1 + rounds l) D s` |
+//! | `kmeans` | `r + g + n D s + n (8 + 3 s) + seeding + 16 k D 8 + pruning`; pruning (float32, `k >= 256`, prefix `p = D / 8`): `n (p s + 8) + k (p + 3) 4 + 4 MiB` per thread; seeding: screened `m (D s + t s + 4 s + 16)`, one k-means++ `n (t s + s + 8)`, k-means\|\| `n (s + 12) + 2 (1 + rounds l) D s` |
 //! | `write` | `r + g + 8 n + 8 n (with labels) + writer + summaries (140 max_entries + 1100 m k + 4 n)` |
 //! | `save_model` | `r + g + 8 n + 2 (8 d D + k D s)` |
 //!
@@ -509,6 +509,7 @@ fn stages(
             ),
             seeding,
             ("centroid sums 16 k D x 8 B".into(), 16 * k * dim * 8),
+            pruning_term(&params, n, dim, k, s, input.threads.max(1) as u64),
         ],
     );
     if cfg.output.is_some() || cfg.labels_column.is_some() || cfg.wants_summary() {
@@ -683,5 +684,35 @@ mod tests {
             .to_string();
         assert!(e.contains("stage `pca_"), "{e}");
         assert!(e.contains("pca_fit sample:N"), "{e}");
+    }
+}
+
+/// The pruned assignment's memory (`cluster::Pruning`): the projected rows and their norms
+/// `n (p s + 8)`, the projected centroids `k (p + 3) 4` and a bound tile of
+/// `TILE_VALUES` floats per thread; nothing when it does not prune (float64 data, few
+/// clusters).
+fn pruning_term(
+    params: &crate::cluster::KMeansParams,
+    n: u64,
+    dim: u64,
+    k: u64,
+    s: u64,
+    threads: u64,
+) -> (String, u64) {
+    match params
+        .pruning
+        .prefix_dims(n as usize, dim as usize, k as usize)
+        .filter(|_| s == 4)
+    {
+        Some(p) => {
+            let p = p as u64;
+            (
+                format!("pruning: n ({p} s + 8) + k ({p} + 3) 4 + threads x 4 MiB"),
+                n * (p * s + 8)
+                    + k * (p + 3) * 4
+                    + threads * crate::cluster::PRUNE_TILE_VALUES as u64 * 4,
+            )
+        }
+        None => ("pruning: none".into(), 0),
     }
 }
