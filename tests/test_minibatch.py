@@ -56,6 +56,46 @@ def test_partial_fit_follows_sculleys_update():
     np.testing.assert_array_equal(m.predict(X), ((X[:, None] - C[None]) ** 2).sum(-1).argmin(1))
 
 
+def test_fit_with_sample_weight():
+    X, y = _blobs(20000, 16, 10, seed=3)
+    rng = np.random.default_rng(0)
+    w = rng.choice([0.0, 1.0, 3.0], size=len(X))
+    ours = ec.MiniBatchKMeans(10, batch_size=512, random_state=0).fit(X, sample_weight=w)
+    # inertia_ is the weighted objective of the returned centroids (numpy oracle)
+    C = ours.cluster_centers_.astype(np.float64)
+    d2 = ((X[:, None, :].astype(np.float64) - C[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(ours.labels_, d2.argmin(1))
+    assert ours.inertia_ == pytest.approx((w * d2.min(1)).sum(), rel=1e-4)
+    sk = SkMiniBatchKMeans(10, batch_size=512, random_state=0, n_init=1).fit(X, sample_weight=w)
+    assert ours.inertia_ <= 1.02 * sk.inertia_, (ours.inertia_, sk.inertia_)
+    assert adjusted_rand_score(y, ours.labels_) > 0.95
+    # weights that are all 2: the unweighted centroids, twice the objective
+    plain = ec.MiniBatchKMeans(10, batch_size=512, random_state=0).fit(X)
+    two = ec.MiniBatchKMeans(10, batch_size=512, random_state=0).fit(X, sample_weight=np.full(len(X), 2.0))
+    np.testing.assert_allclose(two.cluster_centers_, plain.cluster_centers_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(two.labels_, plain.labels_)
+    assert two.inertia_ == pytest.approx(2 * plain.inertia_, rel=1e-5)
+
+
+def test_cluster_embeddings_minibatch_equals_the_cli(tmp_path):
+    exe = ROOT / "target" / "release" / "embedcluster"
+    if not exe.exists():
+        subprocess.run(["cargo", "build", "--release", "-p", "embedcluster-cli"], cwd=ROOT, check=True)
+    out = tmp_path / "o.parquet"
+    p = subprocess.run([str(exe), "run", str(SAMPLE), "--n-clusters", "12", "--seed", "3",
+                        "--algorithm", "minibatch:256", "--output", str(out)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    import pyarrow.parquet as pq
+    cli = pq.read_table(out).column("cluster").to_numpy()
+    r = ec.cluster_embeddings(str(SAMPLE), 12, random_state=3, algorithm="minibatch:256")
+    np.testing.assert_array_equal(r.labels, cli)
+    lloyd = ec.cluster_embeddings(str(SAMPLE), 12, random_state=3)
+    assert not np.array_equal(lloyd.labels, r.labels)  # the parameter reached the core
+    with pytest.raises(ValueError, match="algorithm"):
+        ec.cluster_embeddings(str(SAMPLE), 12, algorithm="elkan")
+
+
 def test_cosine_and_bad_parameters():
     X, y = _blobs(5000, 12, 5, seed=2)
     m = ec.MiniBatchKMeans(5, metric="cosine", random_state=1).fit(X)
@@ -63,7 +103,9 @@ def test_cosine_and_bad_parameters():
     with pytest.raises(ValueError, match="batch_size"):
         ec.MiniBatchKMeans(5, batch_size=0).fit(X)
     with pytest.raises(ValueError, match="sample_weight"):
-        ec.MiniBatchKMeans(5).fit(X, sample_weight=np.ones(len(X)))
+        ec.MiniBatchKMeans(5).fit(X, sample_weight=-np.ones(len(X)))
+    with pytest.raises(ValueError, match="(?i)sample.weight"):
+        ec.MiniBatchKMeans(5).fit(X, sample_weight=np.zeros(len(X)))
     with pytest.raises(ValueError, match="features"):
         ec.MiniBatchKMeans(5).partial_fit(X).partial_fit(X[:, :3])
 

@@ -171,6 +171,7 @@ def minibatch_fit(
     n_threads: Optional[int] = None,
     init_name: str = "k-means++",
     init_trials: int = ...,
+    sample_weight: Optional[_F64] = None,
 ) -> dict[str, Any]: ...
 def minibatch_step(
     x: _Float,
@@ -300,6 +301,7 @@ def run_pipeline(
     keyword_entries: int = 524288,
     progress: Optional[Callable[..., Any]] = None,
     pruning: str = "auto",
+    algorithm: str = "lloyd",
 ) -> dict[str, Any]: ...
 def save_model(
     path: _PathArg,

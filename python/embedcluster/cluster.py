@@ -518,14 +518,20 @@ class MiniBatchKMeans(KMeans):
 
     def fit(self, X: Data, y: Any = None, sample_weight: Optional[ArrayLike] = None) -> MiniBatchKMeans:
         """Compute the clustering of X (n_samples, n_features); returns self.
-        ``sample_weight`` is not taken by ``fit`` (use :meth:`partial_fit`)."""
+
+        ``sample_weight`` (n_samples,), non-negative: batches are still drawn uniformly (as
+        scikit-learn's), and each drawn row counts that many times in its centroid's update
+        and learning rate, in the seeding and in ``inertia_``. Raises ValueError for a
+        wrong length, negative weights, all-zero weights or ``init="k-means||"``."""
         self._check_params()
-        if sample_weight is not None:
-            raise ValueError("MiniBatchKMeans.fit does not take sample_weight; use partial_fit")
         report = Report()
         X = _validate(self, X, reset=True)
         if X.shape[0] < self.n_clusters:
             raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}.")
+        sw = None
+        if sample_weight is not None:
+            sw = np.ascontiguousarray(
+                _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True))
         with _Stage(report, "fit", rows=X.shape[0]):
             Xp = self._prepare(X)
             init = None if isinstance(self.init, str) else self._check_centers(self.init, X)
@@ -537,7 +543,8 @@ class MiniBatchKMeans(KMeans):
                 init_size=int(self.init_size or 0), seed=_seed(self.random_state),
                 n_threads=self.n_threads,
                 init_name=self.init if isinstance(self.init, str) else "k-means++",
-                init_trials=16 if self.n_init == "auto" else int(self.n_init))
+                init_trials=16 if self.n_init == "auto" else int(self.n_init),
+                sample_weight=sw)
         if r.get("warning"):
             warnings.warn(r["warning"], ConvergenceWarning, stacklevel=2)
         self.cluster_centers_ = r["cluster_centers"]

@@ -242,6 +242,7 @@ def cluster_embeddings(
     init: str = "k-means++",
     init_trials: int = 16,
     init_size: Optional[int] = None,
+    algorithm: str = "lloyd",
     batch_rows: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
     on_invalid: str = "error",
@@ -282,6 +283,12 @@ def cluster_embeddings(
     init, init_trials, init_size, n_init, max_iter, tol
         k-means, as :class:`~embedcluster.KMeans` (``init`` a name: ``"k-means++"``,
         ``"k-means||"`` or ``"random"``).
+    algorithm : "lloyd" (default) or "minibatch" / "minibatch:B"
+        ``"lloyd"``: exact Lloyd iterations over all rows (Lloyd 1982). ``"minibatch"``:
+        mini-batch k-means (Sculley 2010; spherical for ``metric="cosine"``) with batches
+        of ``B`` rows (default 1024), as :class:`~embedcluster.MiniBatchKMeans` and the
+        CLI's ``--algorithm``: an approximation that costs ``max_iter`` epochs of batch
+        steps, for very large ``n_samples``.
     output, labels_column : path sources only: write the CLI's output Parquet (a path
         ending in ``/``: one part per input part, with the same names); score against a
         label column (``report["ari"]``, ``report["nmi"]``).
@@ -387,6 +394,7 @@ def cluster_embeddings(
         n_representatives=int(n_representatives),
         n_keywords=int(n_keywords),
         progress=Progress() if verbose else None,
+        algorithm=algorithm,
     )
     report = json.loads(r["report"])
     for w in report.get("warnings", []):

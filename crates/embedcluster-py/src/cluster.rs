@@ -140,9 +140,11 @@ fn model_dict<'py, T: Real + Element>(
 /// Mini-batch k-means (Sculley 2010; `cluster::fit_minibatch`) on a C-contiguous
 /// float32/float64 array: `max_iter` epochs of `batch_size`-row steps; `init` (k, d) float64
 /// gives the centroids, else `init_name` seeds on an `init_size`-row sample (0: automatic).
-/// Returns the dict of `kmeans_fit` (`n_iter` in epochs).
+/// `sample_weight` (n,) float64, C-contiguous: per-row weights
+/// (`cluster::fit_minibatch_weighted`). Returns the dict of `kmeans_fit` (`n_iter` in
+/// epochs).
 #[pyfunction]
-#[pyo3(signature = (x, n_clusters, metric_name, init=None, max_iter=100, batch_size=1024, tol=0.0, max_no_improvement=10, reassignment_ratio=0.01, init_size=0, seed=0, n_threads=None, init_name="k-means++", init_trials=cluster::DEFAULT_INIT_TRIALS))]
+#[pyo3(signature = (x, n_clusters, metric_name, init=None, max_iter=100, batch_size=1024, tol=0.0, max_no_improvement=10, reassignment_ratio=0.01, init_size=0, seed=0, n_threads=None, init_name="k-means++", init_trials=cluster::DEFAULT_INIT_TRIALS, sample_weight=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn minibatch_fit<'py>(
     py: Python<'py>,
@@ -160,7 +162,15 @@ pub fn minibatch_fit<'py>(
     n_threads: Option<usize>,
     init_name: &str,
     init_trials: usize,
+    sample_weight: Option<PyReadonlyArray1<'py, f64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let weights = match &sample_weight {
+        Some(w) => Some(
+            w.as_slice()
+                .map_err(|_| value_error("sample_weight must be C-contiguous float64"))?,
+        ),
+        None => None,
+    };
     let params = cluster::MiniBatchParams {
         kmeans: KMeansParams {
             n_clusters,
@@ -185,17 +195,18 @@ pub fn minibatch_fit<'py>(
         py: Python<'py>,
         a: &PyReadonlyArray2<'py, T>,
         params: &cluster::MiniBatchParams,
+        weights: Option<&[f64]>,
         n_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (x, _, d) = slice(a)?;
         let m = compute(py, n_threads, |cancel| {
-            cluster::fit_minibatch(params, x, d, cancel)
+            cluster::fit_minibatch_weighted(params, x, d, weights, cancel)
         })?;
         model_dict(py, m, d)
     }
     match arr(x, "X")? {
-        Arr::F32(a) => go(py, &a, &params, n_threads),
-        Arr::F64(a) => go(py, &a, &params, n_threads),
+        Arr::F32(a) => go(py, &a, &params, weights, n_threads),
+        Arr::F64(a) => go(py, &a, &params, weights, n_threads),
     }
 }
 

@@ -55,7 +55,7 @@ fn memory_limit(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
 /// preprocessing, as the manifest spells it) and `fit` (JSON text: calibration,
 /// n_samples_seen, params, for `save_model`).
 #[pyfunction]
-#[pyo3(signature = (source, n_clusters, column="embedding", reduce="pca:128", pca_fit="exact", metric_name="cosine", n_init=1, max_iter=300, tol=1e-4, seed=0, batch_rows=None, memory_limit=None, output=None, model=None, labels_column=None, on_invalid="error", n_threads=None, n_samples=None, init_name="k-means++", init_trials=embedcluster::cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5, spill=None, summary=None, summarize=false, text_column=None, n_representatives=5, n_keywords=10, keyword_entries=524288, progress=None, pruning="auto"))]
+#[pyo3(signature = (source, n_clusters, column="embedding", reduce="pca:128", pca_fit="exact", metric_name="cosine", n_init=1, max_iter=300, tol=1e-4, seed=0, batch_rows=None, memory_limit=None, output=None, model=None, labels_column=None, on_invalid="error", n_threads=None, n_samples=None, init_name="k-means++", init_trials=embedcluster::cluster::DEFAULT_INIT_TRIALS, init_size=0, oversampling_factor=2.0, init_rounds=5, spill=None, summary=None, summarize=false, text_column=None, n_representatives=5, n_keywords=10, keyword_entries=524288, progress=None, pruning="auto", algorithm="lloyd"))]
 pub fn run_pipeline<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
@@ -90,6 +90,7 @@ pub fn run_pipeline<'py>(
     keyword_entries: usize,
     progress: Option<Py<PyAny>>,
     pruning: &str,
+    algorithm: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let sink = progress.map(|callback| crate::runtime::PyProgress { callback });
     let progress: &dyn embedcluster::runtime::Progress = match &sink {
@@ -120,7 +121,7 @@ pub fn run_pipeline<'py>(
         init_trials,
         init_size,
         pruning: embedcluster::cluster::Pruning::from_name(pruning).map_err(to_py)?,
-        algorithm: Default::default(),
+        algorithm: algorithm.parse().map_err(to_py)?,
         max_iter,
         tol,
         seed,

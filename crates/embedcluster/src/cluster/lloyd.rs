@@ -392,7 +392,7 @@ pub fn fit_weighted<T: Real>(
 }
 
 /// Sample weights: `n` finite non-negative values, not all zero, and an init that uses them.
-fn check_weights(w: &[f64], n: usize, init: &Init) -> Result<()> {
+pub(crate) fn check_weights(w: &[f64], n: usize, init: &Init) -> Result<()> {
     if w.len() != n {
         return Err(Error::param_msg(
             "sample_weight",

@@ -324,6 +324,25 @@ pub fn fit_minibatch<T: Real>(
     n_features: usize,
     cancel: Cancel<'_>,
 ) -> Result<KMeans<T>> {
+    fit_minibatch_weighted(params, x, n_features, None, cancel)
+}
+
+/// [`fit_minibatch`] with per-row weights (scikit-learn's `sample_weight`, `n_samples`
+/// finite values >= 0, not all 0): batches are still drawn uniformly (as scikit-learn), and
+/// each drawn row counts `w_i` times in its centroid's update and learning rate, in the
+/// seeding (as [`super::fit_weighted`]) and in the objective. Memory: the weights are
+/// borrowed, plus `batch_size` weights of the current batch.
+///
+/// # Errors
+/// As [`fit_minibatch`]; [`Error::Parameter`] naming `sample_weight` for a wrong length,
+/// a negative or non-finite weight, all-zero weights or `init = "k-means||"`.
+pub fn fit_minibatch_weighted<T: Real>(
+    params: &MiniBatchParams,
+    x: &[T],
+    n_features: usize,
+    weights: Option<&[f64]>,
+    cancel: Cancel<'_>,
+) -> Result<KMeans<T>> {
     let p = &params.kmeans;
     let d = n_features;
     super::lloyd::check_shape(x.len(), d)?;
@@ -339,8 +358,19 @@ pub fn fit_minibatch<T: Real>(
             "must be >= 0",
         ));
     }
+    if let Some(w) = weights {
+        super::lloyd::check_weights(w, n, &p.init)?;
+        // Equal weights: the unweighted fit with the objective scaled (as `fit_weighted`),
+        // so `sample_weight = ones` is exactly no weights. The history is per unit of
+        // weight, so it stays.
+        if w.iter().all(|&v| v == w[0]) {
+            let mut m = fit_minibatch_weighted(params, x, d, None, cancel)?;
+            m.inertia *= w[0];
+            return Ok(m);
+        }
+    }
     let k = p.n_clusters;
-    let data = Data::new(x, d);
+    let data = Data::weighted(x, d, weights);
     // the seeding, on a uniform sample
     let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
     let init_size = if p.init_size == 0 {
@@ -358,8 +388,8 @@ pub fn fit_minibatch<T: Real>(
             super::lloyd::initial_centers(&data, p, restart_seed(p.seed, 0), tol, cancel)?
         }
         _ => {
-            let (xs, _) = super::init::sample_rows(&data, init_size, &mut rng);
-            let sample = Data::new(&xs, d);
+            let (xs, ws) = super::init::sample_rows(&data, init_size, &mut rng);
+            let sample = Data::weighted(&xs, d, ws.as_deref());
             seed_once(&sample, p, restart_seed(p.seed, 0), cancel)?
         }
     };
@@ -382,16 +412,21 @@ pub fn fit_minibatch<T: Real>(
     let mut history = Vec::new();
     let mut converged = false;
     let mut batch: Vec<T> = Vec::with_capacity(b * d);
+    let mut batch_w: Vec<f64> = Vec::with_capacity(if weights.is_some() { b } else { 0 });
     let mut step = 0usize;
     while step < max_steps {
         cancel.check()?;
         batch.clear();
+        batch_w.clear();
         for _ in 0..b {
             let i = rng.random_range(0..n);
             batch.extend_from_slice(&x[i * d..(i + 1) * d]);
+            if let Some(w) = weights {
+                batch_w.push(w[i]);
+            }
         }
         let before = (tol_abs > 0.0).then(|| state.centers.clone());
-        let obj = state.partial_fit(&batch, None)?;
+        let obj = state.partial_fit(&batch, weights.map(|_| batch_w.as_slice()))?;
         step += 1;
         // the first step's objective comes from the seeding alone: not counted (as sklearn)
         if step > 1 {

@@ -78,8 +78,8 @@ pub use lloyd::{
     merge_farthest, restart_seed, tol_from_moments, Candidate, LloydData, LloydOutcome, LloydState,
 };
 pub use minibatch::{
-    fit_minibatch, MiniBatchParams, MiniBatchState, DEFAULT_BATCH_SIZE, DEFAULT_MAX_NO_IMPROVEMENT,
-    DEFAULT_REASSIGNMENT_RATIO,
+    fit_minibatch, fit_minibatch_weighted, MiniBatchParams, MiniBatchState, DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_NO_IMPROVEMENT, DEFAULT_REASSIGNMENT_RATIO,
 };
 pub use model::{confidence_from_distances, Assignment, KMeans};
 pub use parallel::{
