@@ -60,13 +60,7 @@ pub fn kmeans_fit<'py>(
     sample_weight: Option<PyReadonlyArray1<'py, f64>>,
     pruning: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let weights = match &sample_weight {
-        Some(w) => Some(
-            w.as_slice()
-                .map_err(|_| value_error("sample_weight must be C-contiguous float64"))?,
-        ),
-        None => None,
-    };
+    let weights = weights_of(&sample_weight)?;
     let params = KMeansParams {
         n_clusters,
         metric: metric(metric_name)?,
@@ -164,13 +158,7 @@ pub fn minibatch_fit<'py>(
     init_trials: usize,
     sample_weight: Option<PyReadonlyArray1<'py, f64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let weights = match &sample_weight {
-        Some(w) => Some(
-            w.as_slice()
-                .map_err(|_| value_error("sample_weight must be C-contiguous float64"))?,
-        ),
-        None => None,
-    };
+    let weights = weights_of(&sample_weight)?;
     let params = cluster::MiniBatchParams {
         kmeans: KMeansParams {
             n_clusters,
@@ -243,13 +231,7 @@ pub fn minibatch_step<'py>(
         reassignment_ratio,
     )
     .map_err(to_py)?;
-    let weights = match &sample_weight {
-        Some(w) => Some(
-            w.as_slice()
-                .map_err(|_| value_error("sample_weight must be C-contiguous float64"))?,
-        ),
-        None => None,
-    };
+    let weights = weights_of(&sample_weight)?;
     let objective = match arr(x, "X")? {
         Arr::F32(a) => {
             let (x, _, xd) = slice(&a)?;
@@ -931,4 +913,14 @@ pub fn kmeans_init<'py>(
         Arr::F32(a) => go(py, &a, &params, n_threads),
         Arr::F64(a) => go(py, &a, &params, n_threads),
     }
+}
+
+/// The `sample_weight` argument as a slice (it must be C-contiguous float64).
+fn weights_of<'a>(w: &'a Option<PyReadonlyArray1<'_, f64>>) -> PyResult<Option<&'a [f64]>> {
+    w.as_ref()
+        .map(|w| {
+            w.as_slice()
+                .map_err(|_| value_error("sample_weight must be C-contiguous float64"))
+        })
+        .transpose()
 }
